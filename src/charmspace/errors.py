@@ -1,0 +1,312 @@
+"""Every exception charmspace raises, in one tree.
+
+::
+
+    CharmspaceError
+    ├── IdentityError                  malformed DID, wrong key file, bad key material
+    ├── StorageError
+    │   ├── ConflictError              space, id, expected_seq, actual_seq (never values)
+    │   ├── AuthorizationError         principal, space, needed capability
+    │   ├── LimitExceededError         limit, actual, allowed
+    │   ├── SpaceNotFoundError         space
+    │   ├── SpaceExistsError           space
+    │   ├── StorageURLError            url
+    │   └── CorruptStorageError        space, path, reason
+    ├── TransactionError
+    │   ├── WriteIsolationError        open, requested
+    │   ├── TransactionRequiredError
+    │   ├── TransactionClosedError
+    │   └── ReadOnlyCellError          cell, owner action
+    ├── LinkError                      cycle / hop limit / unresolvable
+    ├── SchemaError                    path, reason
+    ├── StreamError
+    │   ├── NotAStreamError            location
+    │   ├── DeadlockError              the cycle of charms
+    │   └── CallTimeoutError           timeout
+    ├── CycleError                     the names of the actions in a cycle
+    ├── JobError                       job id, reason
+    ├── PatternError                   construction mistakes (captured cells, bad annotations)
+    ├── CharmNotFoundError             space, charm id
+    └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
+
+``TypeError`` for a non-JSON value is raised as :class:`NotJSONError`, which is
+both a :class:`SchemaError` and a :class:`TypeError`, so ``except TypeError``
+written by someone who read only the cell docs still works.
+
+Every error carries the fields a caller needs as attributes, and ``str(error)``
+is a sentence a user can act on. No error ever carries a document value: values
+can be secrets (OAuth tokens) and can be large.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CharmspaceError(Exception):
+    """Base class of every error charmspace raises on purpose."""
+
+
+class IdentityError(CharmspaceError):
+    """A DID, key or key file that cannot be used."""
+
+
+# --- storage -------------------------------------------------------------------
+
+
+class StorageError(CharmspaceError):
+    """A storage operation was refused or could not be carried out."""
+
+
+class ConflictError(StorageError):
+    """A commit read or wrote a document that another commit changed since.
+
+    Carries only sequence numbers, never values: conflicts are logged and shown
+    to users, and document values can be secrets.
+    """
+
+    def __init__(self, space: str, id: str, expected_seq: int, actual_seq: int) -> None:
+        self.space = space
+        self.id = id
+        self.expected_seq = expected_seq
+        self.actual_seq = actual_seq
+        super().__init__(
+            f"Conflict in space {space}: document {id} was expected at seq {expected_seq} "
+            f"but is now at seq {actual_seq}. Another commit changed it; read it again and retry."
+        )
+
+
+class AuthorizationError(StorageError):
+    """The acting principal lacks the capability an operation needs."""
+
+    def __init__(self, principal: str, space: str, needed: str, action: str = "") -> None:
+        self.principal = principal
+        self.space = space
+        self.needed = needed
+        self.action = action
+        what = f" to {action}" if action else ""
+        super().__init__(
+            f"{principal} is not allowed{what} in space {space}: it needs {needed}. "
+            f"Ask the space's owner to grant {needed} to {principal}."
+        )
+
+
+class LimitExceededError(StorageError):
+    """A document, commit or path is larger than the configured limit."""
+
+    def __init__(self, limit: str, actual: int, allowed: int, detail: str = "") -> None:
+        self.limit = limit
+        self.actual = actual
+        self.allowed = allowed
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"{limit} is {actual}, over the limit of {allowed}{extra}; nothing was written."
+        )
+
+
+class SpaceNotFoundError(StorageError):
+    """The named space does not exist in this store."""
+
+    def __init__(self, space: str) -> None:
+        self.space = space
+        super().__init__(f"Space {space} does not exist here; create it first.")
+
+
+class SpaceExistsError(StorageError):
+    """A space with this DID already exists."""
+
+    def __init__(self, space: str) -> None:
+        self.space = space
+        super().__init__(f"Space {space} already exists.")
+
+
+class StorageURLError(StorageError):
+    """A storage URL that names no known backend or is malformed."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"Cannot open storage {url!r}: {reason}. "
+            "Use memory:// or sqlite:///path/to/dir."
+        )
+
+
+class CorruptStorageError(StorageError):
+    """A space's file exists but is not a charmspace database (damaged or foreign)."""
+
+    def __init__(self, space: str, path: str, reason: str) -> None:
+        self.space = space
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"The file {path} for space {space} is not a usable charmspace database: {reason}. "
+            "Restore it from a backup or move it out of the storage directory."
+        )
+
+
+# --- transactions --------------------------------------------------------------
+
+
+class TransactionError(CharmspaceError):
+    """A transaction was used in a way its rules forbid."""
+
+
+class WriteIsolationError(TransactionError):
+    """A transaction that writes one space tried to write another.
+
+    Why a transaction writes one space: each space commits on its own sequence,
+    so a commit spanning two spaces could land in one and not the other. The fix
+    is never to force the write through: it is to ask a charm that lives in the
+    other space to make the change, by sending an event to one of its streams.
+    """
+
+    def __init__(self, open: str, requested: str) -> None:
+        self.open = open
+        self.requested = requested
+        super().__init__(
+            f"Cannot write to space {requested} in this transaction: it already writes to "
+            f"{open}. A transaction writes to one space. To change data in another space, "
+            "send an event to a stream of a charm that lives there "
+            "(declare it as Stream[...] in the handler's state and use send() or call())."
+        )
+
+
+class TransactionRequiredError(TransactionError):
+    """A write was attempted outside any transaction."""
+
+    def __init__(self, what: str = "write to a cell") -> None:
+        super().__init__(
+            f"Cannot {what} outside a transaction. Use `async with runtime.edit() as tx:` "
+            "and write through tx, or send an event to a stream."
+        )
+
+
+class TransactionClosedError(TransactionError):
+    """A transaction was used after it committed or aborted."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        super().__init__(
+            f"This transaction is already {state}; open a new one with runtime.edit()."
+        )
+
+
+class ReadOnlyCellError(TransactionError):
+    """A write to a derived cell, which only its action may compute."""
+
+    def __init__(self, cell: str, action: str) -> None:
+        self.cell = cell
+        self.action = action
+        super().__init__(
+            f"Cell {cell} is derived by action {action!r} and is read-only. "
+            "Change the inputs it is derived from instead."
+        )
+
+
+# --- links, schemas, streams -----------------------------------------------------
+
+
+class LinkError(CharmspaceError):
+    """A link that cannot be followed: a cycle, too many hops, or a bad target."""
+
+    def __init__(self, reason: str, location: str = "") -> None:
+        self.reason = reason
+        self.location = location
+        at = f" at {location}" if location else ""
+        super().__init__(f"Cannot follow link{at}: {reason}.")
+
+
+class SchemaError(CharmspaceError):
+    """A value or event does not match the declared schema."""
+
+    def __init__(self, path: Sequence[str | int], reason: str) -> None:
+        self.path = tuple(path)
+        self.reason = reason
+        where = "/".join(str(p) for p in self.path) or "(root)"
+        super().__init__(f"Invalid value at {where}: {reason}.")
+
+
+class NotJSONError(SchemaError, TypeError):
+    """A value that is not JSON (dict, list, str, int, float, bool, None)."""
+
+
+class StreamError(CharmspaceError):
+    """An event could not be delivered or answered."""
+
+
+class NotAStreamError(StreamError):
+    """An event was sent to a location that holds no stream."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"{location} holds no stream, so the event was not delivered. "
+            "Send events to a handler exported by a charm (a value shaped {\"$stream\": true})."
+        )
+
+
+class DeadlockError(StreamError):
+    """A call would wait on itself: a charm calling itself, or a cycle of calls."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        super().__init__(
+            "Call would deadlock: " + " -> ".join(self.cycle) + ". "
+            "Use send() (which does not wait) or restructure the calls."
+        )
+
+
+class CallTimeoutError(StreamError):
+    """A call did not get its answer in time."""
+
+    def __init__(self, location: str, timeout: float) -> None:
+        self.location = location
+        self.timeout = timeout
+        super().__init__(
+            f"Call to {location} got no answer within {timeout:g} s; the event may still run."
+        )
+
+
+# --- scheduler, patterns, charms -------------------------------------------------
+
+
+class CycleError(CharmspaceError):
+    """Derived cells that depend on each other in a circle."""
+
+    def __init__(self, actions: Sequence[str]) -> None:
+        self.actions = tuple(actions)
+        super().__init__(
+            "Derived values depend on each other in a cycle: "
+            + " -> ".join(self.actions)
+            + ". Break the cycle; a derived value cannot depend on itself."
+        )
+
+
+class JobError(CharmspaceError):
+    """A job could not be started, or was interrupted."""
+
+
+class PatternError(CharmspaceError):
+    """A mistake in how a pattern or handler is written or built."""
+
+
+class CharmNotFoundError(CharmspaceError):
+    """No charm with this id in this space."""
+
+    def __init__(self, space: str, charm_id: str) -> None:
+        self.space = space
+        self.charm_id = charm_id
+        super().__init__(f"No charm {charm_id} in space {space}.")
+
+
+class IntegrationError(CharmspaceError):
+    """An external integration (OAuth, Gmail, an LLM) failed.
+
+    ``reason`` is machine-readable (``invalid_grant``, ``upstream_503``, ``auth``)
+    so callers branch on it instead of searching message text.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

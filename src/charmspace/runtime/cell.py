@@ -1,0 +1,139 @@
+"""Cells: typed, reactive views onto JSON stored in a space.
+
+A cell is an address plus, optionally, the transaction it is bound to (a handler
+gets cells bound to its own transaction). Outside any transaction ``get()`` reads
+the latest committed value and writes raise
+:class:`~charmspace.errors.TransactionRequiredError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from charmspace.errors import SchemaError, TransactionRequiredError
+from charmspace.runtime.address import Address, link_to
+from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.types import JSONValue, Path, PathSegment
+from charmspace.values import FrozenDict, FrozenList, freeze
+
+if TYPE_CHECKING:
+    from charmspace.runtime.runtime import Runtime
+
+T = TypeVar("T")
+
+
+class Cell(Generic[T]):
+    """A live view of the value at ``address``.
+
+    ``get()`` returns immutable data; ``set``/``update``/``push`` write through
+    the bound (or current) transaction. Setting a cell to another cell stores a
+    link to it.
+    """
+
+    __slots__ = ("_tx", "address", "runtime")
+
+    def __init__(self, runtime: Runtime, address: Address, tx: Transaction | None = None) -> None:
+        self.runtime = runtime
+        self.address = address
+        self._tx = tx
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.address}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and other.address == self.address
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+    @property
+    def space(self) -> str:
+        return self.address.space
+
+    @property
+    def path(self) -> Path:
+        return self.address.path
+
+    def key(self, *segments: PathSegment) -> Cell[Any]:
+        """The cell at a path below this one."""
+        return Cell(self.runtime, self.address.key(*segments), self._tx)
+
+    def __getitem__(self, segment: PathSegment) -> Cell[Any]:
+        return self.key(segment)
+
+    def _reading_tx(self) -> Transaction | None:
+        tx = self._tx
+        if tx is not None and tx.state == "open":
+            return tx
+        tx = current_transaction.get()
+        return tx if tx is not None and tx.state == "open" else None
+
+    def _writing_tx(self, what: str) -> Transaction:
+        if self._tx is not None:
+            self._tx._check_open()
+            return self._tx
+        tx = current_transaction.get()
+        if tx is None:
+            raise TransactionRequiredError(what)
+        tx._check_open()
+        return tx
+
+    def get(self) -> T:
+        """The current value (links resolved), immutable; a reactive dependency in derived code."""
+        tx = self._reading_tx()
+        if tx is None:
+            return self.runtime.read(self.address)  # type: ignore[return-value]
+        return tx.read(self.address)  # type: ignore[return-value]
+
+    def sample(self) -> T:
+        """Like :meth:`get`, without becoming a reactive dependency."""
+        tx = self._reading_tx()
+        if tx is None:
+            return self.runtime.read(self.address)  # type: ignore[return-value]
+        return tx.read(self.address, track=False)  # type: ignore[return-value]
+
+    def set(self, value: T | Cell[T]) -> None:
+        """Replace the value. Equal values are a no-op and trigger nobody."""
+        tx = self._writing_tx(f"set {self.address}")
+        tx.write(self.address, to_json(value, self.address.path))
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into the object at this cell (keys not named are kept)."""
+        tx = self._writing_tx(f"update {self.address}")
+        current = tx.read(self.address, deep=False)
+        if current is None:
+            current = {}
+        if not isinstance(current, dict):
+            raise SchemaError(self.address.path, "update() needs an object here; use set()")
+        if not isinstance(values, Mapping):
+            raise SchemaError(self.address.path, "update() takes a mapping of keys to new values")
+        tx.write(self.address, freeze({**current, **to_json(values, self.address.path)}))
+
+    def push(self, *items: Any) -> None:
+        """Append ``items`` to the list at this cell (a missing value counts as empty)."""
+        tx = self._writing_tx(f"push to {self.address}")
+        current = tx.read(self.address, deep=False)
+        if current is None:
+            current = []
+        if not isinstance(current, list):
+            raise SchemaError(self.address.path, "push() needs a list here")
+        tx.write(self.address, freeze([*current, *to_json(list(items), self.address.path)]))
+
+
+def to_json(value: object, path: Path = ()) -> JSONValue:
+    """Freeze ``value``, turning cells and streams inside it into links to them."""
+    if isinstance(value, Cell):
+        return link_to(value.address)
+    from charmspace.runtime.stream import Stream
+
+    if isinstance(value, Stream):
+        return link_to(value.address)
+    cls = type(value)
+    if cls is FrozenDict or cls is FrozenList:
+        return value  # type: ignore[return-value]
+    if isinstance(value, Mapping):
+        return freeze({k: to_json(v, (*path, str(k))) for k, v in value.items()}, path)
+    if isinstance(value, list | tuple):
+        return freeze([to_json(v, (*path, i)) for i, v in enumerate(value)], path)
+    return freeze(value, path)

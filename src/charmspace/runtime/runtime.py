@@ -1,0 +1,348 @@
+"""The runtime: cells, transactions, the scheduler, derived values and jobs, together.
+
+``Runtime(storage="memory://")`` works in-process with no server at all; the
+server hosts one with SQLite or PostgreSQL storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import random as random_module
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from charmspace.errors import CharmspaceError
+from charmspace.identity import Identity
+from charmspace.runtime.address import STREAM_MARKER, Address
+from charmspace.runtime.cell import Cell, to_json
+from charmspace.runtime.clock import Clock, SystemClock
+from charmspace.runtime.jobs import Jobs
+from charmspace.runtime.propagation import Propagator
+from charmspace.runtime.scheduler import Scheduler
+from charmspace.runtime.stream import Stream
+from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
+from charmspace.runtime.unit import Action, HandlerSpec, Unit
+from charmspace.storage import Change, Storage, open_storage
+from charmspace.storage.ids import entity_id
+from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
+
+log = logging.getLogger(__name__)
+
+current_action: contextvars.ContextVar[Action | None] = contextvars.ContextVar(
+    "charmspace_action", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """An error raised by a handler, an action or a job, with where it happened."""
+
+    charm: EntityId
+    pattern: str
+    space: SpaceDID
+    where: str
+    error: BaseException
+
+    def as_json(self, time: float) -> JSONValue:
+        return to_json(
+            {
+                "where": self.where,
+                "type": type(self.error).__name__,
+                "message": str(self.error),
+                "time": time,
+            }
+        )
+
+
+ErrorListener = Callable[[ErrorReport], None]
+OwnerLoader = Callable[[Address], Awaitable[HandlerSpec | None]]
+
+
+class Edit:
+    """``async with runtime.edit() as tx``: commit on success, abort on exception.
+
+    The original exception is re-raised; cells used inside the block write
+    through ``tx``. Works as a plain ``with`` too.
+    """
+
+    def __init__(self, runtime: Runtime, principal: DID) -> None:
+        self.tx = Transaction(runtime, principal, meta={"edit": True})
+        self._token: contextvars.Token[Transaction | None] | None = None
+
+    def __enter__(self) -> Transaction:
+        self._token = current_transaction.set(self.tx)
+        return self.tx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            current_transaction.reset(self._token)
+        if exc is not None:
+            self.tx.abort()
+        elif self.tx.state == "open":
+            self.tx.commit()
+
+    async def __aenter__(self) -> Transaction:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class Runtime:
+    """Hosts charms' units over a storage; the entry point of everything in-process.
+
+    ``identity`` is the user acting by default (events sent from outside any
+    handler, edits); ``service`` is the runtime's own identity, used only for
+    work no user started (derived values, error cells, job status).
+    """
+
+    def __init__(
+        self,
+        storage: str | Storage = "memory://",
+        *,
+        identity: Identity | None = None,
+        service: Identity | None = None,
+        clock: Clock | None = None,
+        random: random_module.Random | None = None,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self.identity = identity or Identity.generate()
+        self.service = service or Identity.generate()
+        if isinstance(storage, str):
+            storage = open_storage(storage, service=self.service.did)
+        elif storage.service is None:
+            storage.service = self.service.did
+        self.storage = storage
+        self.clock: Clock = clock or SystemClock()
+        self.random = random or random_module.Random()
+        self.call_timeout = call_timeout
+        self.scheduler = Scheduler(self)
+        self.propagator = Propagator(self)
+        self.jobs = Jobs(self)
+        self.owner_loader: OwnerLoader | None = None
+        self._streams: dict[Address, HandlerSpec] = {}
+        self._units: dict[DocKey, Unit] = {}
+        self._error_listeners: list[ErrorListener] = []
+        self._busy = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe = storage.subscribe(None, self._on_change)
+
+    def __repr__(self) -> str:
+        return f"<Runtime {self.storage!r} as {self.principal}>"
+
+    @property
+    def principal(self) -> DID:
+        return self.identity.did
+
+    @property
+    def service_did(self) -> DID:
+        return self.service.did
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # --- spaces, cells, transactions ------------------------------------------------
+
+    def create_space(self, space: SpaceDID | None = None, *, name: str | None = None) -> SpaceDID:
+        """Create (or find) a space owned by this runtime's user.
+
+        ``name`` gives the user's named space (its DID derived from the user's key);
+        with neither argument, the user's home space.
+        """
+        if space is None:
+            space = self.identity.derive(name).did if name else self.principal
+        self.storage.ensure_space(space, self.principal)
+        return space
+
+    def edit(self, principal: DID | None = None) -> Edit:
+        """A transaction as a context manager: ``async with runtime.edit() as tx: …``."""
+        return Edit(self, principal or self.principal)
+
+    def cell(self, space: SpaceDID, id: EntityId, *path: PathSegment) -> Cell[Any]:
+        return Cell(self, Address(space, id, tuple(path)))
+
+    def stream(self, space: SpaceDID, id: EntityId, *path: PathSegment) -> Stream[Any]:
+        return Stream(self, Address(space, id, tuple(path)))
+
+    def read(self, address: Address, principal: DID | None = None) -> JSONValue:
+        """The latest committed value at ``address`` (links resolved)."""
+        return Transaction(self, principal or self.principal).read(address)
+
+    def unit(self, space: SpaceDID, name: str, *, id: EntityId | None = None) -> Unit:
+        """A new unit (the runtime's view of a charm) to register handlers and actions on."""
+        return Unit(self, space, id or entity_id({"unit": name, "space": space}), name)
+
+    # --- units, handlers, streams ----------------------------------------------------
+
+    async def start_unit(
+        self, unit: Unit, initial: list[tuple[Address, Any]], principal: DID | None
+    ) -> None:
+        tx = Transaction(self, principal or self.principal, meta={"start": unit.name})
+        for address, default in initial:
+            if default is not None and tx.read(address, deep=False) is None:
+                tx.write(address, to_json(default))
+        for spec in unit.handlers:
+            if tx.read(spec.address, deep=False) != STREAM_MARKER:
+                tx.write(spec.address, STREAM_MARKER)
+        tx.commit()
+        unit.started = True
+        self._units[(unit.space, unit.id)] = unit
+        for spec in unit.handlers:
+            self.register_handler(spec)
+        self.jobs.mark_interrupted(unit)
+        for action in unit.actions:
+            self.propagator.add(action)
+        await self.idle()
+
+    def stop_unit(self, unit: Unit) -> None:
+        for spec in unit.handlers:
+            if self._streams.get(spec.address) is spec:
+                del self._streams[spec.address]
+        for action in unit.actions:
+            self.propagator.remove(action)
+        for job in list(unit.jobs.values()):
+            job.cancel()
+        unit.started = False
+        self._units.pop((unit.space, unit.id), None)
+
+    def register_handler(self, spec: HandlerSpec) -> None:
+        self._streams[spec.address] = spec
+
+    def handler_at(self, address: Address) -> HandlerSpec | None:
+        return self._streams.get(address)
+
+    async def start_owner_of(self, address: Address) -> HandlerSpec | None:
+        """Start the stopped charm that owns the stream at ``address``, if a loader knows it."""
+        if self.owner_loader is None:
+            return None
+        return await self.owner_loader(address)
+
+    def derived_owner(self, key: DocKey) -> str | None:
+        return self.propagator.owner(key)
+
+    # --- errors -------------------------------------------------------------------------
+
+    def on_error(self, listener: ErrorListener) -> Callable[[], None]:
+        """Call ``listener(report)`` for every handler, action or job error. Returns an unsubscribe."""
+        self._error_listeners.append(listener)
+        return lambda: self._error_listeners.remove(listener)
+
+    def report(self, unit: Unit, where: str, error: BaseException) -> None:
+        """Tell listeners, the log and the charm's error cell about ``error``."""
+        report = ErrorReport(unit.id, unit.name, unit.space, where, error)
+        level = logging.WARNING if isinstance(error, CharmspaceError) else logging.ERROR
+        log.log(
+            level,
+            "%s in %s.%s: %s",
+            type(error).__name__,
+            unit.name,
+            where,
+            error,
+            extra={"charm": unit.id, "space": unit.space, "where": where},
+        )
+        for listener in tuple(self._error_listeners):
+            try:
+                listener(report)
+            except Exception:
+                log.exception("an on_error listener raised")
+        try:
+            tx = Transaction(self, self.service_did, meta={"error": where})
+            tx.write(unit.error_address, report.as_json(self.clock.now()))
+            tx.commit()
+        except Exception:
+            log.exception("could not record the error in the charm's error cell")
+
+    def error_cell(self, unit: Unit) -> Cell[Any]:
+        return Cell(self, unit.error_address)
+
+    # --- time, randomness ----------------------------------------------------------------
+
+    def now(self, resolution: float | None = None) -> float:
+        """The runtime clock's time; in a derived value, also a dependency on time.
+
+        With ``resolution`` (seconds) the value is rounded down to it, and a
+        derived value that reads it is recomputed every ``resolution`` seconds.
+        """
+        t = self.clock.now()
+        if resolution:
+            action = current_action.get()
+            if action is not None:
+                self.propagator.on_time(action, resolution)
+            t = math.floor(t / resolution) * resolution
+        return t
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before re-running a conflicted handler: jittered, growing."""
+        return self.random.uniform(0.0005, 0.002) * (2**attempt)
+
+    # --- quiescence ---------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        self.propagator.on_change(change)
+
+    def activity(self, delta: int) -> None:
+        """Count queued/running events; wake ``idle()`` waiters when all is quiet."""
+        self._busy += delta
+        if self._busy == 0 and not self.propagator.busy and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _quiet(self, jobs: bool) -> bool:
+        return self._busy == 0 and not self.propagator.busy and not (jobs and self.jobs.running)
+
+    async def idle(self, *, jobs: bool = False) -> None:
+        """Return when no event is queued or running and no derived value is pending.
+
+        Every commit so far is then durable and its notifications delivered. With
+        ``jobs=True`` also wait for running jobs.
+        """
+        while True:
+            for _ in range(2):
+                await asyncio.sleep(0)
+            if self._quiet(jobs):
+                return
+            waiter = self.loop.create_future()
+            self._idle_waiters.append(waiter)
+            if jobs and self.jobs.running and self._busy == 0 and not self.propagator.busy:
+                await asyncio.wait(
+                    [waiter, *(job.task for job in self.jobs.running if job.task)],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            else:
+                await waiter
+
+    async def close(self) -> None:
+        """Stop timers and jobs, then close the storage."""
+        self.propagator.stop()
+        self.jobs.cancel_all()
+        for job in list(self.jobs.running):
+            await job.wait()
+        self._unsubscribe()
+        self.storage.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

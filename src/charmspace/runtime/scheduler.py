@@ -1,0 +1,250 @@
+"""The scheduler: one event at a time per charm, charms concurrently.
+
+Why one at a time: a charm is like an actor. Its handlers read-modify-write the
+charm's own state, and running two at once would make every handler a conflict
+waiting to happen. Different charms run concurrently (asyncio), so a handler
+awaiting I/O does not hold up anyone else.
+
+Why a handler's exception aborts its transaction: the reference committed the
+partial writes of a failed handler, which made a failed token refresh look like
+a success. Here a handler either commits everything it wrote or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from charmspace.errors import (
+    CallTimeoutError,
+    ConflictError,
+    DeadlockError,
+    NotAStreamError,
+    StreamError,
+)
+from charmspace.runtime.address import Address, is_stream_marker
+from charmspace.runtime.cell import to_json
+from charmspace.runtime.stream import CallResult, Delivery
+from charmspace.runtime.transaction import CommitResult, Transaction, current_transaction
+from charmspace.types import DID, JSONValue
+
+if TYPE_CHECKING:
+    from charmspace.runtime.runtime import Runtime
+    from charmspace.runtime.unit import HandlerSpec, Unit
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6  # the first run and 5 re-runs on conflict
+YIELD_EVERY = 32  # sync handlers in a row before a charm lets others run
+
+current_unit: contextvars.ContextVar[Unit | None] = contextvars.ContextVar(
+    "charmspace_unit", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resolved stream: where its marker lives, and the handler there if running."""
+
+    address: Address
+    spec: HandlerSpec | None
+
+
+@dataclass(eq=False, slots=True)
+class Event:
+    target: Target
+    payload: JSONValue
+    principal: DID
+    delivery: Delivery | None = None
+    future: asyncio.Future[CallResult] | None = None
+
+
+class Scheduler:
+    """Per-charm event queues, conflict re-runs, calls with deadlock detection."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._waiting_on: dict[Unit, Unit] = {}
+
+    # --- resolving and delivering --------------------------------------------------------
+
+    def resolve_stream(self, address: Address, principal: DID | None = None) -> Target:
+        """Follow links to the stream's marker; raise NotAStreamError if there is none."""
+        tx = current_transaction.get()
+        if tx is None or tx.state != "open":
+            tx = Transaction(self.runtime, principal or self.runtime.principal)
+        final = tx.resolve(address, track=False)
+        marker = tx.read(final, track=False, deep=False)
+        if not is_stream_marker(marker):
+            raise NotAStreamError(str(address))
+        return Target(final, self.runtime.handler_at(final))
+
+    def dispatch(
+        self,
+        target: Target,
+        payload: JSONValue,
+        principal: DID,
+        delivery: Delivery | None = None,
+        future: asyncio.Future[CallResult] | None = None,
+    ) -> None:
+        """Queue an event for the charm that owns the target's handler (starting it if needed)."""
+        event = Event(target, payload, principal, delivery, future)
+        self.runtime.activity(+1)
+        if target.spec is not None:
+            self._enqueue(target.spec.unit, event)
+        else:
+            asyncio.get_running_loop().create_task(self._start_then_enqueue(event))
+
+    async def _start_then_enqueue(self, event: Event) -> None:
+        try:
+            spec = await self.runtime.start_owner_of(event.target.address)
+        except Exception as e:
+            spec = None
+            log.exception("starting the charm behind a stream failed")
+            error: BaseException = e
+        else:
+            error = StreamError(
+                f"No running charm handles the stream at {event.target.address}, "
+                "and none could be started for it."
+            )
+        if spec is None:
+            self._finish(event, None, error)
+            return
+        self._enqueue(spec.unit, Event(Target(event.target.address, spec), *_rest(event)))
+
+    def _enqueue(self, unit: Unit, event: Event) -> None:
+        unit.queue.append(event)
+        if not unit.draining:
+            unit.draining = True
+            asyncio.get_running_loop().create_task(self._drain(unit))
+
+    async def call(
+        self, target: Target, payload: JSONValue, principal: DID | None, timeout: float | None
+    ) -> CallResult:
+        tx = current_transaction.get()
+        sender = principal or (tx.principal if tx is not None else self.runtime.principal)
+        caller = current_unit.get()
+        callee = target.spec.unit if target.spec is not None else None
+        if caller is not None and callee is not None:
+            self._check_deadlock(caller, callee)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CallResult] = loop.create_future()
+        self.dispatch(target, payload, sender, future=future)
+        limit = self.runtime.call_timeout if timeout is None else timeout
+        if caller is not None and callee is not None:
+            self._waiting_on[caller] = callee
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            raise CallTimeoutError(str(target.address), limit) from None
+        finally:
+            if caller is not None:
+                self._waiting_on.pop(caller, None)
+
+    def _check_deadlock(self, caller: Unit, callee: Unit) -> None:
+        chain = [caller, callee]
+        at: Unit | None = callee
+        while at is not None:
+            if at is caller:
+                raise DeadlockError([f"{u.name} ({u.id})" for u in chain])
+            at = self._waiting_on.get(at)
+            if at is not None:
+                if at in chain[1:]:
+                    return
+                chain.append(at)
+
+    # --- running events ----------------------------------------------------------------
+
+    async def _drain(self, unit: Unit) -> None:
+        token = current_unit.set(unit)
+        try:
+            in_a_row = 0
+            while unit.queue:
+                event = unit.queue.popleft()
+                yielded = await self._run(event)
+                in_a_row = 0 if yielded else in_a_row + 1
+                if in_a_row >= YIELD_EVERY:
+                    in_a_row = 0
+                    await asyncio.sleep(0)
+        finally:
+            unit.draining = False
+            current_unit.reset(token)
+            if unit.queue:  # an event arrived while we were finishing
+                unit.draining = True
+                asyncio.get_running_loop().create_task(self._drain(unit))
+
+    async def _run(self, event: Event) -> bool:
+        """Run one event to completion; returns whether it awaited (let others run)."""
+        spec = event.target.spec
+        assert spec is not None
+        runtime = self.runtime
+        payload: Any = event.payload
+        if spec.validate is not None:
+            try:
+                payload = spec.validate(payload)
+            except Exception as e:
+                runtime.report(spec.unit, spec.name, e)
+                self._finish(event, None, e)
+                return False
+        yielded = spec.is_async
+        for attempt in range(MAX_ATTEMPTS):
+            tx = Transaction(runtime, event.principal, meta={"handler": spec.name})
+            token = current_transaction.set(tx)
+            try:
+                state = spec.bind(tx)
+                value = spec.fn(payload, **state)
+                if spec.is_async or asyncio.iscoroutine(value):
+                    yielded = True
+                    value = await value
+                value = to_json(value)
+                result = tx.commit()
+            except ConflictError as e:
+                tx.abort()
+                if attempt + 1 < MAX_ATTEMPTS:
+                    yielded = True
+                    await asyncio.sleep(runtime.backoff(attempt))
+                    continue
+                runtime.report(spec.unit, spec.name, e)
+                self._finish(event, None, e)
+                return yielded
+            except asyncio.CancelledError as e:
+                tx.abort()
+                self._finish(event, None, e)
+                raise
+            except Exception as e:
+                tx.abort()
+                runtime.report(spec.unit, spec.name, e)
+                self._finish(event, None, e)
+                return yielded
+            finally:
+                current_transaction.reset(token)
+            self._finish(event, result, None, value)
+            return yielded
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _finish(
+        self,
+        event: Event,
+        result: CommitResult | None,
+        error: BaseException | None,
+        value: JSONValue = None,
+    ) -> None:
+        self.runtime.activity(-1)
+        if result is None:
+            result = CommitResult(False, event.target.address.space, 0, error)
+        if event.delivery is not None:
+            try:
+                event.delivery.resolve(result)
+            except Exception:
+                log.exception("an on_commit callback raised")
+        if event.future is not None and not event.future.done():
+            event.future.set_result(
+                CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)
+            )
+
+
+def _rest(event: Event) -> tuple[Any, ...]:
+    return (event.payload, event.principal, event.delivery, event.future)

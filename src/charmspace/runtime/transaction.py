@@ -1,0 +1,338 @@
+"""Transactions: read any space, write exactly one.
+
+Why one writer space: every space commits on its own sequence (and may live in
+its own file or server), so a commit that spans two spaces could land in one and
+not the other. A transaction therefore fixes its writer space at its first write
+and refuses writes elsewhere with :class:`~charmspace.errors.WriteIsolationError`.
+Changing another space's data is done by asking a charm that lives there: send
+an event to one of its streams, which runs in that charm's own transaction.
+
+Reads of the writer space are validated at commit (serializable per space).
+Reads of other spaces are read-committed: each read returns the latest
+committed value, so a handler that ``call``-ed another space's stream sees the
+result when it reads again.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from charmspace.errors import (
+    LinkError,
+    LimitExceededError,
+    ReadOnlyCellError,
+    TransactionClosedError,
+    WriteIsolationError,
+)
+from charmspace.runtime.address import Address, is_link, parse_link
+from charmspace.storage import DELETE, Commit
+from charmspace.types import DID, EntityId, JSONValue, Path, SpaceDID
+from charmspace.values import FrozenDict, FrozenList, freeze, getpath, setpath
+
+if TYPE_CHECKING:
+    from charmspace.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 64
+DocKey = tuple[SpaceDID, EntityId]
+
+current_transaction: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
+    "charmspace_transaction", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The outcome of a commit: ``ok`` with the space and seq, or the error.
+
+    ``space`` is None and ``seq`` 0 when nothing was written.
+    """
+
+    ok: bool
+    space: SpaceDID | None = None
+    seq: int = 0
+    error: BaseException | None = None
+
+
+EMPTY_COMMIT = CommitResult(True)
+
+
+class Transaction:
+    """One unit of work: reads recorded with the seq seen, writes to one space.
+
+    Use :meth:`Runtime.edit` (``async with runtime.edit() as tx``) rather than
+    constructing one. Cells used inside the block write through it.
+    """
+
+    __slots__ = (
+        "_after_commit",
+        "_on_abort",
+        "_reads",
+        "_writes",
+        "allowed_derived",
+        "meta",
+        "principal",
+        "result",
+        "runtime",
+        "state",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: DID,
+        *,
+        allowed_derived: frozenset[DocKey] = frozenset(),
+        meta: dict[str, JSONValue] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.principal = principal
+        self.allowed_derived = allowed_derived
+        self.meta = meta or {}
+        self.state = "open"
+        self.writer: SpaceDID | None = None
+        self.result: CommitResult | None = None
+        self._reads: dict[DocKey, int] = {}
+        self._writes: dict[DocKey, JSONValue | object] = {}
+        self._after_commit: list[Callable[[CommitResult], None]] = []
+        self._on_abort: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Transaction {self.state} writer={self.writer} principal={self.principal}>"
+
+    # --- documents -------------------------------------------------------------------
+
+    def read_doc(self, space: SpaceDID, id: EntityId, *, track: bool = True) -> JSONValue:
+        """A whole document's value (None if absent), your own writes included."""
+        self._check_open()
+        key = (space, id)
+        written = self._writes.get(key, _ABSENT)
+        if written is not _ABSENT:
+            return None if written is DELETE else written  # type: ignore[return-value]
+        rev = self.runtime.storage.read(space, id, self.principal)
+        if key not in self._reads and track:
+            self._reads[key] = rev.seq
+        return rev.value
+
+    def write_doc(self, space: SpaceDID, id: EntityId, value: JSONValue | object) -> None:
+        """Replace a whole document (or delete it with ``DELETE``) in this transaction."""
+        self._check_open()
+        key = (space, id)
+        owner = self.runtime.derived_owner(key)
+        if owner is not None and key not in self.allowed_derived:
+            raise ReadOnlyCellError(f"{space}/{id}", owner)
+        if self.writer is None:
+            self.writer = space
+        elif space != self.writer:
+            raise WriteIsolationError(self.writer, space)
+        self._writes[key] = value
+
+    @property
+    def reads(self) -> dict[DocKey, int]:
+        return self._reads
+
+    @property
+    def writes(self) -> dict[DocKey, JSONValue | object]:
+        return self._writes
+
+    # --- values at addresses (links followed) -----------------------------------------
+
+    def read(self, address: Address, *, track: bool = True, deep: bool = True) -> JSONValue:
+        """The value at ``address``, following links; nested links resolved when ``deep``."""
+        value, where = self._walk(address, track=track)
+        if deep:
+            value = self._resolve_nested(value, where, track, 0)
+        return value
+
+    def resolve(self, address: Address, *, track: bool = True) -> Address:
+        """Where ``address`` finally points after following every link on the way."""
+        return self._walk(address, track=track)[1]
+
+    def _walk(self, address: Address, *, track: bool) -> tuple[JSONValue, Address]:
+        seen: set[Address] = set()
+        at = Address(address.space, address.id)
+        value = self.read_doc(at.space, at.id, track=track)
+        remaining: Path = address.path
+        hops = 0
+        while True:
+            if is_link(value):
+                if at in seen:
+                    raise LinkError("links form a cycle", str(address))
+                seen.add(at)
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
+                target, _ = parse_link(value, at)
+                at = Address(target.space, target.id)
+                value = self.read_doc(at.space, at.id, track=track)
+                remaining = (*target.path, *remaining)
+                continue
+            if not remaining:
+                return value, at
+            seg = remaining[0]
+            remaining = remaining[1:]
+            value = getpath(value, (seg,))
+            at = at.key(seg)
+
+    def _resolve_nested(self, value: JSONValue, at: Address, track: bool, depth: int) -> JSONValue:
+        if type(value) is FrozenDict:
+            if depth > MAX_HOPS:
+                raise LinkError(f"values nest links more than {MAX_HOPS} deep", str(at))
+            changed = False
+            items = {}
+            for k, v in value.items():
+                if type(v) is FrozenDict or type(v) is FrozenList:
+                    if is_link(v):
+                        nv, where = self._walk(at.key(k), track=track)
+                        nv = self._resolve_nested(nv, where, track, depth + 1)
+                    else:
+                        nv = self._resolve_nested(v, at.key(k), track, depth + 1)
+                    if nv is not v:
+                        changed = True
+                    items[k] = nv
+                else:
+                    items[k] = v
+            return freeze(items) if changed else value
+        if type(value) is FrozenList:
+            changed = False
+            out = []
+            for i, v in enumerate(value):
+                if type(v) is FrozenDict or type(v) is FrozenList:
+                    if is_link(v):
+                        nv, where = self._walk(at.key(i), track=track)
+                        nv = self._resolve_nested(nv, where, track, depth + 1)
+                    else:
+                        nv = self._resolve_nested(v, at.key(i), track, depth + 1)
+                    changed = changed or nv is not v
+                    out.append(nv)
+                else:
+                    out.append(v)
+            return freeze(out) if changed else value
+        return value
+
+    def write(self, address: Address, value: JSONValue) -> None:
+        """Write ``value`` at ``address``; links on the way are followed, redirect links too.
+
+        Writing a value equal to the current one is a no-op and triggers nobody.
+        """
+        target = self._write_target(address)
+        if len(target.path) > self.runtime.storage.limits.max_path_segments:
+            raise LimitExceededError(
+                "The path length", len(target.path), self.runtime.storage.limits.max_path_segments
+            )
+        doc = self.read_doc(target.space, target.id)
+        if target.path and getpath(doc, target.path) == value and _exists(doc, target.path):
+            return
+        if not target.path and doc == value and doc is not None:
+            return
+        self.write_doc(target.space, target.id, setpath(doc, target.path, value))
+
+    def _write_target(self, address: Address) -> Address:
+        at = Address(address.space, address.id)
+        value = self.read_doc(at.space, at.id)
+        remaining = address.path
+        hops = 0
+        while True:
+            if is_link(value):
+                target, redirect = parse_link(value, at)
+                if remaining or redirect:
+                    hops += 1
+                    if hops > MAX_HOPS:
+                        raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
+                    at = Address(target.space, target.id)
+                    value = self.read_doc(at.space, at.id)
+                    remaining = (*target.path, *remaining)
+                    continue
+            if not remaining:
+                return at
+            seg = remaining[0]
+            remaining = remaining[1:]
+            value = getpath(value, (seg,))
+            at = at.key(seg)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def after_commit(self, callback: Callable[[CommitResult], None]) -> None:
+        """Run ``callback(result)`` once the commit succeeded (dropped on abort)."""
+        self._check_open()
+        self._after_commit.append(callback)
+
+    def on_abort(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` if this transaction aborts (or its commit fails)."""
+        self._check_open()
+        self._on_abort.append(callback)
+
+    def commit(self) -> CommitResult:
+        """Make every write durable in the writer space, or raise and write nothing."""
+        self._check_open()
+        if not self._writes:
+            self.state = "committed"
+            self.result = EMPTY_COMMIT
+            self._run_after_commit(EMPTY_COMMIT)
+            return EMPTY_COMMIT
+        space = self.writer
+        assert space is not None
+        reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
+        writes = {id: v for (s, id), v in self._writes.items()}
+        try:
+            seq = self.runtime.storage.commit(
+                Commit(space, self.principal, writes, reads, self.meta)  # type: ignore[arg-type]
+            )
+        except BaseException:
+            self.abort()
+            raise
+        self.state = "committed"
+        self.result = CommitResult(True, space, seq)
+        self._run_after_commit(self.result)
+        return self.result
+
+    def _run_after_commit(self, result: CommitResult) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        self._on_abort.clear()
+        for callback in callbacks:
+            try:
+                callback(result)
+            except Exception:
+                log.exception("after-commit callback failed")
+
+    def abort(self) -> None:
+        """Drop every write; staged sends are dropped too."""
+        if self.state != "open":
+            return
+        self.state = "aborted"
+        self._writes.clear()
+        self._after_commit.clear()
+        callbacks, self._on_abort = self._on_abort, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("abort callback failed")
+
+    def _check_open(self) -> None:
+        if self.state != "open":
+            raise TransactionClosedError(self.state)
+
+
+class _Absent:
+    pass
+
+
+_ABSENT: Any = _Absent()
+
+
+def _exists(doc: JSONValue, path: Path) -> bool:
+    parent = getpath(doc, path[:-1])
+    last = path[-1]
+    if isinstance(parent, dict):
+        return last in parent
+    if isinstance(parent, list):
+        i = int(last)
+        return 0 <= i < len(parent)
+    return False

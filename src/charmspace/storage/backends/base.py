@@ -1,0 +1,56 @@
+"""The interface every storage backend implements.
+
+The :class:`~charmspace.storage.store.Storage` facade does everything that is the
+same for every backend (access control, limits, notifications, ordering); a
+backend only keeps documents and commits durable and validates a commit's reads
+atomically with its writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from charmspace.storage.model import (
+    Capability,
+    LogEntry,
+    PreparedCommit,
+    Revision,
+    SpaceRecord,
+)
+from charmspace.types import DID, EntityId, SpaceDID
+
+
+class Backend(Protocol):
+    """Durable documents and commit logs, one sequence per space.
+
+    Implementations must be safe to call from several threads. ``apply`` is the
+    only write path and must be atomic: it checks every ``(id, seq_seen)`` read
+    against the current seq and either raises
+    :class:`~charmspace.errors.ConflictError` having written nothing, or writes
+    every document under the next seq and returns it once it is durable.
+    """
+
+    def create_space(
+        self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability], created_at: float
+    ) -> SpaceRecord: ...
+
+    def load_space(self, space: SpaceDID) -> SpaceRecord | None: ...
+
+    def save_acl(self, space: SpaceDID, acl: Mapping[str, Capability]) -> SpaceRecord: ...
+
+    def delete_space(self, space: SpaceDID) -> None: ...
+
+    def list_spaces(self) -> list[SpaceDID]: ...
+
+    def read(self, space: SpaceDID, id: EntityId, at: int | None = None) -> Revision: ...
+
+    def apply(self, commit: PreparedCommit) -> int: ...
+
+    def head(self, space: SpaceDID) -> int: ...
+
+    def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]: ...
+
+    def prune(self, space: SpaceDID, before: int) -> int: ...
+
+    def close(self) -> None: ...

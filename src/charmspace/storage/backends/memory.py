@@ -1,0 +1,127 @@
+"""The in-memory backend: the same semantics as SQLite, nothing on disk."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from charmspace.errors import ConflictError, SpaceExistsError, SpaceNotFoundError
+from charmspace.storage.model import (
+    MISSING,
+    Capability,
+    LogEntry,
+    PreparedCommit,
+    Revision,
+    SpaceRecord,
+)
+from charmspace.types import DID, EntityId, SpaceDID
+from charmspace.values import loads
+
+
+@dataclass
+class _Space:
+    record: SpaceRecord
+    seq: int = 0
+    current: dict[EntityId, Revision] = field(default_factory=dict)
+    history: dict[EntityId, list[Revision]] = field(default_factory=dict)
+    log: list[LogEntry] = field(default_factory=list)
+
+
+class MemoryBackend:
+    """Keeps every space in dictionaries guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._spaces: dict[SpaceDID, _Space] = {}
+        self._lock = threading.Lock()
+
+    def _space(self, space: SpaceDID) -> _Space:
+        try:
+            return self._spaces[space]
+        except KeyError:
+            raise SpaceNotFoundError(space) from None
+
+    def create_space(
+        self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability], created_at: float
+    ) -> SpaceRecord:
+        with self._lock:
+            if space in self._spaces:
+                raise SpaceExistsError(space)
+            record = SpaceRecord(space, owner, dict(acl), created_at)
+            self._spaces[space] = _Space(record)
+            return record
+
+    def load_space(self, space: SpaceDID) -> SpaceRecord | None:
+        s = self._spaces.get(space)
+        return s.record if s else None
+
+    def save_acl(self, space: SpaceDID, acl: Mapping[str, Capability]) -> SpaceRecord:
+        with self._lock:
+            s = self._space(space)
+            s.record = SpaceRecord(space, s.record.owner, dict(acl), s.record.created_at)
+            return s.record
+
+    def delete_space(self, space: SpaceDID) -> None:
+        with self._lock:
+            self._space(space)
+            del self._spaces[space]
+
+    def list_spaces(self) -> list[SpaceDID]:
+        return sorted(self._spaces)
+
+    def read(self, space: SpaceDID, id: EntityId, at: int | None = None) -> Revision:
+        s = self._space(space)
+        if at is None:
+            return s.current.get(id, MISSING)
+        revisions = s.history.get(id)
+        if not revisions:
+            return MISSING
+        i = bisect.bisect_right([r.seq for r in revisions], at)
+        return revisions[i - 1] if i else MISSING
+
+    def apply(self, commit: PreparedCommit) -> int:
+        with self._lock:
+            s = self._space(commit.space)
+            current = s.current
+            for id, seen in commit.reads.items():
+                actual = current[id].seq if id in current else 0
+                if actual != seen:
+                    raise ConflictError(commit.space, id, seen, actual)
+            seq = s.seq + 1
+            for w in commit.writes:
+                rev = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
+                current[w.id] = rev
+                s.history.setdefault(w.id, []).append(rev)
+            s.seq = seq
+            s.log.append(
+                LogEntry(
+                    seq,
+                    commit.principal,
+                    commit.time,
+                    tuple(w.id for w in commit.writes),
+                    loads(commit.meta_text),  # type: ignore[arg-type]
+                )
+            )
+            return seq
+
+    def head(self, space: SpaceDID) -> int:
+        return self._space(space).seq
+
+    def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]:
+        entries = self._space(space).log
+        i = bisect.bisect_right([e.seq for e in entries], since)
+        return entries[i : i + limit]
+
+    def prune(self, space: SpaceDID, before: int) -> int:
+        with self._lock:
+            s = self._space(space)
+            removed = 0
+            for id, revisions in s.history.items():
+                keep = [r for r in revisions if r.seq >= before or r is s.current[id]]
+                removed += len(revisions) - len(keep)
+                s.history[id] = keep
+            return removed
+
+    def close(self) -> None:
+        """Nothing to release; the data lives as long as the object."""

@@ -1,0 +1,275 @@
+"""The storage facade: access control, limits and notifications over a backend.
+
+Access control lives here, below the runtime and the HTTP layer, so that no code
+path (runtime, CLI, background work) can read or write a space without the
+acting principal being checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from charmspace.errors import AuthorizationError, LimitExceededError, SpaceNotFoundError
+from charmspace.storage.backends.base import Backend
+from charmspace.storage.model import (
+    ANYONE,
+    DELETE,
+    Capability,
+    Change,
+    Commit,
+    Limits,
+    LogEntry,
+    PreparedCommit,
+    PreparedWrite,
+    Revision,
+    SpaceRecord,
+)
+from charmspace.types import DID, EntityId, SpaceDID
+from charmspace.values import dumps, freeze
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[Change], None]
+
+
+class Storage:
+    """Spaces of documents with per-space sequence numbers and ACLs.
+
+    Every method takes the acting ``principal``. The optional ``service`` DID is
+    the server's own identity: it is allowed everywhere (the server hosts the
+    data anyway) and each use is logged with its reason.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        url: str = "",
+        limits: Limits | None = None,
+        service: DID | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.url = url
+        self.limits = limits or Limits()
+        self.service = service
+        self.clock = clock
+        self._records: dict[SpaceDID, SpaceRecord] = {}
+        self._commit_locks: dict[SpaceDID, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url or type(self.backend).__name__!s})"
+
+    # --- spaces and access control ------------------------------------------------
+
+    def create_space(
+        self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability] | None = None
+    ) -> SpaceRecord:
+        """Create a space owned by ``owner``. Default closed: no one else may use it."""
+        from charmspace.identity import parse_did
+
+        parse_did(space)
+        parse_did(owner)
+        record = self.backend.create_space(space, owner, dict(acl or {}), self.clock())
+        self._records[space] = record
+        return record
+
+    def ensure_space(self, space: SpaceDID, owner: DID) -> SpaceRecord:
+        """The space's record, creating the space for ``owner`` if it does not exist."""
+        record = self._record_or_none(space)
+        return record if record is not None else self.create_space(space, owner)
+
+    def has_space(self, space: SpaceDID) -> bool:
+        return self._record_or_none(space) is not None
+
+    def space(self, space: SpaceDID, principal: DID) -> SpaceRecord:
+        """The space's owner and ACL (needs READ)."""
+        return self._check(space, principal, Capability.READ, "read the ACL")
+
+    def spaces(self, principal: DID) -> list[SpaceRecord]:
+        """The spaces ``principal`` can read."""
+        out = []
+        for space in self.backend.list_spaces():
+            record = self._record_or_none(space)
+            if record is not None and self.allowed(record, principal, Capability.READ):
+                out.append(record)
+        return out
+
+    def set_acl(
+        self, space: SpaceDID, principal: DID, subject: str, capability: Capability | None
+    ) -> SpaceRecord:
+        """Grant ``capability`` to ``subject`` (a DID or ``"*"``), or revoke with None. Needs OWNER."""
+        from charmspace.identity import parse_did
+
+        record = self._check(space, principal, Capability.OWNER, "change the ACL")
+        if subject != ANYONE:
+            parse_did(subject)
+        acl = dict(record.acl)
+        if capability is None:
+            acl.pop(subject, None)
+        else:
+            acl[subject] = Capability(capability)
+        with self._commit_lock(space):
+            record = self.backend.save_acl(space, acl)
+            self._records[space] = record
+        return record
+
+    def delete_space(self, space: SpaceDID, principal: DID) -> None:
+        """Remove a space and everything in it. Needs OWNER."""
+        self._check(space, principal, Capability.OWNER, "delete the space")
+        with self._commit_lock(space):
+            self.backend.delete_space(space)
+            self._records.pop(space, None)
+
+    def allowed(self, record: SpaceRecord, principal: DID, needed: Capability) -> bool:
+        if principal == self.service and principal is not None:
+            return True
+        have = record.capability(principal)
+        return have is not None and have >= needed
+
+    def _record_or_none(self, space: SpaceDID) -> SpaceRecord | None:
+        record = self._records.get(space)
+        if record is None:
+            record = self.backend.load_space(space)
+            if record is not None:
+                self._records[space] = record
+        return record
+
+    def _check(
+        self, space: SpaceDID, principal: DID, needed: Capability, action: str
+    ) -> SpaceRecord:
+        record = self._records.get(space) or self._record_or_none(space)
+        if record is None:
+            raise SpaceNotFoundError(space)
+        if principal == self.service:
+            log.debug("service identity used", extra={"space": space, "reason": action})
+            return record
+        have = record.capability(principal)
+        if have is None or have < needed:
+            raise AuthorizationError(principal, space, needed.name, action)
+        return record
+
+    # --- documents ---------------------------------------------------------------------
+
+    def read(
+        self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
+    ) -> Revision:
+        """The document's current value and seq, or as of commit ``at``. Needs READ."""
+        self._check(space, principal, Capability.READ, "read")
+        return self.backend.read(space, id, at)
+
+    def head(self, space: SpaceDID, principal: DID) -> int:
+        """The seq of the space's latest commit (0 for an empty space)."""
+        self._check(space, principal, Capability.READ, "read")
+        return self.backend.head(space)
+
+    def commit(self, commit: Commit) -> int:
+        """Make ``commit`` durable atomically; returns its seq (0: it wrote nothing).
+
+        Raises :class:`~charmspace.errors.ConflictError` if a document it read
+        changed since, :class:`~charmspace.errors.AuthorizationError` without
+        WRITE, :class:`~charmspace.errors.LimitExceededError` past a limit. In
+        every error case nothing is written.
+        """
+        self._check(commit.space, commit.principal, Capability.WRITE, "write")
+        if not commit.writes:
+            return 0
+        prepared = self._prepare(commit)
+        with self._commit_lock(commit.space):
+            seq = self.backend.apply(prepared)
+            self._notify(Change(commit.space, seq, tuple(w.id for w in prepared.writes)))
+        return seq
+
+    def _prepare(self, commit: Commit) -> PreparedCommit:
+        limits = self.limits
+        if len(commit.writes) > limits.max_commit_writes:
+            raise LimitExceededError(
+                "The number of writes in the commit", len(commit.writes), limits.max_commit_writes
+            )
+        writes = []
+        total = 0
+        for id, value in commit.writes.items():
+            if value is DELETE:
+                writes.append(PreparedWrite(id, None, None))
+                continue
+            frozen = freeze(value, (id,))
+            text = dumps(frozen)
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+            if size > limits.max_document_bytes:
+                raise LimitExceededError(
+                    f"The size of document {id} in bytes", size, limits.max_document_bytes
+                )
+            total += size
+            writes.append(PreparedWrite(id, frozen, text))
+        if total > limits.max_commit_bytes:
+            raise LimitExceededError("The size of the commit in bytes", total, limits.max_commit_bytes)
+        return PreparedCommit(
+            commit.space,
+            commit.principal,
+            self.clock(),
+            dict(commit.reads),
+            tuple(writes),
+            dumps(freeze(dict(commit.meta), ("meta",))),
+        )
+
+    def log(
+        self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
+    ) -> list[LogEntry]:
+        """Commits after seq ``since``, oldest first: who, when, which ids (no values)."""
+        self._check(space, principal, Capability.READ, "read the log")
+        return self.backend.log(space, since, limit)
+
+    def prune(self, space: SpaceDID, principal: DID, *, before: int) -> int:
+        """Drop revisions older than seq ``before``; current values are kept. Needs OWNER."""
+        self._check(space, principal, Capability.OWNER, "prune history")
+        with self._commit_lock(space):
+            return self.backend.prune(space, before)
+
+    # --- notifications -----------------------------------------------------------------
+
+    def subscribe(self, space: SpaceDID | None, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber(change)`` after each durable commit in ``space`` (None: every space).
+
+        Changes arrive in seq order, once each, never for an aborted commit. The
+        subscriber runs in the committing thread while the space's commit order
+        is held, so it must be quick (schedule work; do not do it). Returns a
+        function that unsubscribes.
+        """
+        self._subscribers.setdefault(space, []).append(subscriber)
+
+        def unsubscribe() -> None:
+            subs = self._subscribers.get(space, [])
+            if subscriber in subs:
+                subs.remove(subscriber)
+
+        return unsubscribe
+
+    def _notify(self, change: Change) -> None:
+        for key in (change.space, None):
+            for subscriber in tuple(self._subscribers.get(key, ())):
+                try:
+                    subscriber(change)
+                except Exception:
+                    log.exception("storage subscriber failed", extra={"space": change.space})
+
+    def _commit_lock(self, space: SpaceDID) -> threading.Lock:
+        lock = self._commit_locks.get(space)
+        if lock is None:
+            with self._locks_guard:
+                lock = self._commit_locks.setdefault(space, threading.Lock())
+        return lock
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

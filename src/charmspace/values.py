@@ -1,0 +1,219 @@
+"""JSON values as charmspace holds them: validated once, then frozen.
+
+Why frozen: ``cell.get()`` hands out the stored value itself (no copy per read,
+which keeps reads cheap), so mutating it in place must raise instead of
+silently changing nothing — or, worse, changing a cached value behind the
+storage's back. :class:`FrozenDict` and :class:`FrozenList` are ``dict`` and
+``list`` subclasses, so they compare equal to plain dicts and lists, serialize
+with :mod:`json`, and work with pydantic, but every mutating method raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
+
+from charmspace.errors import NotJSONError
+from charmspace.types import JSONValue, Path
+
+
+def _refuse(*_args: object, **_kwargs: object) -> NoReturn:
+    raise TypeError(
+        "This value was read from a cell and is immutable. "
+        "Build a new value (e.g. {**old, 'k': v} or [*old, x]) and set() it."
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses every mutation; equal to the plain dict it holds."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(canonical(self))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_dict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return dict.__repr__(self)
+
+    def thaw(self) -> dict[str, Any]:
+        """A mutable deep copy."""
+        return thaw(self)  # type: ignore[return-value]
+
+
+class FrozenList(list[Any]):
+    """A ``list`` that refuses every mutation; equal to the plain list it holds."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = _refuse
+    clear = reverse = sort = _refuse
+    __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(canonical(self))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_list, (list(self),))
+
+    def __repr__(self) -> str:
+        return list.__repr__(self)
+
+    def thaw(self) -> list[Any]:
+        """A mutable deep copy."""
+        return thaw(self)  # type: ignore[return-value]
+
+
+def _rebuild_dict(items: dict[str, Any]) -> FrozenDict:
+    return freeze(items)  # type: ignore[return-value]
+
+
+def _rebuild_list(items: list[Any]) -> FrozenList:
+    return freeze(items)  # type: ignore[return-value]
+
+
+def _new_dict(items: Iterable[tuple[str, Any]]) -> FrozenDict:
+    d = FrozenDict()
+    for k, v in items:
+        dict.__setitem__(d, k, v)
+    return d
+
+
+def _new_list(items: Iterable[Any]) -> FrozenList:
+    lst = FrozenList()
+    list.extend(lst, items)
+    return lst
+
+
+_SCALARS = (str, bool, int, type(None))
+
+
+def freeze(value: object, path: Path = ()) -> JSONValue:
+    """Validate that ``value`` is JSON and return a frozen deep copy of it.
+
+    Already-frozen containers are returned as they are: they were validated when
+    they were frozen. Tuples are accepted as lists. Raises :class:`NotJSONError`
+    naming the path of the first offending value.
+    """
+    cls = type(value)
+    if cls in (FrozenDict, FrozenList) or cls in _SCALARS:
+        return value  # type: ignore[return-value]
+    if cls is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise NotJSONError(path, f"{value!r} is not a JSON number (NaN and infinity are not)")
+        return value  # type: ignore[return-value]
+    if isinstance(value, Mapping):
+        for k in value:
+            if type(k) is not str:
+                raise NotJSONError(path, f"object keys must be strings, got {type(k).__name__}")
+        return _new_dict((k, freeze(v, (*path, k))) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return _new_list(freeze(v, (*path, i)) for i, v in enumerate(value))
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):  # str subclasses such as StrEnum members
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return freeze(float(value), path)
+    raise NotJSONError(
+        path, f"{type(value).__name__} is not JSON (use dict, list, str, int, float, bool, None)"
+    )
+
+
+def thaw(value: JSONValue) -> JSONValue:
+    """A plain, mutable deep copy of a (possibly frozen) JSON value."""
+    if isinstance(value, dict):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    return value
+
+
+def canonical(value: JSONValue) -> str:
+    """Compact JSON text with sorted keys: equal values give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: JSONValue) -> str:
+    """Compact JSON text, as stored."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str | bytes) -> JSONValue:
+    """Parse stored JSON text into a frozen value."""
+    return _freeze_parsed(json.loads(text, parse_constant=_no_constant))
+
+
+def _freeze_parsed(value: Any) -> JSONValue:
+    """Freeze what :func:`json.loads` returned: known to be JSON, so no checks."""
+    cls = type(value)
+    if cls is dict:
+        return _new_dict((k, _freeze_parsed(v)) for k, v in value.items())
+    if cls is list:
+        return _new_list(_freeze_parsed(v) for v in value)
+    return value  # type: ignore[no-any-return]
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise NotJSONError((), f"{name} is not a JSON number")
+
+
+def getpath(value: JSONValue, path: Path) -> JSONValue:
+    """The value at ``path`` inside ``value``, or None where the path does not exist."""
+    for seg in path:
+        if isinstance(value, dict):
+            value = value.get(seg) if isinstance(seg, str) else None
+        elif isinstance(value, list) and isinstance(seg, int) and 0 <= seg < len(value):
+            value = value[seg]
+        elif isinstance(value, list) and isinstance(seg, str) and seg.isdigit():
+            i = int(seg)
+            value = value[i] if i < len(value) else None
+        else:
+            return None
+    return value
+
+
+def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
+    """A frozen copy of ``value`` with ``new`` placed at ``path`` (containers created as needed).
+
+    Only the containers along the path are copied; everything else is shared,
+    which is safe because everything is frozen.
+    """
+    if not path:
+        return new
+    seg, rest = path[0], path[1:]
+    if isinstance(value, list) and (isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())):
+        i = int(seg)
+        items = list(value)
+        if i == len(items):
+            items.append(setpath(None, rest, new))
+        elif 0 <= i < len(items):
+            items[i] = setpath(items[i], rest, new)
+        else:
+            raise NotJSONError(path, f"index {i} is past the end of a list of {len(items)}")
+        return _new_list(items)
+    if isinstance(seg, int):
+        raise NotJSONError(path, f"cannot index {type(value).__name__} with {seg}")
+    base = value if isinstance(value, dict) else {}
+    d = dict(base)
+    d[seg] = setpath(base.get(seg), rest, new)
+    return _new_dict(d.items())
