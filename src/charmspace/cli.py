@@ -1,0 +1,124 @@
+"""The ``charmspace`` command line.
+
+Each area is a sub-app (``id_app`` here); add another with
+``app.add_typer(space_app, name="space")``. Commands raise
+:class:`~charmspace.errors.CharmspaceError` for anything a user got wrong or must
+fix; the root group turns it into a red message on stderr and exit status 1, so
+no command needs its own ``try``. Usage errors exit 2 (Typer's default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from charmspace.errors import CharmspaceError
+from charmspace.identity import Identity
+
+_stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+class _ReportingGroup(TyperGroup):
+    """Reports domain errors from any command below it as a message, not a traceback."""
+
+    # ``Any``: the Context class lives in ``click`` or in Typer's vendored copy,
+    # depending on the Typer version; this override does not care which.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CharmspaceError as error:
+            _stderr.print(Text(f"Error: {error}", style="red"))
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_ReportingGroup,
+    help="charmspace: reactive charms whose state lives in spaces owned by did:key identities.",
+    no_args_is_help=True,
+)
+
+id_app = typer.Typer(
+    help="Create identities (Ed25519 keys in PKCS#8 PEM) and show their did:key DIDs.",
+    no_args_is_help=True,
+)
+app.add_typer(id_app, name="id")
+
+
+@id_app.command("new")
+def id_new(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the key to FILE (created with mode 0600) and print its DID to "
+            "stderr, instead of printing the key to stdout.",
+            metavar="FILE",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --out, replace FILE if it exists.")
+    ] = False,
+) -> None:
+    """Create a new identity and print its private key as PKCS#8 PEM.
+
+    charmspace id new > me.pem        (then: chmod 600 me.pem)
+
+    charmspace id new --out me.pem    (mode 0600; refuses to replace a file)
+    """
+    identity = Identity.generate()
+    if out is None:
+        typer.echo(identity.to_pem().decode("ascii"), nl=False)
+        return
+    identity.save(out, overwrite=force)
+    _stderr.print(Text(f"Wrote {identity.did} to {out}"))
+
+
+@id_app.command("did")
+def id_did(
+    file: Annotated[Path, typer.Argument(help="A PKCS#8 PEM key file.", metavar="FILE")],
+) -> None:
+    """Print the DID of the identity in a key file."""
+    typer.echo(Identity.load(file).did)
+
+
+@id_app.command("derive")
+def id_derive(
+    passphrase: Annotated[
+        str,
+        typer.Argument(help="The passphrase; its SHA-256 is the key's seed.", metavar="PASSPHRASE"),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Derive the identity named NAME (e.g. a space) from the passphrase's.",
+            metavar="NAME",
+        ),
+    ] = None,
+    pem: Annotated[
+        bool, typer.Option("--pem", help="Print the private key as PEM instead of the DID.")
+    ] = False,
+) -> None:
+    """Print the DID of the identity a passphrase stands for.
+
+    Anyone who knows the passphrase has the key, and a passphrase given on the
+    command line is visible in shell history: use this for test and demo
+    identities.
+    """
+    identity = Identity.from_passphrase(passphrase)
+    if name is not None:
+        identity = identity.derive(name)
+    if pem:
+        typer.echo(identity.to_pem().decode("ascii"), nl=False)
+    else:
+        typer.echo(identity.did)
+
+
+def main() -> None:
+    """Entry point of the ``charmspace`` script."""
+    app()
