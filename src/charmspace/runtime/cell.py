@@ -108,7 +108,9 @@ class Cell(Generic[T]):
             raise SchemaError(self.address.path, "update() needs an object here; use set()")
         if not isinstance(values, Mapping):
             raise SchemaError(self.address.path, "update() takes a mapping of keys to new values")
-        tx.write(self.address, freeze({**current, **to_json(values, self.address.path)}))
+        patch = to_json(values, self.address.path)
+        assert isinstance(patch, dict)
+        tx.write(self.address, freeze({**current, **patch}))
 
     def push(self, *items: Any) -> None:
         """Append ``items`` to the list at this cell (a missing value counts as empty)."""
@@ -118,11 +120,17 @@ class Cell(Generic[T]):
             current = []
         if not isinstance(current, list):
             raise SchemaError(self.address.path, "push() needs a list here")
-        tx.write(self.address, freeze([*current, *to_json(list(items), self.address.path)]))
+        added = to_json(list(items), self.address.path)
+        assert isinstance(added, list)
+        tx.write(self.address, freeze([*current, *added]))
 
 
 def to_json(value: object, path: Path = ()) -> JSONValue:
-    """Freeze ``value``, turning cells and streams inside it into links to them."""
+    """Freeze ``value``, turning cells and streams inside it into links to them.
+
+    Objects with a ``__charm_json__()`` method (pattern references, UI nodes)
+    contribute the JSON that method returns.
+    """
     if isinstance(value, Cell):
         return link_to(value.address)
     from charmspace.runtime.stream import Stream
@@ -132,6 +140,9 @@ def to_json(value: object, path: Path = ()) -> JSONValue:
     cls = type(value)
     if cls is FrozenDict or cls is FrozenList:
         return value  # type: ignore[return-value]
+    as_json = getattr(value, "__charm_json__", None)
+    if as_json is not None:  # references and UI nodes of the authoring layer
+        return freeze(as_json(), path)
     if isinstance(value, Mapping):
         return freeze({k: to_json(v, (*path, str(k))) for k, v in value.items()}, path)
     if isinstance(value, list | tuple):

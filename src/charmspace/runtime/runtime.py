@@ -14,7 +14,7 @@ import random as random_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
@@ -30,6 +30,10 @@ from charmspace.runtime.unit import Action, HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
+
+if TYPE_CHECKING:
+    from charmspace.patterns.charms import Charms
+    from charmspace.patterns.favorites import Favorites
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,7 @@ class Runtime:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = storage.subscribe(None, self._on_change)
+        self._charms: Charms | None = None
 
     def __repr__(self) -> str:
         return f"<Runtime {self.storage!r} as {self.principal}>"
@@ -153,6 +158,21 @@ class Runtime:
     @property
     def service_did(self) -> DID:
         return self.service.did
+
+    @property
+    def charms(self) -> Charms:
+        """Create, find, list, link and remove charms (see :mod:`charmspace.patterns.charms`)."""
+        if self._charms is None:
+            from charmspace.patterns.charms import Charms
+
+            self._charms = Charms(self)
+        return self._charms
+
+    def favorites(self, user: DID | None = None) -> Favorites:
+        """The favorites of ``user`` (default: this runtime's user)."""
+        from charmspace.patterns.favorites import Favorites
+
+        return Favorites(self, user or self.principal)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -288,11 +308,11 @@ class Runtime:
             if action is not None:
                 self.propagator.on_time(action, resolution)
             t = math.floor(t / resolution) * resolution
-        return t
+        return float(t)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before re-running a conflicted handler: jittered, growing."""
-        return self.random.uniform(0.0005, 0.002) * (2**attempt)
+        return float(self.random.uniform(0.0005, 0.002) * 2.0**attempt)
 
     # --- quiescence ---------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Patterns that ship with charmspace, instantiable by name."""

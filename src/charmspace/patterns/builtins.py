@@ -1,0 +1,208 @@
+"""The built-ins a pattern builds with: derive, lift, computed, if_else, map, cell, now, wish."""
+
+from __future__ import annotations
+
+import builtins
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from charmspace.errors import PatternError
+from charmspace.patterns.index import charm_links, favorites_address
+from charmspace.patterns.refs import Ref, active_builder, current_builder
+from charmspace.runtime.cell import to_json
+from charmspace.runtime.transaction import current_transaction
+from charmspace.types import JSONValue
+
+TAG_PATTERN = re.compile(r"^#[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def _label(fn: Callable[..., Any]) -> str | None:
+    name = getattr(fn, "__name__", None)
+    return None if name in (None, "<lambda>") else name
+
+
+def _resolve(shape: Any) -> Any:
+    """Replace references inside ``shape`` (a ref, or lists/tuples/dicts of them) by values."""
+    if isinstance(shape, Ref):
+        return shape.get()
+    if isinstance(shape, tuple | list):
+        return type(shape)(_resolve(v) for v in shape)
+    if isinstance(shape, Mapping):
+        return {k: _resolve(v) for k, v in shape.items()}
+    return shape
+
+
+def derive(inputs: Any, fn: Callable[[Any], Any], *, name: str | None = None) -> Ref:
+    """A derived value: ``fn(values of inputs)``, recomputed when the inputs change.
+
+    ``inputs`` is a reference, or a tuple/list/dict of references (and constants);
+    ``fn`` receives the same shape holding values. The result is read-only.
+    """
+    builder = active_builder("derive()")
+    if not callable(fn):
+        raise PatternError(f"derive() needs a function as its second argument, not {fn!r}")
+    node = builder.name("derive", name or _label(fn))
+
+    def compute() -> Any:
+        return fn(_resolve(inputs))
+
+    cell = builder.unit.derive(node, compute)
+    return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
+
+
+def computed(fn: Callable[[], Any], *, name: str | None = None) -> Ref:
+    """A derived value whose body reads references with ``.get()``; they become its inputs."""
+    builder = active_builder("computed()")
+    if not callable(fn):
+        raise PatternError(f"computed() needs a function, not {fn!r}")
+    node = builder.name("computed", name or _label(fn))
+    cell = builder.unit.derive(node, fn)
+    return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
+
+
+def lift(fn: Callable[..., Any]) -> Callable[..., Ref]:
+    """Turn a plain function of values into one of references: ``lift(f)(ref_a, ref_b)``."""
+    if not callable(fn):
+        raise PatternError(f"lift() needs a function, not {fn!r}")
+
+    def lifted(*args: Any, **kwargs: Any) -> Ref:
+        return derive((args, kwargs), lambda v: fn(*v[0], **v[1]), name=_label(fn))
+
+    return lifted
+
+
+def if_else(condition: Any, then: Any, otherwise: Any) -> Ref:
+    """``then`` while ``condition`` is truthy, else ``otherwise`` (either may be a UI tree)."""
+    builder = active_builder("if_else()")
+    node = builder.name("if_else")
+
+    def compute() -> Any:
+        return then if _resolve(condition) else otherwise
+
+    cell = builder.unit.derive(node, compute)
+    return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
+
+
+def map(items: Ref, fn: Callable[..., Any]) -> Ref:  # noqa: A001 - the pattern vocabulary
+    """Apply ``fn(item_ref, index)`` to each element of a list reference.
+
+    ``fn`` receives references to the items (so what it builds stays live when
+    an item changes) and runs again only when the list itself changes.
+    """
+    builder = active_builder("map()")
+    if not isinstance(items, Ref):
+        raise PatternError("map() maps over a reference to a list (an input, a cell, a derived value)")
+    node = builder.name("map", _label(fn))
+    runtime = builder.runtime
+    n_params = _arity(fn)
+
+    def compute() -> Any:
+        value = items.get()
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise PatternError(f"map() over {items!r}: the value is not a list")
+        out = []
+        for i in builtins.range(len(value)):
+            item = Ref(runtime, items.address.key(i), f"{items!r}[{i}]")
+            out.append(to_json(fn(item, i) if n_params >= 2 else fn(item)))
+        return out
+
+    cell = builder.unit.derive(node, compute)
+    return Ref(runtime, cell.address, f"{builder.pattern_name}.{node}")
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    import inspect
+
+    try:
+        return len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return 1
+
+
+def cell(default: Any = None, *, name: str | None = None) -> Ref:
+    """Internal state of the charm (not an input), starting at ``default``."""
+    builder = active_builder("cell()")
+    node = builder.name("cell", name)
+    builder.cells[node] = to_json(default)
+    return Ref(builder.runtime, builder.internal.key("cells", node), f"{builder.pattern_name}.{node}")
+
+
+def now(resolution: float | None = None) -> float:
+    """The runtime clock's time, in seconds.
+
+    Inside a derived value with ``resolution``, the value is recomputed every
+    ``resolution`` seconds (so ``time_remaining`` counts down by itself).
+    """
+    tx = current_transaction.get()
+    if tx is not None:
+        return tx.runtime.now(resolution)
+    if current_builder.get() is not None:
+        raise PatternError(
+            "now() was called while the pattern is being built; call it inside computed(...) "
+            "so the value is recomputed as time passes."
+        )
+    return time.time()
+
+
+def check_wish_query(query: object) -> str:
+    if not isinstance(query, str):
+        raise PatternError(f"wish() takes a string such as '#googleAuth', not {query!r}")
+    if query in ("/", "#favorites") or TAG_PATTERN.match(query):
+        return query
+    raise PatternError(
+        f"wish({query!r}): {query!r} is not a tag. A tag starts with '#' followed by a letter, "
+        "then letters, digits, '_' or '-' (e.g. '#googleAuth'); '/' and '#favorites' also work."
+    )
+
+
+def wish(query: str) -> Ref:
+    """Find what the user favorited: ``{result, candidates, error}``, kept up to date.
+
+    Tags match exactly and case-insensitively; with several matches ``result`` is
+    the first in favorites order and ``candidates`` lists all; a wish never
+    matches the charm that makes it. ``"/"`` lists the charms of this space;
+    ``"#favorites"`` is the list of favorites.
+    """
+    builder = active_builder("wish()")
+    query = check_wish_query(query)
+    node = builder.name("wish")
+    runtime = builder.runtime
+    me = builder.unit.id
+    space = builder.space
+    favorites = favorites_address(builder.creator)
+
+    def compute() -> JSONValue:
+        tx = current_transaction.get()
+        assert tx is not None
+        if query == "/":
+            return to_json(
+                {"result": charm_links(tx, space), "candidates": [], "error": None}
+            )
+        entries = tx.read(favorites, deep=False) if runtime.storage.has_space(favorites.space) else None
+        entries = entries if isinstance(entries, list) else []
+        if query == "#favorites":
+            return to_json({"result": list(entries), "candidates": [], "error": None})
+        wanted = query.lower()
+        matches = [
+            e["charm"]
+            for e in entries
+            if isinstance(e, dict)
+            and e.get("id") != me
+            and any(isinstance(t, str) and t.lower() == wanted for t in e.get("tags", ()))
+        ]
+        if not matches:
+            return to_json(
+                {
+                    "result": None,
+                    "candidates": [],
+                    "error": f'No favorite found matching "{query}"',
+                }
+            )
+        return to_json({"result": matches[0], "candidates": matches, "error": None})
+
+    cell_ = builder.unit.derive(node, compute)
+    return Ref(runtime, cell_.address, f"{builder.pattern_name}.wish({query})")

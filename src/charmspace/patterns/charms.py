@@ -1,0 +1,300 @@
+"""Charms: persisted, running instances of patterns.
+
+A charm's documents, all in its space:
+
+- the **argument** (its inputs: values, or redirect links to other cells),
+- the **internal** document (stream markers, bound constants, internal cells,
+  and the ``$charm`` record: pattern import path, source hash, creator),
+- one document per **derived** value,
+- the **result** (links to the above, constants, ``$NAME``, ``$UI``).
+
+Ids derive from the charm id, so rebuilding the pattern after a restart finds
+the same documents: handlers work again and derived values are intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from charmspace.errors import CharmNotFoundError, ConflictError, PatternError
+from charmspace.patterns.index import bucket_of, index_address, index_entries
+from charmspace.patterns.pattern import Pattern
+from charmspace.patterns.refs import Builder, Ref
+from charmspace.patterns.registry import resolve_pattern
+from charmspace.runtime.address import STREAM_MARKER, Address, link_to
+from charmspace.runtime.cell import Cell
+from charmspace.runtime.stream import Stream
+from charmspace.runtime.transaction import Transaction
+from charmspace.runtime.unit import HandlerSpec, Unit
+from charmspace.storage import DELETE
+from charmspace.storage.ids import entity_id
+from charmspace.types import DID, EntityId, JSONValue, SpaceDID
+from charmspace.values import setpath, thaw
+
+if TYPE_CHECKING:
+    from charmspace.runtime.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+CREATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CharmInfo:
+    """A charm as listed: id, space, pattern, and when it was created."""
+
+    id: EntityId
+    space: SpaceDID
+    pattern: str
+    created_at: float
+
+
+def _docs(space: SpaceDID, charm_id: EntityId) -> tuple[Address, Address, Address]:
+    """The argument, internal and result documents of a charm."""
+    return (
+        Address(space, entity_id({"charm": charm_id, "doc": "argument"})),
+        Address(space, entity_id({"charm": charm_id, "doc": "internal"})),
+        Address(space, entity_id({"charm": charm_id, "doc": "result"})),
+    )
+
+
+class Charm:
+    """A running charm: ``charm["value"]`` is a cell of its result, ``charm.stream("adjust")`` a stream."""
+
+    def __init__(self, runtime: Runtime, unit: Unit, pattern: Pattern) -> None:
+        self.runtime = runtime
+        self.unit = unit
+        self.pattern = pattern
+        argument, internal, result = _docs(unit.space, unit.id)
+        self.argument: Cell[Any] = Cell(runtime, argument)
+        self.internal: Cell[Any] = Cell(runtime, internal)
+        self.result: Cell[Any] = Cell(runtime, result)
+
+    def __repr__(self) -> str:
+        return f"<Charm {self.pattern.name} {self.id} in {self.space}>"
+
+    @property
+    def id(self) -> EntityId:
+        return self.unit.id
+
+    @property
+    def space(self) -> SpaceDID:
+        return self.unit.space
+
+    @property
+    def name(self) -> str:
+        return self.pattern.name
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.pattern.tags
+
+    @property
+    def error(self) -> Cell[Any]:
+        """The last error a handler or derived value of this charm raised."""
+        return Cell(self.runtime, self.unit.error_address)
+
+    def __getitem__(self, key: str) -> Cell[Any]:
+        return self.result.key(key)
+
+    def get(self) -> Any:
+        """The result, links resolved."""
+        return self.result.get()
+
+    def stream(self, name: str) -> Stream[Any]:
+        """The stream exported under ``name`` in the result."""
+        return Stream(self.runtime, self.result.address.key(name))
+
+
+class Charms:
+    """``runtime.charms``: create, find, list, link and remove charms."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._running: dict[tuple[SpaceDID, EntityId], Charm] = {}
+        runtime.owner_loader = self._start_stream_owner
+
+    async def create(
+        self,
+        pattern: Pattern | str,
+        *,
+        space: SpaceDID | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        principal: DID | None = None,
+    ) -> Charm:
+        """Create and start a charm of ``pattern`` (a Pattern, a name, or ``module:function``).
+
+        Everything the charm needs is written in one transaction: a failed
+        ``create`` (bad input, a pattern that raises) leaves nothing behind.
+        """
+        pat = resolve_pattern(pattern) if isinstance(pattern, str) else pattern
+        if not isinstance(pat, Pattern):
+            raise PatternError(f"{pattern!r} is not a pattern (decorate it with @pattern)")
+        runtime = self.runtime
+        principal = principal or runtime.principal
+        space = space or principal
+        if not runtime.storage.has_space(space):
+            runtime.storage.create_space(space, principal)
+        argument = pat.argument(inputs)
+        charm_id = entity_id({"charm": pat.name, "space": space, "nonce": secrets.token_hex(8)})
+        created_at = runtime.clock.now()
+        record = {
+            "id": charm_id,
+            "pattern": pat.name,
+            "import": pat.import_path,
+            "source_hash": pat.source_hash,
+            "tags": list(pat.tags),
+            "creator": principal,
+            "created_at": created_at,
+        }
+        for attempt in range(CREATE_ATTEMPTS):
+            unit, docs = self._build(pat, space, charm_id, principal, record)
+            tx = Transaction(runtime, principal, meta={"create": pat.name})
+            arg_address, _internal, result_address = _docs(space, charm_id)
+            tx.write(arg_address, argument)
+            for address, value in docs.items():
+                tx.write(address, value)
+            bucket = index_address(space, bucket_of(charm_id))
+            current = tx.read(bucket, deep=False)
+            entries = list(current.get("charms", [])) if isinstance(current, dict) else []
+            entries.append(
+                {"id": charm_id, "pattern": pat.name, "result": result_address.id, "created_at": created_at}
+            )
+            tx.write(bucket, {"charms": entries})
+            try:
+                tx.commit()
+                break
+            except ConflictError:
+                if attempt + 1 == CREATE_ATTEMPTS:
+                    raise
+        charm = Charm(runtime, unit, pat)
+        self._running[(space, charm_id)] = charm
+        await unit.start(principal)
+        return charm
+
+    def _build(
+        self,
+        pat: Pattern,
+        space: SpaceDID,
+        charm_id: EntityId,
+        creator: DID,
+        record: Mapping[str, JSONValue],
+    ) -> tuple[Unit, dict[Address, JSONValue]]:
+        """Run the pattern for ``charm_id``; returns its unit and internal/result documents."""
+        runtime = self.runtime
+        argument, internal, result = _docs(space, charm_id)
+        unit = Unit(runtime, space, charm_id, pat.name)
+        builder = Builder(runtime, unit, pat.name, creator, argument, internal)
+        result_doc = pat.build(builder)
+        internal_doc: dict[str, JSONValue] = {
+            "$charm": dict(record),
+            "streams": {name: STREAM_MARKER for name in builder.streams},
+            "values": builder.values,
+        }
+        for name, default in builder.cells.items():
+            unit._initial.append((internal.key("cells", name), default))
+        return unit, {internal: internal_doc, result: result_doc}
+
+    async def get(self, space: SpaceDID, charm_id: EntityId) -> Charm:
+        """The charm, started (and rebuilt from storage after a restart) if it is not running."""
+        charm = self._running.get((space, charm_id))
+        if charm is not None:
+            return charm
+        return await self._load(space, charm_id)
+
+    async def _load(self, space: SpaceDID, charm_id: EntityId) -> Charm:
+        runtime = self.runtime
+        _argument, internal, _result = _docs(space, charm_id)
+        tx = Transaction(runtime, runtime.service_did)
+        if not runtime.storage.has_space(space):
+            raise CharmNotFoundError(space, charm_id)
+        doc = tx.read(internal, deep=False)
+        record = doc.get("$charm") if isinstance(doc, dict) else None
+        if not isinstance(record, dict):
+            raise CharmNotFoundError(space, charm_id)
+        pat = resolve_pattern(str(record.get("import") or record.get("pattern")))
+        if pat.source_hash != record.get("source_hash"):
+            log.info(
+                "pattern %s changed since charm %s was saved; keeping its data",
+                pat.name,
+                charm_id,
+                extra={"charm": charm_id, "space": space},
+            )
+            record = {**record, "source_hash": pat.source_hash}
+        unit, docs = self._build(pat, space, charm_id, str(record.get("creator")), record)
+        for address, value in docs.items():
+            existing = tx.read(address, deep=False)
+            if address == internal and isinstance(existing, dict):
+                value = {**thaw(existing), **thaw(value)}  # type: ignore[dict-item]
+            tx.write(address, value)
+        tx.commit()
+        charm = self._running.get((space, charm_id))
+        if charm is not None:  # started concurrently while we read
+            return charm
+        charm = Charm(runtime, unit, pat)
+        self._running[(space, charm_id)] = charm
+        await unit.start(runtime.service_did)
+        return charm
+
+    async def _start_stream_owner(self, address: Address) -> HandlerSpec | None:
+        """The runtime's owner loader: start the charm whose internal document holds ``address``."""
+        tx = Transaction(self.runtime, self.runtime.service_did)
+        doc = tx.read_doc(address.space, address.id)
+        record = doc.get("$charm") if isinstance(doc, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            return None
+        await self.get(address.space, record["id"])
+        return self.runtime.handler_at(address)
+
+    def list(self, space: SpaceDID | None = None) -> list[CharmInfo]:
+        """The charms recorded in ``space`` (default: the user's home space)."""
+        space = space or self.runtime.principal
+        tx = Transaction(self.runtime, self.runtime.principal)
+        return [
+            CharmInfo(e["id"], space, e.get("pattern", "?"), float(e.get("created_at", 0)))
+            for e in index_entries(tx, space)
+        ]
+
+    async def remove(self, space: SpaceDID, charm_id: EntityId, *, principal: DID | None = None) -> None:
+        """Stop the charm and delete its documents and its index entry."""
+        charm = await self.get(space, charm_id)
+        runtime = self.runtime
+        charm.unit.stop()
+        self._running.pop((space, charm_id), None)
+        async with runtime.edit(principal) as tx:
+            for address in _docs(space, charm_id):
+                tx.write_doc(space, address.id, DELETE)
+            bucket = index_address(space, bucket_of(charm_id))
+            current = tx.read(bucket, deep=False)
+            entries = current.get("charms", []) if isinstance(current, dict) else []
+            tx.write(bucket, {"charms": [e for e in entries if e.get("id") != charm_id]})
+
+    async def link(
+        self,
+        source: Cell[Any] | Ref | Stream[Any] | Charm,
+        target: Charm,
+        input_name: str,
+        *,
+        principal: DID | None = None,
+    ) -> None:
+        """Bind ``target``'s input ``input_name`` to ``source`` (any space): data flows live."""
+        if input_name not in target.pattern.inputs:
+            raise PatternError(
+                f"pattern {target.pattern.name} has no input {input_name!r} "
+                f"(its inputs: {', '.join(target.pattern.inputs) or 'none'})"
+            )
+        address = source.result.address if isinstance(source, Charm) else source.address
+        link = link_to(address, redirect=not isinstance(source, Stream))
+        argument = target.argument.address
+        async with self.runtime.edit(principal) as tx:
+            # Replace the input itself: a plain write would follow its current link.
+            doc = tx.read_doc(argument.space, argument.id)
+            tx.write_doc(argument.space, argument.id, setpath(doc, (input_name,), link))
+
+    async def start_all(self, space: SpaceDID) -> list[Charm]:
+        """Start every charm recorded in ``space`` (a server does this at boot)."""
+        return [await self.get(space, info.id) for info in self.list(space)]
