@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
 
-_stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+_stderr = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 class _ReportingGroup(TyperGroup):
@@ -122,3 +122,11 @@ def id_derive(
 def main() -> None:
     """Entry point of the ``charmspace`` script."""
     app()
+
+
+@app.command("demo")
+def demo() -> None:
+    """Tell the seed's story in the terminal: a refused cross-space write, then a stream call."""
+    from charmspace.demo import main as run
+
+    run()
