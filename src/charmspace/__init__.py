@@ -46,7 +46,7 @@ from charmspace.patterns import (
     wish,
 )
 from charmspace.patterns.render import render_ui
-# h: added when patterns.ui lands
+from charmspace.patterns.ui import h
 from charmspace.runtime import (
     CallResult,
     Cell,
@@ -100,7 +100,7 @@ __all__ = [
     "cell",
     "computed",
     "derive",
-
+    "h",
     "handler",
     "if_else",
     "lift",

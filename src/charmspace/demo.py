@@ -45,7 +45,9 @@ def refresh_token(event: dict[str, Any], *, auth: Cell[dict[str, Any]]) -> str:
 
 @pattern(tags=["#googleAuth"])
 def demo_auth(
-    auth: Default[dict[str, Any], {"token": "access-token-0", "expires_at": 0, "generation": 0}],
+    auth: Default[
+        Cell[dict[str, Any]], {"token": "access-token-0", "expires_at": 0, "generation": 0}
+    ],
 ) -> dict[str, Any]:
     """A stand-in for the Google auth charm: it owns the token. #googleAuth"""
     return {
@@ -88,7 +90,9 @@ def demo_gmail_search() -> dict[str, Any]:
     return {
         NAME: computed(lambda: f"Gmail search ({len(log.get() or [])} log lines)"),
         "log": log,
-        "scan": scan.bind(log=log, auth=found["result"]["auth"], refresh=found["result"]["refresh"]),
+        "scan": scan.bind(
+            log=log, auth=found["result"]["auth"], refresh=found["result"]["refresh"]
+        ),
     }
 
 
@@ -136,7 +140,9 @@ async def _seed_part(console: Console, directory: str) -> None:
         await runtime.idle()
         for line in gmail["log"].get():
             console.print(f"  • {line}")
-        console.print(f"Scan committed: ok={result.ok}. Auth cell now: {auth['auth'].get()['token']}")
+        console.print(
+            f"Scan committed: ok={result.ok}. Auth cell now: {auth['auth'].get()['token']}"
+        )
         await clock.advance(10)
         await gmail.stream("scan").call({})
         await runtime.idle()

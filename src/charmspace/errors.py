@@ -127,8 +127,7 @@ class StorageURLError(StorageError):
         self.url = url
         self.reason = reason
         super().__init__(
-            f"Cannot open storage {url!r}: {reason}. "
-            "Use memory:// or sqlite:///path/to/dir."
+            f"Cannot open storage {url!r}: {reason}. Use memory:// or sqlite:///path/to/dir."
         )
 
 
@@ -242,7 +241,7 @@ class NotAStreamError(StreamError):
         self.location = location
         super().__init__(
             f"{location} holds no stream, so the event was not delivered. "
-            "Send events to a handler exported by a charm (a value shaped {\"$stream\": true})."
+            'Send events to a handler exported by a charm (a value shaped {"$stream": true}).'
         )
 
 

@@ -31,7 +31,7 @@ class FrozenDict(dict[str, Any]):
 
     __slots__ = ()
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
-    __ior__ = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(canonical(self))
@@ -59,7 +59,7 @@ class FrozenList(list[Any]):
     __slots__ = ()
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = _refuse
     clear = reverse = sort = _refuse
-    __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    __iadd__ = __imul__ = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(canonical(self))
@@ -153,9 +153,12 @@ def canonical(value: JSONValue) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: JSONValue) -> str:
-    """Compact JSON text, as stored."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON text, as stored (one reused encoder: this is on every commit's path)."""
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | bytes) -> JSONValue:
@@ -201,7 +204,9 @@ def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
     if not path:
         return new
     seg, rest = path[0], path[1:]
-    if isinstance(value, list) and (isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())):
+    if isinstance(value, list) and (
+        isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())
+    ):
         i = int(seg)
         items = list(value)
         if i == len(items):

@@ -26,7 +26,7 @@ def increment(event: dict[str, object], *, value: Cell[int]) -> None:
 
 
 @pattern(tags=["#counter"])
-def counter(value: Default[int, 0]) -> dict[str, object]:
+def counter(value: Default[Cell[int], 0]) -> dict[str, object]:
     """A number you can adjust. #counter"""
     doubled = derive(value, lambda v: (v or 0) * 2)
     bump = adjust.bind(value=value)

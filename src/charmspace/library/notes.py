@@ -47,7 +47,9 @@ def clear_done(event: dict[str, object], *, notes: Cell[list[Note]]) -> None:
 
 
 @pattern(tags=["#notes"])
-def notes(title: Default[str, "Notes"], notes: Default[list[Note], []]) -> dict[str, object]:
+def notes(
+    title: Default[Cell[str], "Notes"], notes: Default[Cell[list[Note]], []]
+) -> dict[str, object]:
     """A checklist of notes. #notes #todo"""
     add = add_note.bind(notes=notes)
     toggle = toggle_note.bind(notes=notes)

@@ -6,7 +6,8 @@ from charmspace.patterns.builtins import cell, computed, derive, if_else, lift, 
 from charmspace.patterns.charms import Charm, CharmInfo, Charms
 from charmspace.patterns.favorites import Favorites
 from charmspace.patterns.handler import HandlerDef, handler
-from charmspace.patterns.markers import NAME, UI, Default
+from charmspace.patterns.markers import NAME, UI
+from charmspace.patterns.markers import Default as Default
 from charmspace.patterns.pattern import Pattern, pattern
 from charmspace.patterns.refs import Ref, StreamRef
 

@@ -11,7 +11,7 @@ from typing import Any
 from charmspace.errors import PatternError
 from charmspace.patterns.index import charm_links, favorites_address
 from charmspace.patterns.refs import Ref, active_builder, current_builder
-from charmspace.runtime.cell import to_json
+from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.transaction import current_transaction
 from charmspace.types import JSONValue
 
@@ -85,7 +85,7 @@ def if_else(condition: Any, then: Any, otherwise: Any) -> Ref:
     return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
 
 
-def map(items: Ref, fn: Callable[..., Any]) -> Ref:  # noqa: A001 - the pattern vocabulary
+def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
     """Apply ``fn(item_ref, index)`` to each element of a list reference.
 
     ``fn`` receives references to the items (so what it builds stays live when
@@ -93,7 +93,9 @@ def map(items: Ref, fn: Callable[..., Any]) -> Ref:  # noqa: A001 - the pattern 
     """
     builder = active_builder("map()")
     if not isinstance(items, Ref):
-        raise PatternError("map() maps over a reference to a list (an input, a cell, a derived value)")
+        raise PatternError(
+            "map() maps over a reference to a list (an input, a cell, a derived value)"
+        )
     node = builder.name("map", _label(fn))
     runtime = builder.runtime
     n_params = _arity(fn)
@@ -128,7 +130,9 @@ def cell(default: Any = None, *, name: str | None = None) -> Ref:
     builder = active_builder("cell()")
     node = builder.name("cell", name)
     builder.cells[node] = to_json(default)
-    return Ref(builder.runtime, builder.internal.key("cells", node), f"{builder.pattern_name}.{node}")
+    return Ref(
+        builder.runtime, builder.internal.key("cells", node), f"{builder.pattern_name}.{node}"
+    )
 
 
 def now(resolution: float | None = None) -> float:
@@ -179,10 +183,10 @@ def wish(query: str) -> Ref:
         tx = current_transaction.get()
         assert tx is not None
         if query == "/":
-            return to_json(
-                {"result": charm_links(tx, space), "candidates": [], "error": None}
-            )
-        entries = tx.read(favorites, deep=False) if runtime.storage.has_space(favorites.space) else None
+            return to_json({"result": charm_links(tx, space), "candidates": [], "error": None})
+        entries = (
+            tx.read(favorites, deep=False) if runtime.storage.has_space(favorites.space) else None
+        )
         entries = entries if isinstance(entries, list) else []
         if query == "#favorites":
             return to_json({"result": list(entries), "candidates": [], "error": None})

@@ -14,6 +14,7 @@ the same documents: handlers work again and derived values are intact.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ def _docs(space: SpaceDID, charm_id: EntityId) -> tuple[Address, Address, Addres
 
 
 class Charm:
-    """A running charm: ``charm["value"]`` is a cell of its result, ``charm.stream("adjust")`` a stream."""
+    """A running charm: ``charm["value"]`` is a result cell, ``charm.stream("adjust")`` a stream."""
 
     def __init__(self, runtime: Runtime, unit: Unit, pattern: Pattern) -> None:
         self.runtime = runtime
@@ -142,7 +143,7 @@ class Charms:
         argument = pat.argument(inputs)
         charm_id = entity_id({"charm": pat.name, "space": space, "nonce": secrets.token_hex(8)})
         created_at = runtime.clock.now()
-        record = {
+        record: dict[str, JSONValue] = {
             "id": charm_id,
             "pattern": pat.name,
             "import": pat.import_path,
@@ -162,7 +163,12 @@ class Charms:
             current = tx.read(bucket, deep=False)
             entries = list(current.get("charms", [])) if isinstance(current, dict) else []
             entries.append(
-                {"id": charm_id, "pattern": pat.name, "result": result_address.id, "created_at": created_at}
+                {
+                    "id": charm_id,
+                    "pattern": pat.name,
+                    "result": result_address.id,
+                    "created_at": created_at,
+                }
             )
             tx.write(bucket, {"charms": entries})
             try:
@@ -250,7 +256,7 @@ class Charms:
         await self.get(address.space, record["id"])
         return self.runtime.handler_at(address)
 
-    def list(self, space: SpaceDID | None = None) -> list[CharmInfo]:
+    def list(self, space: SpaceDID | None = None) -> builtins.list[CharmInfo]:
         """The charms recorded in ``space`` (default: the user's home space)."""
         space = space or self.runtime.principal
         tx = Transaction(self.runtime, self.runtime.principal)
@@ -259,7 +265,9 @@ class Charms:
             for e in index_entries(tx, space)
         ]
 
-    async def remove(self, space: SpaceDID, charm_id: EntityId, *, principal: DID | None = None) -> None:
+    async def remove(
+        self, space: SpaceDID, charm_id: EntityId, *, principal: DID | None = None
+    ) -> None:
         """Stop the charm and delete its documents and its index entry."""
         charm = await self.get(space, charm_id)
         runtime = self.runtime
@@ -295,6 +303,6 @@ class Charms:
             doc = tx.read_doc(argument.space, argument.id)
             tx.write_doc(argument.space, argument.id, setpath(doc, (input_name,), link))
 
-    async def start_all(self, space: SpaceDID) -> list[Charm]:
+    async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]

@@ -62,6 +62,10 @@ class Favorites:
         async with self.runtime.edit(self.user) as tx:
             current = tx.read(self.address, deep=False)
             entries = list(current) if isinstance(current, list) else []
-            kept = [e for e in entries if not (e.get("id") == charm.id and e.get("space") == charm.space)]
+            kept = [
+                e
+                for e in entries
+                if not (e.get("id") == charm.id and e.get("space") == charm.space)
+            ]
             if len(kept) != len(entries):
                 tx.write(self.address, kept)

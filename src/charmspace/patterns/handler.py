@@ -33,11 +33,11 @@ class HandlerDef:
         try:
             hints = get_type_hints(fn, include_extras=True)
         except Exception as e:
-            raise PatternError(f"handler {self.name}: its annotations cannot be resolved: {e}") from None
+            raise PatternError(
+                f"handler {self.name}: its annotations cannot be resolved: {e}"
+            ) from None
         params = list(inspect.signature(fn).parameters.values())
-        positional = [
-            p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if len(positional) != 1:
             raise PatternError(
                 f"handler {self.name} must take exactly one positional parameter, the event, "
@@ -51,8 +51,10 @@ class HandlerDef:
                 continue
             kind, _inner, _default = unwrap(hints.get(p.name, Any))
             self.state_kinds[p.name] = kind
-            properties[p.name] = {AS_CELL: True} if kind == "cell" else (
-                {AS_STREAM: True} if kind == "stream" else {}
+            properties[p.name] = (
+                {AS_CELL: True}
+                if kind == "cell"
+                else ({AS_STREAM: True} if kind == "stream" else {})
             )
         self.state_schema: Schema = {"type": "object", "properties": properties}
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 
+__all__ = ["NAME", "NO_DEFAULT", "UI", "Default", "DefaultValue", "unwrap"]
+
 NAME = "$NAME"
 """The result key for a charm's display name."""
 
@@ -27,7 +29,7 @@ class DefaultValue:
 
 
 if TYPE_CHECKING:
-    Default = Annotated
+    from typing import Annotated as Default
 else:
 
     class Default:

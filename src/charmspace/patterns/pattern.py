@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 from charmspace.errors import PatternError, SchemaError
 from charmspace.patterns.markers import NO_DEFAULT, unwrap
@@ -65,6 +65,7 @@ class Pattern:
             source = self.import_path
         self.source_hash = hashlib.sha256(source.encode()).hexdigest()[:16]
         self.inputs = _inputs_of(fn, self.name)
+
     def __repr__(self) -> str:
         return f"<pattern {self.name} ({self.import_path})>"
 
@@ -114,7 +115,7 @@ class Pattern:
             if isinstance(value, Cell | Stream | Ref):
                 argument[i.name] = link_to(value.address, redirect=not isinstance(value, Stream))
                 continue
-            if i.kind == "value" and i.type is not Any:
+            if i.kind != "stream" and i.type is not Any:
                 try:
                     value = validator_for(i.type)(to_json(value, (i.name,)))
                 except SchemaError as e:
@@ -186,12 +187,23 @@ def _inputs_of(fn: Callable[..., Any], name: str) -> dict[str, Input]:
     return inputs
 
 
+@overload
+def pattern(fn: Callable[..., Any], /) -> Pattern: ...
+
+
+@overload
+def pattern(
+    *, name: str | None = None, tags: tuple[str, ...] | list[str] = ()
+) -> Callable[[Callable[..., Any]], Pattern]: ...
+
+
 def pattern(
     fn: Callable[..., Any] | None = None,
+    /,
     *,
     name: str | None = None,
     tags: tuple[str, ...] | list[str] = (),
-) -> Any:
+) -> Pattern | Callable[[Callable[..., Any]], Pattern]:
     """Declare a pattern: ``@pattern`` or ``@pattern(tags=["#counter"])``."""
     if fn is not None:
         return Pattern(fn, name=name, tags=tags)

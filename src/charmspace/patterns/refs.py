@@ -137,7 +137,7 @@ class Ref:
             "(and if_else(...) for conditions)."
         )
 
-    __bool__ = __iter__ = __len__ = __int__ = __float__ = __index__ = _misuse  # type: ignore[assignment]
+    __bool__ = __iter__ = __len__ = __int__ = __float__ = __index__ = _misuse
     __add__ = __radd__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = _misuse
     __le__ = __ge__ = __contains__ = _misuse
 

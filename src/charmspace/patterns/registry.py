@@ -85,16 +85,21 @@ def resolve_pattern(ref: str) -> Pattern:
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise PatternError(f"pattern {ref!r}: module {module_name!r} cannot be imported ({e})") from None
+            raise PatternError(
+                f"pattern {ref!r}: module {module_name!r} cannot be imported ({e})"
+            ) from None
         value: object = module
         for part in attr.split("."):
             value = getattr(value, part, None)
         if not isinstance(value, Pattern):
-            raise PatternError(f"{ref!r} is not a pattern (no @pattern named {attr!r} in {module_name})")
+            raise PatternError(
+                f"{ref!r} is not a pattern (no @pattern named {attr!r} in {module_name})"
+            )
         return value
     patterns = installed_patterns()
     if ref in patterns:
         return patterns[ref]
     raise PatternError(
-        f"No installed pattern is named {ref!r}. Installed: {', '.join(sorted(patterns)) or 'none'}."
+        f"No installed pattern is named {ref!r}. "
+        f"Installed: {', '.join(sorted(patterns)) or 'none'}."
     )

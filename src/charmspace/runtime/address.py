@@ -60,7 +60,7 @@ def _is_link_body(value: FrozenDict) -> bool:
 
 
 def parse_link(value: JSONValue, base: Address) -> tuple[Address, bool]:
-    """The address a link points at (relative to the document holding it) and whether it redirects."""
+    """Where a link points (relative to the document holding it), and whether it redirects."""
     assert isinstance(value, dict)
     body = value["/"][LINK_TAG]
     if not isinstance(body, dict):

@@ -125,21 +125,29 @@ class Cell(Generic[T]):
         tx.write(self.address, freeze([*current, *added]))
 
 
+_PLAIN = frozenset({str, int, bool, type(None), FrozenDict, FrozenList})
+
+
 def to_json(value: object, path: Path = ()) -> JSONValue:
     """Freeze ``value``, turning cells and streams inside it into links to them.
 
     Objects with a ``__charm_json__()`` method (pattern references, UI nodes)
     contribute the JSON that method returns.
     """
+    cls = type(value)
+    if cls in _PLAIN:
+        return value  # type: ignore[return-value]
+    if cls is dict:
+        return freeze({k: to_json(v, (*path, k)) for k, v in value.items()}, path)  # type: ignore[attr-defined]
+    if cls is list or cls is tuple:
+        items: list[Any] = value  # type: ignore[assignment]
+        return freeze([to_json(v, (*path, i)) for i, v in enumerate(items)], path)
     if isinstance(value, Cell):
         return link_to(value.address)
     from charmspace.runtime.stream import Stream
 
     if isinstance(value, Stream):
         return link_to(value.address)
-    cls = type(value)
-    if cls is FrozenDict or cls is FrozenList:
-        return value  # type: ignore[return-value]
     as_json = getattr(value, "__charm_json__", None)
     if as_json is not None:  # references and UI nodes of the authoring layer
         return freeze(as_json(), path)

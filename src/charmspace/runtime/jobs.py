@@ -101,7 +101,7 @@ def start_job(fn: JobFunction, *, name: str | None = None) -> Job:
         raise TransactionRequiredError("start a job (start jobs from inside a handler)")
     if not callable(fn):
         raise JobError(f"a job must be an async function, not {type(fn).__name__}")
-    job_name = name or getattr(fn, "__name__", "job")
+    job_name: str = name or str(getattr(fn, "__name__", "job"))
     ctx = JobContext(unit.runtime, unit, job_name, tx.principal)
     job = Job(unit.runtime, unit, job_name, ctx)
     ctx._job = job

@@ -262,7 +262,7 @@ class Runtime:
     # --- errors -------------------------------------------------------------------------
 
     def on_error(self, listener: ErrorListener) -> Callable[[], None]:
-        """Call ``listener(report)`` for every handler, action or job error. Returns an unsubscribe."""
+        """Call ``listener(report)`` on every handler, action or job error; returns unsubscribe."""
         self._error_listeners.append(listener)
         return lambda: self._error_listeners.remove(listener)
 
@@ -317,6 +317,7 @@ class Runtime:
     # --- quiescence ---------------------------------------------------------------------
 
     def _on_change(self, change: Change) -> None:
+        self.scheduler.forget_resolutions(change.space, change.ids)
         self.propagator.on_change(change)
 
     def activity(self, delta: int) -> None:

@@ -28,8 +28,13 @@ from charmspace.errors import (
 from charmspace.runtime.address import Address, is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.stream import CallResult, Delivery
-from charmspace.runtime.transaction import CommitResult, Transaction, current_transaction
-from charmspace.types import DID, JSONValue
+from charmspace.runtime.transaction import (
+    CommitResult,
+    DocKey,
+    Transaction,
+    current_transaction,
+)
+from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -68,19 +73,45 @@ class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._waiting_on: dict[Unit, Unit] = {}
+        self._resolved: dict[tuple[Address, DID], Target] = {}
+        self._resolved_by_doc: dict[DocKey, set[tuple[Address, DID]]] = {}
 
     # --- resolving and delivering --------------------------------------------------------
 
     def resolve_stream(self, address: Address, principal: DID | None = None) -> Target:
-        """Follow links to the stream's marker; raise NotAStreamError if there is none."""
-        tx = current_transaction.get()
-        if tx is None or tx.state != "open":
-            tx = Transaction(self.runtime, principal or self.runtime.principal)
-        final = tx.resolve(address, track=False)
-        marker = tx.read(final, track=False, deep=False)
+        """Follow links to the stream's marker; raise NotAStreamError if there is none.
+
+        Resolutions are cached until a document they read changes (every send
+        resolves its stream, and most streams never move).
+        """
+        if principal is None:
+            tx = current_transaction.get()
+            principal = tx.principal if tx is not None else self.runtime.principal
+        key = (address, principal)
+        hit = self._resolved.get(key)
+        if hit is not None and self.runtime.handler_at(hit.address) is hit.spec:
+            return hit
+        tx = Transaction(self.runtime, principal)
+        final = tx.resolve(address)
+        marker = tx.read(final, deep=False)
         if not is_stream_marker(marker):
             raise NotAStreamError(str(address))
-        return Target(final, self.runtime.handler_at(final))
+        target = Target(final, self.runtime.handler_at(final))
+        if target.spec is not None:
+            self._resolved[key] = target
+            for doc in tx.reads:
+                self._resolved_by_doc.setdefault(doc, set()).add(key)
+        return target
+
+    def forget_resolutions(self, space: SpaceDID, ids: tuple[EntityId, ...]) -> None:
+        """Drop cached stream resolutions that read a document that just changed."""
+        if not self._resolved_by_doc:
+            return
+        for id in ids:
+            keys = self._resolved_by_doc.pop((space, id), None)
+            if keys:
+                for key in keys:
+                    self._resolved.pop(key, None)
 
     def dispatch(
         self,
@@ -191,7 +222,9 @@ class Scheduler:
                 return False
         yielded = spec.is_async
         for attempt in range(MAX_ATTEMPTS):
-            tx = Transaction(runtime, event.principal, meta={"handler": spec.name})
+            tx = Transaction(
+                runtime, event.principal, meta={"handler": spec.name}, home=spec.unit.space
+            )
             token = current_transaction.set(tx)
             try:
                 state = spec.bind(tx)

@@ -8,10 +8,10 @@ immutable snapshot).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import sys
 import types
 import typing
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -74,7 +74,7 @@ def _pydantic_compatible(tp: Any) -> Any:
     if converted == args:
         return tp
     if origin is typing.Annotated:
-        return typing.Annotated[(converted[0], *args[1:])]  # type: ignore[misc]
+        return typing.Annotated[(converted[0], *args[1:])]
     if origin in (typing.Union, types.UnionType):
         return typing.Union[converted]  # noqa: UP007
     if origin is typing.Literal:
@@ -110,7 +110,11 @@ def json_schema_for(tp: Any) -> Schema:
     """The JSON Schema of a Python type (as pydantic generates it)."""
     try:
         return _adapter(tp).json_schema()
-    except (pydantic.PydanticSchemaGenerationError, pydantic.errors.PydanticInvalidForJsonSchema, TypeError) as e:
+    except (
+        pydantic.PydanticSchemaGenerationError,
+        pydantic.errors.PydanticInvalidForJsonSchema,
+        TypeError,
+    ) as e:
         raise SchemaError((), f"{tp!r} has no JSON Schema: {e}") from None
 
 

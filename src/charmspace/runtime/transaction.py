@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
-    LinkError,
     LimitExceededError,
+    LinkError,
     ReadOnlyCellError,
     TransactionClosedError,
     WriteIsolationError,
 )
 from charmspace.runtime.address import Address, is_link, parse_link
 from charmspace.storage import DELETE, Commit
-from charmspace.types import DID, EntityId, JSONValue, Path, SpaceDID
+from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, setpath
 
 if TYPE_CHECKING:
@@ -71,10 +71,12 @@ class Transaction:
 
     __slots__ = (
         "_after_commit",
+        "_cache",
         "_on_abort",
         "_reads",
         "_writes",
         "allowed_derived",
+        "home",
         "meta",
         "principal",
         "result",
@@ -90,8 +92,10 @@ class Transaction:
         *,
         allowed_derived: frozenset[DocKey] = frozenset(),
         meta: dict[str, JSONValue] | None = None,
+        home: SpaceDID | None = None,
     ) -> None:
         self.runtime = runtime
+        self.home = home
         self.principal = principal
         self.allowed_derived = allowed_derived
         self.meta = meta or {}
@@ -99,6 +103,7 @@ class Transaction:
         self.writer: SpaceDID | None = None
         self.result: CommitResult | None = None
         self._reads: dict[DocKey, int] = {}
+        self._cache: dict[DocKey, JSONValue] = {}
         self._writes: dict[DocKey, JSONValue | object] = {}
         self._after_commit: list[Callable[[CommitResult], None]] = []
         self._on_abort: list[Callable[[], None]] = []
@@ -109,15 +114,27 @@ class Transaction:
     # --- documents -------------------------------------------------------------------
 
     def read_doc(self, space: SpaceDID, id: EntityId, *, track: bool = True) -> JSONValue:
-        """A whole document's value (None if absent), your own writes included."""
-        self._check_open()
+        """A whole document's value (None if absent), your own writes included.
+
+        Documents of the transaction's home space (the charm's own space, while
+        it is or may become the writer space) are read once and then served
+        from the transaction: those reads are validated at commit anyway.
+        Other spaces are read afresh each time (read-committed).
+        """
+        if self.state != "open":
+            raise TransactionClosedError(self.state)
         key = (space, id)
         written = self._writes.get(key, _ABSENT)
         if written is not _ABSENT:
             return None if written is DELETE else written  # type: ignore[return-value]
+        cached = self._cache.get(key, _ABSENT)
+        if cached is not _ABSENT:
+            return cached  # type: ignore[return-value]
         rev = self.runtime.storage.read(space, id, self.principal)
-        if key not in self._reads and track:
+        if track and key not in self._reads:
             self._reads[key] = rev.seq
+        if space == self.home and (self.writer is None or self.writer == space):
+            self._cache[key] = rev.value
         return rev.value
 
     def write_doc(self, space: SpaceDID, id: EntityId, value: JSONValue | object) -> None:
@@ -129,6 +146,8 @@ class Transaction:
             raise ReadOnlyCellError(f"{space}/{id}", owner)
         if self.writer is None:
             self.writer = space
+            if space != self.home:
+                self._cache.clear()
         elif space != self.writer:
             raise WriteIsolationError(self.writer, space)
         self._writes[key] = value
@@ -155,30 +174,35 @@ class Transaction:
         return self._walk(address, track=track)[1]
 
     def _walk(self, address: Address, *, track: bool) -> tuple[JSONValue, Address]:
-        seen: set[Address] = set()
-        at = Address(address.space, address.id)
-        value = self.read_doc(at.space, at.id, track=track)
+        space, id = address.space, address.id
+        value = self.read_doc(space, id, track=track)
         remaining: Path = address.path
-        hops = 0
+        walked: list[PathSegment] = []
+        seen: set[tuple[SpaceDID, EntityId, Path]] | None = None
+        i = 0
         while True:
-            if is_link(value):
-                if at in seen:
+            if type(value) is FrozenDict and is_link(value):
+                here = (space, id, tuple(walked))
+                if seen is None:
+                    seen = set()
+                if here in seen:
                     raise LinkError("links form a cycle", str(address))
-                seen.add(at)
-                hops += 1
-                if hops > MAX_HOPS:
+                seen.add(here)
+                if len(seen) > MAX_HOPS:
                     raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
-                target, _ = parse_link(value, at)
-                at = Address(target.space, target.id)
-                value = self.read_doc(at.space, at.id, track=track)
-                remaining = (*target.path, *remaining)
+                target, _ = parse_link(value, Address(space, id))
+                space, id = target.space, target.id
+                value = self.read_doc(space, id, track=track)
+                remaining = (*target.path, *remaining[i:])
+                walked = []
+                i = 0
                 continue
-            if not remaining:
-                return value, at
-            seg = remaining[0]
-            remaining = remaining[1:]
+            if i == len(remaining):
+                return value, Address(space, id, tuple(walked))
+            seg = remaining[i]
+            i += 1
             value = getpath(value, (seg,))
-            at = at.key(seg)
+            walked.append(seg)
 
     def _resolve_nested(self, value: JSONValue, at: Address, track: bool, depth: int) -> JSONValue:
         if type(value) is FrozenDict:
@@ -221,40 +245,44 @@ class Transaction:
 
         Writing a value equal to the current one is a no-op and triggers nobody.
         """
-        target = self._write_target(address)
-        if len(target.path) > self.runtime.storage.limits.max_path_segments:
-            raise LimitExceededError(
-                "The path length", len(target.path), self.runtime.storage.limits.max_path_segments
-            )
-        doc = self.read_doc(target.space, target.id)
-        if target.path and getpath(doc, target.path) == value and _exists(doc, target.path):
-            return
-        if not target.path and doc == value and doc is not None:
+        target, doc = self._write_target(address)
+        limit = self.runtime.storage.limits.max_path_segments
+        if len(target.path) > limit:
+            raise LimitExceededError("The path length", len(target.path), limit)
+        if target.path:
+            if getpath(doc, target.path) == value and _exists(doc, target.path):
+                return
+        elif doc == value and doc is not None:
             return
         self.write_doc(target.space, target.id, setpath(doc, target.path, value))
 
-    def _write_target(self, address: Address) -> Address:
-        at = Address(address.space, address.id)
-        value = self.read_doc(at.space, at.id)
-        remaining = address.path
+    def _write_target(self, address: Address) -> tuple[Address, JSONValue]:
+        """Where a write lands, and the current value of the document it lands in."""
+        space, id = address.space, address.id
+        doc = value = self.read_doc(space, id)
+        remaining: Path = address.path
+        walked: list[PathSegment] = []
         hops = 0
+        i = 0
         while True:
-            if is_link(value):
-                target, redirect = parse_link(value, at)
-                if remaining or redirect:
+            if type(value) is FrozenDict and is_link(value):
+                target, redirect = parse_link(value, Address(space, id))
+                if i < len(remaining) or redirect:
                     hops += 1
                     if hops > MAX_HOPS:
                         raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
-                    at = Address(target.space, target.id)
-                    value = self.read_doc(at.space, at.id)
-                    remaining = (*target.path, *remaining)
+                    space, id = target.space, target.id
+                    doc = value = self.read_doc(space, id)
+                    remaining = (*target.path, *remaining[i:])
+                    walked = []
+                    i = 0
                     continue
-            if not remaining:
-                return at
-            seg = remaining[0]
-            remaining = remaining[1:]
+            if i == len(remaining):
+                return Address(space, id, tuple(walked)), doc
+            seg = remaining[i]
+            i += 1
             value = getpath(value, (seg,))
-            at = at.key(seg)
+            walked.append(seg)
 
     # --- lifecycle ---------------------------------------------------------------------
 

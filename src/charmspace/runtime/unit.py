@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +145,9 @@ class Unit:
                 elif isinstance(value, Stream):
                     props[key] = {"asStream": True}
             state_schema = {"type": "object", "properties": props}
-        addresses = {k: _address_of(v, f"state field {k!r} of handler {name!r}") for k, v in state.items()}
+        addresses = {
+            k: _address_of(v, f"state field {k!r} of handler {name!r}") for k, v in state.items()
+        }
         validate: Validator | None
         if event is None:
             validate = None

@@ -23,7 +23,9 @@ class Capability(enum.IntEnum):
         except KeyError:
             from charmspace.errors import SchemaError
 
-            raise SchemaError((), f"{text!r} is not a capability; use READ, WRITE or OWNER") from None
+            raise SchemaError(
+                (), f"{text!r} is not a capability; use READ, WRITE or OWNER"
+            ) from None
 
 
 ANYONE = "*"

@@ -104,7 +104,7 @@ class Storage:
     def set_acl(
         self, space: SpaceDID, principal: DID, subject: str, capability: Capability | None
     ) -> SpaceRecord:
-        """Grant ``capability`` to ``subject`` (a DID or ``"*"``), or revoke with None. Needs OWNER."""
+        """Grant ``capability`` to ``subject`` (a DID or ``"*"``); None revokes. Needs OWNER."""
         from charmspace.identity import parse_did
 
         record = self._check(space, principal, Capability.OWNER, "change the ACL")
@@ -208,7 +208,9 @@ class Storage:
             total += size
             writes.append(PreparedWrite(id, frozen, text))
         if total > limits.max_commit_bytes:
-            raise LimitExceededError("The size of the commit in bytes", total, limits.max_commit_bytes)
+            raise LimitExceededError(
+                "The size of the commit in bytes", total, limits.max_commit_bytes
+            )
         return PreparedCommit(
             commit.space,
             commit.principal,

@@ -1,0 +1,29 @@
+"""``python -m bench [--quick] [names…]``: run the benchmarks, one JSON line each."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "b0": "bench.b0_storage",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    parser.add_argument(
+        "names", nargs="*", help=f"which to run (default: all of {list(BENCHMARKS)})"
+    )
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    for name in args.names or BENCHMARKS:
+        module = importlib.import_module(BENCHMARKS[name])
+        module.main(["--quick"] if args.quick else [])
+
+
+if __name__ == "__main__":
+    main()

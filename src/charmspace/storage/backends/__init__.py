@@ -1,0 +1,1 @@
+"""Storage backends: memory, SQLite (and later PostgreSQL), one protocol."""

@@ -1,0 +1,737 @@
+"""The storage behaviour suite: every test runs on every backend.
+
+A backend is done when it passes all of it. Tests at the end marked "SQLite
+only" cover what only a backend on disk can do (reopen, several processes,
+files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from charmspace.errors import (
+    AuthorizationError,
+    ConflictError,
+    CorruptStorageError,
+    IdentityError,
+    LimitExceededError,
+    NotJSONError,
+    SpaceExistsError,
+    SpaceNotFoundError,
+    StorageURLError,
+)
+from charmspace.identity import Identity
+from charmspace.storage import (
+    ANYONE,
+    DELETE,
+    MISSING,
+    Capability,
+    Change,
+    Commit,
+    Limits,
+    Storage,
+    entity_id,
+    open_storage,
+)
+from charmspace.types import DID, JSONValue, SpaceDID
+
+X = entity_id({"test": "x"})
+Y = entity_id({"test": "y"})
+Z = entity_id({"test": "z"})
+SECRET = "ya29.SECRET-access-token-do-not-leak"
+
+
+def write(storage: Storage, space: SpaceDID, principal: DID, **values: JSONValue) -> int:
+    """Commit ``values`` (keyword names are looked up as X, Y, Z) blindly."""
+    ids = {"x": X, "y": Y, "z": Z}
+    return storage.commit(Commit(space, principal, {ids[k]: v for k, v in values.items()}))
+
+
+def collect(storage: Storage, space: SpaceDID | None) -> list[Change]:
+    changes: list[Change] = []
+    storage.subscribe(space, changes.append)
+    return changes
+
+
+# --- spaces and access control ------------------------------------------------------
+
+
+def test_a_new_space_is_closed_to_strangers(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    with pytest.raises(AuthorizationError) as read:
+        storage.read(space, X, alice)
+    assert (read.value.principal, read.value.space, read.value.needed) == (alice, space, "READ")
+
+    with pytest.raises(AuthorizationError) as wrote:
+        write(storage, space, alice, x=1)
+    assert (wrote.value.principal, wrote.value.space, wrote.value.needed) == (alice, space, "WRITE")
+    assert alice in str(wrote.value) and "WRITE" in str(wrote.value)
+
+    assert storage.head(space, owner) == 0
+    assert storage.read(space, X, owner) == MISSING
+    assert storage.space(space, owner).acl == {}
+
+
+def test_the_owner_reads_and_writes(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    assert write(storage, space, owner, x={"n": 1}) == 1
+    rev = storage.read(space, X, owner)
+    assert (rev.value, rev.seq, rev.exists) == ({"n": 1}, 1, True)
+    assert storage.space(space, owner).owner == owner
+
+
+def test_only_the_owner_changes_the_acl(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID, bob: DID
+) -> None:
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    with pytest.raises(AuthorizationError) as err:
+        storage.set_acl(space, alice, bob, Capability.READ)
+    assert (err.value.principal, err.value.needed) == (alice, "OWNER")
+    assert storage.space(space, owner).acl == {alice: Capability.WRITE}
+
+    storage.set_acl(space, owner, alice, None)
+    assert storage.space(space, owner).acl == {}
+    with pytest.raises(AuthorizationError):
+        storage.read(space, X, alice)
+
+
+def test_an_acl_subject_must_be_a_did_or_anyone(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    with pytest.raises(IdentityError):
+        storage.set_acl(space, owner, "bob", Capability.READ)
+
+
+@pytest.mark.parametrize(
+    ("granted", "can_read", "can_write", "can_own"),
+    [
+        (Capability.READ, True, False, False),
+        (Capability.WRITE, True, True, False),
+        (Capability.OWNER, True, True, True),
+    ],
+)
+def test_each_capability_includes_the_ones_below(
+    storage: Storage,
+    space: SpaceDID,
+    owner: DID,
+    alice: DID,
+    bob: DID,
+    granted: Capability,
+    can_read: bool,
+    can_write: bool,
+    can_own: bool,
+) -> None:
+    storage.set_acl(space, owner, alice, granted)
+
+    def allowed(action: Callable[[], object]) -> bool:
+        try:
+            action()
+        except AuthorizationError:
+            return False
+        return True
+
+    assert allowed(lambda: storage.read(space, X, alice)) is can_read
+    assert allowed(lambda: write(storage, space, alice, x=1)) is can_write
+    assert allowed(lambda: storage.set_acl(space, alice, bob, Capability.READ)) is can_own
+    assert allowed(lambda: storage.prune(space, alice, before=1)) is can_own
+
+
+def test_a_grant_to_anyone_applies_to_every_principal(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID, bob: DID
+) -> None:
+    write(storage, space, owner, x="public")
+    storage.set_acl(space, owner, ANYONE, Capability.READ)
+    storage.set_acl(space, owner, bob, Capability.WRITE)
+
+    assert storage.read(space, X, alice).value == "public"
+    with pytest.raises(AuthorizationError):
+        write(storage, space, alice, x="vandalism")
+    assert write(storage, space, bob, x="edited") == 2  # the larger grant wins
+
+
+def test_the_service_identity_is_allowed_everywhere(
+    storage: Storage, space: SpaceDID, owner: DID, service: DID
+) -> None:
+    assert write(storage, space, service, x=1) == 1
+    assert storage.read(space, X, service).value == 1
+    assert storage.log(space, service)[0].principal == service
+    storage.set_acl(space, service, ANYONE, Capability.READ)
+    assert storage.space(space, owner).acl == {ANYONE: Capability.READ}
+
+
+def test_creating_a_space_twice_is_refused(storage: Storage, space: SpaceDID, alice: DID) -> None:
+    with pytest.raises(SpaceExistsError) as err:
+        storage.create_space(space, alice)
+    assert err.value.space == space
+
+
+def test_a_space_is_named_by_a_did(storage: Storage, owner: DID) -> None:
+    with pytest.raises(IdentityError):
+        storage.create_space("notes", owner)
+    with pytest.raises(IdentityError):
+        storage.create_space("did:key:z6Mk../../escape", owner)
+    assert storage.spaces(owner) == []
+
+
+def test_spaces_lists_what_a_principal_can_read(storage: Storage, owner: DID, alice: DID) -> None:
+    mine, shared, theirs = (Identity.generate().did for _ in range(3))
+    storage.create_space(mine, owner)
+    storage.create_space(shared, owner, {alice: Capability.READ})
+    storage.create_space(theirs, alice)
+    assert sorted(r.space for r in storage.spaces(owner)) == sorted([mine, shared])
+    assert sorted(r.space for r in storage.spaces(alice)) == sorted([shared, theirs])
+
+
+def test_deleting_a_space_needs_owner_and_removes_it(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    write(storage, space, owner, x=1)
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    with pytest.raises(AuthorizationError):
+        storage.delete_space(space, alice)
+
+    storage.delete_space(space, owner)
+    assert not storage.has_space(space)
+    assert storage.spaces(owner) == []
+    with pytest.raises(SpaceNotFoundError):
+        storage.read(space, X, owner)
+
+    storage.create_space(space, alice)  # the DID is free again, and the space is empty
+    assert storage.read(space, X, alice) == MISSING
+    assert storage.head(space, alice) == 0
+
+
+def test_an_unknown_space_is_not_found(storage: Storage, owner: DID) -> None:
+    unknown = Identity.generate().did
+    for action in (
+        lambda: storage.read(unknown, X, owner),
+        lambda: storage.head(unknown, owner),
+        lambda: storage.log(unknown, owner),
+        lambda: write(storage, unknown, owner, x=1),
+        lambda: storage.read("../../etc/passwd", X, owner),
+    ):
+        with pytest.raises(SpaceNotFoundError):
+            action()
+    assert not storage.has_space(unknown)
+
+
+# --- commits -------------------------------------------------------------------------
+
+
+def test_commits_are_numbered_per_space(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    other = Identity.generate().did
+    storage.create_space(other, owner)
+    assert [write(storage, space, owner, x=i) for i in range(3)] == [1, 2, 3]
+    assert write(storage, other, owner, x="first") == 1
+    assert storage.head(space, owner) == 3
+    assert storage.head(other, owner) == 1
+    assert storage.read(other, X, owner).value == "first"
+    assert storage.read(space, X, owner).value == 2
+
+
+def test_a_commit_writes_every_document_under_one_seq(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    assert write(storage, space, owner, x=1, y=[2], z={"three": 3}) == 1
+    revs = [storage.read(space, id, owner) for id in (X, Y, Z)]
+    assert [(r.value, r.seq) for r in revs] == [(1, 1), ([2], 1), ({"three": 3}, 1)]
+
+
+def test_a_conflict_writes_nothing_and_names_seqs_not_values(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    write(storage, space, owner, x={"token": "old"})
+    seen = storage.read(space, X, owner).seq
+    write(storage, space, alice, x={"token": SECRET})  # someone else wrote since
+
+    with pytest.raises(ConflictError) as err:
+        storage.commit(
+            Commit(space, owner, {X: {"token": SECRET + "!"}, Y: "also"}, reads={X: seen})
+        )
+    error = err.value
+    assert (error.space, error.id, error.expected_seq, error.actual_seq) == (space, X, 1, 2)
+    assert SECRET not in str(error) and SECRET not in repr(error)
+    assert "token" not in str(error)
+    assert storage.head(space, owner) == 2
+    assert storage.read(space, X, owner).value == {"token": SECRET}
+    assert storage.read(space, Y, owner) == MISSING
+
+
+def test_reading_a_missing_document_conflicts_once_it_exists(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    assert storage.read(space, X, owner).seq == 0
+    write(storage, space, owner, x="created")
+    with pytest.raises(ConflictError) as err:
+        storage.commit(Commit(space, owner, {X: "mine"}, reads={X: 0}))
+    assert (err.value.expected_seq, err.value.actual_seq) == (0, 1)
+
+
+def test_a_commit_whose_reads_are_current_succeeds(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    write(storage, space, owner, x=1, y=1)
+    write(storage, space, owner, y=2)  # changes Y, not X
+    seq = storage.commit(Commit(space, owner, {X: 2}, reads={X: 1, Z: 0}))
+    assert seq == 3
+    assert storage.read(space, X, owner).value == 2
+
+
+def test_a_blind_write_never_conflicts(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    write(storage, space, owner, x=1)
+    write(storage, space, owner, x=2)
+    assert storage.commit(Commit(space, owner, {X: 3})) == 3
+    assert storage.read(space, X, owner).value == 3
+
+
+def test_delete_removes_the_value_and_keeps_history(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    write(storage, space, owner, x="here")
+    assert storage.commit(Commit(space, owner, {X: DELETE}, reads={X: 1})) == 2
+    gone = storage.read(space, X, owner)
+    assert (gone.value, gone.seq, gone.deleted, gone.exists) == (None, 2, True, False)
+    assert storage.read(space, X, owner, at=1).value == "here"
+
+    with pytest.raises(ConflictError):  # a reader that saw it before the delete
+        storage.commit(Commit(space, owner, {X: "again"}, reads={X: 1}))
+    assert storage.commit(Commit(space, owner, {X: "again"}, reads={X: 2})) == 3
+    assert storage.read(space, X, owner).exists
+
+
+def test_an_empty_commit_is_free(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    changes = collect(storage, space)
+    write(storage, space, owner, x=1)
+    assert storage.commit(Commit(space, owner, {}, reads={X: 1}, meta={"why": "nothing"})) == 0
+    assert storage.head(space, owner) == 1
+    assert [e.seq for e in storage.log(space, owner)] == [1]
+    assert [c.seq for c in changes] == [1]
+
+
+def test_point_in_time_reads(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    write(storage, space, owner, y="unrelated")
+    write(storage, space, owner, x="v2")
+    write(storage, space, owner, y="unrelated again")
+    write(storage, space, owner, x="v4")
+    storage.commit(Commit(space, owner, {X: DELETE}))
+
+    def at(seq: int) -> tuple[JSONValue, int, bool]:
+        rev = storage.read(space, X, owner, at=seq)
+        return rev.value, rev.seq, rev.deleted
+
+    assert at(1) == (None, 0, False)
+    assert at(2) == at(3) == ("v2", 2, False)
+    assert at(4) == ("v4", 4, False)
+    assert at(5) == at(99) == (None, 5, True)
+    assert storage.read(space, X, owner) == storage.read(space, X, owner, at=5)
+
+
+def test_the_log_lists_who_wrote_which_ids_without_values(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    storage.commit(Commit(space, owner, {X: SECRET, Y: 1}, meta={"event": "first"}))
+    storage.commit(Commit(space, alice, {Z: SECRET}, meta={"event": "second", "n": [1, 2]}))
+    storage.commit(Commit(space, owner, {X: DELETE}))
+
+    entries = storage.log(space, owner)
+    assert [(e.seq, e.principal, set(e.ids)) for e in entries] == [
+        (1, owner, {X, Y}),
+        (2, alice, {Z}),
+        (3, owner, {X}),
+    ]
+    assert [e.meta for e in entries] == [{"event": "first"}, {"event": "second", "n": [1, 2]}, {}]
+    assert all(e.time > 0 for e in entries)
+    assert SECRET not in repr(entries)
+
+    assert [e.seq for e in storage.log(space, owner, since=1)] == [2, 3]
+    assert [e.seq for e in storage.log(space, owner, since=1, limit=1)] == [2]
+    assert storage.log(space, owner, since=3) == []
+
+
+def test_values_read_are_frozen(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    write(storage, space, owner, x={"items": [1, 2], "name": "a"})
+    value = storage.read(space, X, owner).value
+    assert isinstance(value, dict) and isinstance(value["items"], list)
+    with pytest.raises(TypeError):
+        value["name"] = "b"
+    with pytest.raises(TypeError):
+        value["items"].append(3)
+    assert storage.read(space, X, owner).value == {"items": [1, 2], "name": "a"}
+
+
+def test_a_value_committed_cannot_be_changed_afterwards(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    mutable = {"items": [1]}
+    write(storage, space, owner, x=mutable)
+    mutable["items"].append(2)
+    assert storage.read(space, X, owner).value == {"items": [1]}
+
+
+@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {"k": b"bytes"}, {1: "int key"}])
+def test_non_json_values_are_refused_with_nothing_written(
+    storage: Storage, space: SpaceDID, owner: DID, bad: object
+) -> None:
+    changes = collect(storage, space)
+    with pytest.raises(TypeError) as err:
+        storage.commit(Commit(space, owner, {X: "fine", Y: bad}))  # type: ignore[dict-item]
+    assert isinstance(err.value, NotJSONError)
+    assert storage.head(space, owner) == 0
+    assert storage.read(space, X, owner) == MISSING
+    assert changes == []
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=JSON)
+def test_any_json_value_round_trips(
+    storage: Storage, space: SpaceDID, owner: DID, value: JSONValue
+) -> None:
+    doc = entity_id({"round trip": value})
+    seq = storage.commit(Commit(space, owner, {doc: value}))
+    assert storage.read(space, doc, owner).value == value
+    assert storage.read(space, doc, owner, at=seq).value == value
+
+
+# --- limits ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small(storage_url: str, tmp_path: Path) -> Storage:
+    """A storage with tiny limits, on the same kind of backend."""
+    url = storage_url if storage_url == "memory://" else f"sqlite://{tmp_path / 'small'}"
+    limits = Limits(max_document_bytes=100, max_commit_bytes=250, max_commit_writes=3)
+    return open_storage(url, limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("writes", "limit"),
+    [
+        ({X: "a" * 101}, "document"),
+        ({X: "é" * 50}, "document"),  # 100 characters, 102 bytes of UTF-8 with the quotes
+        ({X: 1, Y: 2, Z: 3, entity_id("four"): 4}, "number of writes"),
+        ({X: "a" * 90, Y: "b" * 90, Z: "c" * 90}, "size of the commit"),
+    ],
+)
+def test_past_a_limit_nothing_is_written(
+    small: Storage, owner: DID, writes: dict[str, JSONValue], limit: str
+) -> None:
+    with small:
+        space = Identity.generate().did
+        small.create_space(space, owner)
+        changes = collect(small, space)
+        with pytest.raises(LimitExceededError) as err:
+            small.commit(Commit(space, owner, writes))
+        assert limit in str(err.value) and err.value.actual > err.value.allowed
+        assert small.head(space, owner) == 0
+        assert all(small.read(space, id, owner) == MISSING for id in writes)
+        assert changes == []
+        assert small.commit(Commit(space, owner, {X: "a" * 98})) == 1  # just under is fine
+
+
+# --- notifications -------------------------------------------------------------------
+
+
+def test_subscribers_hear_each_commit_once_in_order(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    other = Identity.generate().did
+    storage.create_space(other, owner)
+    here, everywhere = collect(storage, space), collect(storage, None)
+
+    write(storage, space, owner, x=1, y=1)
+    write(storage, other, owner, z=1)
+    write(storage, space, owner, y=2)
+
+    assert [(c.seq, set(c.ids)) for c in here] == [(1, {X, Y}), (2, {Y})]
+    assert all(c.space == space for c in here)
+    assert [(c.space, c.seq) for c in everywhere] == [(space, 1), (other, 1), (space, 2)]
+
+
+def test_refused_commits_notify_nobody(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    write(storage, space, owner, x=1)
+    changes = collect(storage, None)
+    with pytest.raises(ConflictError):
+        storage.commit(Commit(space, owner, {X: 2}, reads={X: 0}))
+    with pytest.raises(AuthorizationError):
+        write(storage, space, alice, x=3)
+    storage.limits = Limits(max_commit_writes=1)
+    with pytest.raises(LimitExceededError):
+        write(storage, space, owner, x=4, y=4)
+    assert changes == []
+
+
+def test_a_failing_subscriber_does_not_undo_the_commit_or_starve_others(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    def broken(change: Change) -> None:
+        raise RuntimeError("subscriber bug")
+
+    storage.subscribe(space, broken)
+    changes = collect(storage, space)
+    assert write(storage, space, owner, x=1) == 1
+    assert [c.seq for c in changes] == [1]
+    assert storage.read(space, X, owner).value == 1
+
+
+def test_unsubscribe_stops_notifications(storage: Storage, space: SpaceDID, owner: DID) -> None:
+    changes: list[Change] = []
+    unsubscribe = storage.subscribe(space, changes.append)
+    write(storage, space, owner, x=1)
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    write(storage, space, owner, x=2)
+    assert [c.seq for c in changes] == [1]
+
+
+# --- history retention -----------------------------------------------------------------
+
+
+def test_prune_drops_old_revisions_and_keeps_current_values(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    write(storage, space, owner, x=1, y="only")  # 1
+    write(storage, space, owner, x=2)  # 2
+    write(storage, space, owner, x=3, z="doomed")  # 3
+    storage.commit(Commit(space, owner, {Z: DELETE}))  # 4
+    write(storage, space, owner, x=5)  # 5
+
+    # X@1, X@2, X@3 and Z@3 go; Y@1 and Z@4 (the delete) are current and stay.
+    assert storage.prune(space, owner, before=5) == 4
+    assert storage.read(space, X, owner).value == 5
+    assert storage.read(space, Y, owner).value == "only"  # current, though older than 5
+    assert storage.read(space, Z, owner).deleted
+    assert storage.read(space, X, owner, at=4) == MISSING
+    assert storage.read(space, Z, owner, at=3) == MISSING
+    assert storage.read(space, Y, owner, at=4).value == "only"
+    assert storage.prune(space, owner, before=5) == 0
+
+
+# --- concurrency --------------------------------------------------------------------------
+
+
+def increment(storage: Storage, space: SpaceDID, principal: DID, times: int) -> int:
+    """Read-modify-write ``times`` increments, retrying on conflict; returns the retries."""
+    retries = 0
+    for _ in range(times):
+        while True:
+            rev = storage.read(space, X, principal)
+            n = rev.value["n"] if isinstance(rev.value, dict) else 0
+            try:
+                storage.commit(Commit(space, principal, {X: {"n": n + 1}}, reads={X: rev.seq}))
+                break
+            except ConflictError:
+                retries += 1
+    return retries
+
+
+def run_threads(targets: list[Callable[[], object]]) -> None:
+    errors: list[BaseException] = []
+
+    def run(target: Callable[[], object]) -> None:
+        try:
+            target()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_concurrent_increments_from_threads_are_never_lost(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    threads, times = 8, 50
+    changes = collect(storage, space)
+    run_threads([partial(increment, storage, space, owner, times)] * threads)
+    assert storage.read(space, X, owner).value == {"n": threads * times}
+    assert storage.head(space, owner) == threads * times
+    assert [c.seq for c in changes] == list(range(1, threads * times + 1))
+
+
+async def test_concurrent_increments_from_tasks_are_never_lost(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    await asyncio.gather(
+        *(asyncio.to_thread(increment, storage, space, owner, 25) for _ in range(8))
+    )
+    assert storage.read(space, X, owner).value == {"n": 200}
+
+
+# --- SQLite only -------------------------------------------------------------------------
+
+
+def test_sqlite_keeps_everything_across_a_reopen(
+    reopen: Callable[..., Storage], owner: DID, alice: DID
+) -> None:
+    first = reopen()
+    space = Identity.generate().did
+    first.create_space(space, owner, {alice: Capability.READ})
+    first.set_acl(space, owner, ANYONE, Capability.READ)
+    first.commit(Commit(space, owner, {X: {"v": 1}, Y: [1]}, meta={"event": "one"}))
+    first.commit(Commit(space, owner, {X: {"v": 2}}))
+    first.commit(Commit(space, owner, {Y: DELETE}))
+
+    again = reopen(first)
+    record = again.space(space, owner)
+    assert (record.owner, record.acl) == (owner, {alice: Capability.READ, ANYONE: Capability.READ})
+    assert again.head(space, owner) == 3
+    assert again.read(space, X, alice).value == {"v": 2}
+    assert again.read(space, X, owner, at=1).value == {"v": 1}
+    assert again.read(space, Y, owner).deleted
+    assert [(e.seq, e.meta) for e in again.log(space, owner)] == [
+        (1, {"event": "one"}),
+        (2, {}),
+        (3, {}),
+    ]
+    assert again.commit(Commit(space, owner, {X: {"v": 4}}, reads={X: 2})) == 4
+    assert [r.space for r in again.spaces(owner)] == [space]
+
+
+def test_sqlite_two_processes_see_each_others_commits(
+    reopen: Callable[..., Storage], owner: DID
+) -> None:
+    one, two = reopen(), reopen()
+    space = Identity.generate().did
+    one.create_space(space, owner)
+    one.commit(Commit(space, owner, {X: "from one"}))
+
+    assert two.read(space, X, owner).value == "from one"  # two caches it now
+    one.commit(Commit(space, owner, {X: "one again"}))
+    assert two.read(space, X, owner).value == "one again"
+    assert two.head(space, owner) == 2
+
+    stale = one.read(space, X, owner)
+    two.commit(Commit(space, owner, {X: "from two"}, reads={X: stale.seq}))
+    with pytest.raises(ConflictError) as err:
+        one.commit(Commit(space, owner, {X: "lost update"}, reads={X: stale.seq}))
+    assert (err.value.expected_seq, err.value.actual_seq) == (2, 3)
+    assert one.read(space, X, owner).value == "from two"
+    assert one.commit(Commit(space, owner, {Y: 1})) == 4  # the seq continues across both
+
+
+def test_sqlite_two_processes_increment_without_losing_updates(
+    reopen: Callable[..., Storage], owner: DID
+) -> None:
+    stores = [reopen(), reopen()]
+    space = Identity.generate().did
+    stores[0].create_space(space, owner)
+    run_threads([partial(increment, s, space, owner, 50) for s in stores for _ in range(4)])
+    assert stores[0].read(space, X, owner).value == {"n": 400}
+    assert stores[1].read(space, X, owner).value == {"n": 400}
+
+
+def test_sqlite_durability_full(tmp_path: Path, owner: DID) -> None:
+    url = f"sqlite://{tmp_path}?durability=full"
+    with open_storage(url) as storage:
+        space = Identity.generate().did
+        storage.create_space(space, owner)
+        assert storage.commit(Commit(space, owner, {X: 1})) == 1
+    with open_storage(f"sqlite://{tmp_path}", durability="full") as storage:
+        assert storage.read(space, X, owner).value == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///tmp/x?durability=sometimes", "ftp://host/dir", "/just/a/path", ""],
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(StorageURLError) as err:
+        open_storage(url)
+    assert err.value.url == url
+
+
+def test_sqlite_a_garbage_file_named_like_a_space_is_a_clear_error(
+    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
+) -> None:
+    storage = reopen()
+    garbage, foreign = Identity.generate().did, Identity.generate().did
+    storage.create_space(Identity.generate().did, owner)
+    (sqlite_dir / (garbage.replace(":", "_") + ".sqlite")).write_bytes(b"not a database " * 100)
+    with sqlite3.connect(sqlite_dir / (foreign.replace(":", "_") + ".sqlite")) as db:
+        db.execute("CREATE TABLE notes (text)")
+    db.close()
+
+    for space in (garbage, foreign):
+        with pytest.raises(CorruptStorageError) as err:
+            storage.read(space, X, owner)
+        assert err.value.space == space and space.replace(":", "_") in str(err.value)
+        with pytest.raises(CorruptStorageError):
+            storage.create_space(space, owner)  # never overwritten
+
+
+def test_sqlite_an_interrupted_create_leaves_no_space(
+    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
+) -> None:
+    storage = reopen()
+    space = Identity.generate().did
+    (sqlite_dir / (space.replace(":", "_") + ".sqlite")).touch()
+    assert not storage.has_space(space)
+    storage.create_space(space, owner)
+    assert storage.commit(Commit(space, owner, {X: 1})) == 1
+
+
+def test_sqlite_files_stay_inside_the_directory_and_go_with_the_space(
+    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
+) -> None:
+    storage = reopen()
+    space = Identity.generate().did
+    storage.create_space(space, owner)
+    storage.commit(Commit(space, owner, {X: 1}))
+    assert all(p.name.startswith(space.replace(":", "_")) for p in sqlite_dir.iterdir())
+    (sqlite_dir / "notes.txt").write_text("not a space")
+    assert [r.space for r in storage.spaces(owner)] == [space]
+
+    storage.delete_space(space, owner)
+    assert [p.name for p in sqlite_dir.iterdir()] == ["notes.txt"]
+
+
+def test_sqlite_closes_idle_files_and_reopens_them(
+    reopen: Callable[..., Storage], owner: DID
+) -> None:
+    storage = reopen()
+    storage.backend.max_open = 2  # type: ignore[attr-defined]
+    spaces = [Identity.generate().did for _ in range(6)]
+    for space in spaces:
+        storage.create_space(space, owner)
+
+    run_threads([partial(increment, storage, s, owner, 20) for s in spaces])
+    assert [storage.read(s, X, owner).value for s in spaces] == [{"n": 20}] * 6
+    open_files = list(Path("/proc/self/fd").iterdir()) if Path("/proc/self/fd").exists() else []
+    names = {str(p.readlink()) for p in open_files if p.exists()}
+    assert sum(n.endswith(".sqlite") for n in names) <= 2 or not open_files
+
+
+def test_sqlite_close_is_idempotent(reopen: Callable[..., Storage], owner: DID) -> None:
+    storage = reopen()
+    storage.close()
+    storage.close()
