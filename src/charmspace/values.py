@@ -156,6 +156,15 @@ def canonical(value: JSONValue) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def same(a: JSONValue, b: JSONValue) -> bool:
+    """Whether ``a`` and ``b`` are the same JSON: ``==``, except that true is not 1, 1 not 1.0.
+
+    Why not ``==``: Python says ``True == 1 == 1.0``, so a write of ``true`` over
+    ``1`` would pass for a no-op and be dropped.
+    """
+    return bool(a == b) and canonical(a) == canonical(b)
+
+
 def dumps(value: JSONValue) -> str:
     """Compact JSON text, as stored (one reused encoder: this is on every commit's path)."""
     return _ENCODER.encode(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -42,6 +43,7 @@ from charmspace.storage import (
     entity_id,
     open_storage,
 )
+from charmspace.storage.backends.sqlite import READ_SYNC_INTERVAL
 from charmspace.types import DID, JSONValue, SpaceDID
 
 X = entity_id({"test": "x"})
@@ -627,6 +629,8 @@ def test_sqlite_two_processes_see_each_others_commits(
 
     assert two.read(space, X, owner).value == "from one"  # two caches it now
     one.commit(Commit(space, owner, {X: "one again"}))
+    # Reads may trust the cache for READ_SYNC_INTERVAL; past it they see the other commit.
+    time.sleep(READ_SYNC_INTERVAL * 2)
     assert two.read(space, X, owner).value == "one again"
     assert two.head(space, owner) == 2
 
@@ -635,7 +639,7 @@ def test_sqlite_two_processes_see_each_others_commits(
     with pytest.raises(ConflictError) as err:
         one.commit(Commit(space, owner, {X: "lost update"}, reads={X: stale.seq}))
     assert (err.value.expected_seq, err.value.actual_seq) == (2, 3)
-    assert one.read(space, X, owner).value == "from two"
+    assert one.read(space, X, owner).value == "from two"  # the commit's check refreshed it
     assert one.commit(Commit(space, owner, {Y: 1})) == 4  # the seq continues across both
 
 

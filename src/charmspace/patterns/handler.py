@@ -14,11 +14,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
-from charmspace.errors import PatternError
+from charmspace.errors import PatternError, SchemaError
 from charmspace.patterns.markers import unwrap
 from charmspace.patterns.refs import Ref, StreamRef, active_builder
 from charmspace.runtime.cell import to_json
-from charmspace.runtime.schema import AS_CELL, AS_STREAM
+from charmspace.runtime.schema import AS_CELL, AS_STREAM, validator_for
 from charmspace.types import Schema
 
 
@@ -44,6 +44,14 @@ class HandlerDef:
                 "and its state as keyword-only parameters: def h(event: E, *, count: Cell[int])"
             )
         self.event_type: Any = hints.get(positional[0].name)
+        if self.event_type is not None and self.event_type is not Any:
+            try:
+                validator_for(self.event_type)
+            except SchemaError as e:
+                raise PatternError(
+                    f"handler {self.name}: the event type {self.event_type!r} "
+                    f"cannot be a schema: {e.reason}"
+                ) from None
         self.state_kinds: dict[str, str] = {}
         properties: dict[str, Any] = {}
         for p in params:
@@ -76,7 +84,10 @@ class HandlerDef:
             )
         missing = sorted(set(self.state_kinds) - set(state))
         if missing:
-            raise PatternError(f"handler {self.name}.bind() is missing {', '.join(missing)}")
+            raise PatternError(
+                f"handler {self.name}.bind() is missing {', '.join(missing)} "
+                f"(it declares: {', '.join(self.state_kinds)})"
+            )
         _refuse_captured_refs(self.fn, self.name)
         name = builder.name("handler", self.name)
         bound: dict[str, Any] = {}

@@ -181,6 +181,14 @@ def _inputs_of(fn: Callable[..., Any], name: str) -> dict[str, Input]:
             )
         annotation = hints.get(p.name, Any)
         kind, inner, default = unwrap(annotation)
+        if kind != "stream" and inner is not Any:
+            try:
+                json_schema_for(inner)
+            except SchemaError as e:
+                raise PatternError(
+                    f"pattern {name}: input {p.name!r} is annotated {inner!r}, "
+                    f"which cannot be a schema: {e.reason}"
+                ) from None
         if default is NO_DEFAULT and p.default is not p.empty:
             default = p.default
         inputs[p.name] = Input(p.name, kind, inner, default)

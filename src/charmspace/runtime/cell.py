@@ -120,8 +120,8 @@ class Cell(Generic[T]):
             current = []
         if not isinstance(current, list):
             raise SchemaError(self.address.path, "push() needs a list here")
-        added = to_json(list(items), self.address.path)
-        assert isinstance(added, list)
+        at = len(current)
+        added = [to_json(item, (*self.address.path, at + i)) for i, item in enumerate(items)]
         tx.write(self.address, freeze([*current, *added]))
 
 

@@ -20,6 +20,7 @@ from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
 from charmspace.storage import Change, Commit
 from charmspace.types import JSONValue, SpaceDID
+from charmspace.values import same
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -152,7 +153,7 @@ class Propagator:
                 continue
             key = action.output.doc
             old = overlay[key] if key in overlay else self._committed(key)
-            if new != old or type(new) is not type(old):
+            if not same(new, old):
                 overlay[key] = new
                 changed.add(key)
         if overlay:

@@ -222,9 +222,7 @@ class Scheduler:
                 return False
         yielded = spec.is_async
         for attempt in range(MAX_ATTEMPTS):
-            tx = Transaction(
-                runtime, event.principal, meta={"handler": spec.name}, home=spec.unit.space
-            )
+            tx = Transaction(runtime, event.principal, meta=spec.meta, home=spec.unit.space)
             token = current_transaction.set(tx)
             try:
                 state = spec.bind(tx)

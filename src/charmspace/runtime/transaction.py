@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from charmspace.errors import (
 from charmspace.runtime.address import Address, is_link, parse_link
 from charmspace.storage import DELETE, Commit
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
-from charmspace.values import FrozenDict, FrozenList, freeze, getpath, setpath
+from charmspace.values import FrozenDict, FrozenList, freeze, getpath, same, setpath
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -91,7 +91,7 @@ class Transaction:
         principal: DID,
         *,
         allowed_derived: frozenset[DocKey] = frozenset(),
-        meta: dict[str, JSONValue] | None = None,
+        meta: Mapping[str, JSONValue] | None = None,
         home: SpaceDID | None = None,
     ) -> None:
         self.runtime = runtime
@@ -250,9 +250,9 @@ class Transaction:
         if len(target.path) > limit:
             raise LimitExceededError("The path length", len(target.path), limit)
         if target.path:
-            if getpath(doc, target.path) == value and _exists(doc, target.path):
+            if same(getpath(doc, target.path), value) and _exists(doc, target.path):
                 return
-        elif doc == value and doc is not None:
+        elif same(doc, value):
             return
         self.write_doc(target.space, target.id, setpath(doc, target.path, value))
 

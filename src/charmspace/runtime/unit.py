@@ -20,7 +20,8 @@ from charmspace.runtime.schema import Validator, field_kind, validator_for
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
 from charmspace.storage.ids import entity_id
-from charmspace.types import DID, EntityId, Handler, Schema, SpaceDID
+from charmspace.types import DID, EntityId, Handler, JSONValue, Schema, SpaceDID
+from charmspace.values import FrozenDict
 
 if TYPE_CHECKING:
     from charmspace.runtime.jobs import Job
@@ -40,6 +41,7 @@ class HandlerSpec:
     state_schema: Schema | None
     validate: Validator | None
     is_async: bool
+    meta: Mapping[str, JSONValue] = field(default_factory=dict)
 
     def bind(self, tx: Transaction) -> dict[str, Any]:
         """What the handler receives: live cells, streams, or immutable snapshots."""
@@ -165,6 +167,7 @@ class Unit:
             state_schema,
             validate,
             inspect.iscoroutinefunction(fn),
+            FrozenDict(handler=name, charm=self.id),
         )
         self.handlers.append(spec)
         if self.started:

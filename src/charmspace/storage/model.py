@@ -120,7 +120,14 @@ class PreparedCommit:
     time: float
     reads: Mapping[EntityId, int]
     writes: tuple[PreparedWrite, ...]
-    meta_text: str
+    meta: Mapping[str, JSONValue]
+
+    @property
+    def meta_text(self) -> str:
+        """The meta as stored JSON text (only backends that store text ask for it)."""
+        from charmspace.values import dumps
+
+        return dumps(self.meta) if self.meta else "{}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from charmspace.storage.model import (
     SpaceRecord,
 )
 from charmspace.types import DID, EntityId, SpaceDID
-from charmspace.values import dumps, freeze
+from charmspace.values import FrozenDict, dumps, freeze
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +211,14 @@ class Storage:
             raise LimitExceededError(
                 "The size of the commit in bytes", total, limits.max_commit_bytes
             )
+        meta = commit.meta
         return PreparedCommit(
             commit.space,
             commit.principal,
             self.clock(),
-            dict(commit.reads),
+            commit.reads,
             tuple(writes),
-            dumps(freeze(dict(commit.meta), ("meta",))),
+            meta if type(meta) is FrozenDict or not meta else freeze(dict(meta), ("meta",)),  # type: ignore[arg-type]
         )
 
     def log(

@@ -17,7 +17,6 @@ from charmspace.storage.model import (
     SpaceRecord,
 )
 from charmspace.types import DID, EntityId, SpaceDID
-from charmspace.values import loads
 
 
 @dataclass
@@ -100,7 +99,7 @@ class MemoryBackend:
                     commit.principal,
                     commit.time,
                     tuple(w.id for w in commit.writes),
-                    loads(commit.meta_text),  # type: ignore[arg-type]
+                    commit.meta,
                 )
             )
             return seq

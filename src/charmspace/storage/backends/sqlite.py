@@ -21,6 +21,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,16 @@ _CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMI
 _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
+
+READ_SYNC_INTERVAL = 0.001
+"""Seconds a read may trust the cache without asking whether another process committed.
+
+Commits made through this backend keep the cache current, so this only bounds
+how late a read sees another *process's* commit (by one millisecond, which no
+observer can tell from that commit arriving a millisecond later). Commits always
+check ``data_version`` inside their write lock, so validation never uses a
+stale cache.
+"""
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 _PRUNE = (
@@ -77,7 +88,7 @@ _PRUNE = (
 class _Conn:
     """One open space: its connection, the lock serializing it, and its caches."""
 
-    __slots__ = ("cache", "closed", "cur", "data_version", "db", "head", "lock")
+    __slots__ = ("cache", "closed", "cur", "data_version", "db", "head", "lock", "synced_at")
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -86,6 +97,7 @@ class _Conn:
         self.cache: dict[EntityId, Revision] = {}
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
+        self.synced_at = time.monotonic()
         self.closed = False
 
     def sync(self) -> None:
@@ -360,7 +372,10 @@ class SQLiteBackend:
         conn = self._acquire(space)
         try:
             if at is None:
-                conn.sync()
+                now = time.monotonic()
+                if now - conn.synced_at >= READ_SYNC_INTERVAL:
+                    conn.sync()
+                    conn.synced_at = now
                 return conn.current(id)
             return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
         finally:
