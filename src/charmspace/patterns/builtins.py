@@ -168,7 +168,7 @@ def wish(query: str) -> Ref:
 
     Tags match exactly and case-insensitively; with several matches ``result`` is
     the first in favorites order and ``candidates`` lists all; a wish never
-    matches the charm that makes it. ``"/"`` lists the charms of this space;
+    matches the charm that makes it. ``"/"`` lists the (other) charms of this space;
     ``"#favorites"`` is the list of favorites.
     """
     builder = active_builder("wish()")
@@ -183,7 +183,9 @@ def wish(query: str) -> Ref:
         tx = current_transaction.get()
         assert tx is not None
         if query == "/":
-            return to_json({"result": charm_links(tx, space), "candidates": [], "error": None})
+            return to_json(
+                {"result": charm_links(tx, space, exclude=me), "candidates": [], "error": None}
+            )
         entries = (
             tx.read(favorites, deep=False) if runtime.storage.has_space(favorites.space) else None
         )

@@ -138,8 +138,6 @@ class Charms:
         runtime = self.runtime
         principal = principal or runtime.principal
         space = space or principal
-        if not runtime.storage.has_space(space):
-            runtime.storage.create_space(space, principal)
         argument = pat.argument(inputs)
         charm_id = entity_id({"charm": pat.name, "space": space, "nonce": secrets.token_hex(8)})
         created_at = runtime.clock.now()
@@ -154,6 +152,7 @@ class Charms:
         }
         for attempt in range(CREATE_ATTEMPTS):
             unit, docs = self._build(pat, space, charm_id, principal, record)
+            runtime.storage.ensure_space(space, principal)  # only once the pattern built
             tx = Transaction(runtime, principal, meta={"create": pat.name})
             arg_address, _internal, result_address = _docs(space, charm_id)
             tx.write(arg_address, argument)
@@ -259,6 +258,8 @@ class Charms:
     def list(self, space: SpaceDID | None = None) -> builtins.list[CharmInfo]:
         """The charms recorded in ``space`` (default: the user's home space)."""
         space = space or self.runtime.principal
+        if not self.runtime.storage.has_space(space):
+            return []
         tx = Transaction(self.runtime, self.runtime.principal)
         return [
             CharmInfo(e["id"], space, e.get("pattern", "?"), float(e.get("created_at", 0)))

@@ -42,6 +42,12 @@ def index_entries(tx: Transaction, space: SpaceDID) -> list[dict[str, Any]]:
     return entries
 
 
-def charm_links(tx: Transaction, space: SpaceDID) -> list[JSONValue]:
-    """Links to the results of every charm in ``space``."""
-    return [link_to(Address(space, e["result"])) for e in index_entries(tx, space) if "result" in e]
+def charm_links(
+    tx: Transaction, space: SpaceDID, *, exclude: EntityId | None = None
+) -> list[JSONValue]:
+    """Links to the results of every charm in ``space`` but ``exclude``."""
+    return [
+        link_to(Address(space, e["result"]))
+        for e in index_entries(tx, space)
+        if "result" in e and e.get("id") != exclude
+    ]

@@ -67,6 +67,16 @@ ErrorListener = Callable[[ErrorReport], None]
 OwnerLoader = Callable[[Address], Awaitable[HandlerSpec | None]]
 
 
+def _flush_soon(flush: Callable[[], None]) -> None:
+    """Group the commits of this moment: flush once the loop has run what is ready."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        flush()
+    else:
+        loop.call_soon(flush)
+
+
 class Edit:
     """``async with runtime.edit() as tx``: commit on success, abort on exception.
 
@@ -146,6 +156,7 @@ class Runtime:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = storage.subscribe(None, self._on_change)
+        storage.flush_scheduler = _flush_soon
         self._charms: Charms | None = None
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
@@ -231,7 +232,7 @@ class Scheduler:
                     yielded = True
                     value = await value
                 value = to_json(value)
-                result = tx.commit()
+                tx.commit(on_durable=partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort()
                 if attempt + 1 < MAX_ATTEMPTS:
@@ -252,9 +253,18 @@ class Scheduler:
                 return yielded
             finally:
                 current_transaction.reset(token)
-            self._finish(event, result, None, value)
             return yielded
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _durable(self, event: Event, value: JSONValue, result: CommitResult) -> None:
+        """The handler's commit is durable (or could not be written): answer the sender."""
+        if result.ok:
+            self._finish(event, result, None, value)
+        else:
+            spec = event.target.spec
+            assert spec is not None and result.error is not None
+            self.runtime.report(spec.unit, spec.name, result.error)
+            self._finish(event, None, result.error)
 
     def _finish(
         self,

@@ -25,6 +25,7 @@ from charmspace.errors import (
     LimitExceededError,
     LinkError,
     ReadOnlyCellError,
+    SpaceNotFoundError,
     TransactionClosedError,
     WriteIsolationError,
 )
@@ -166,7 +167,7 @@ class Transaction:
         """The value at ``address``, following links; nested links resolved when ``deep``."""
         value, where = self._walk(address, track=track)
         if deep:
-            value = self._resolve_nested(value, where, track, 0)
+            value = self._resolve_nested(value, where, track, (where,))
         return value
 
     def resolve(self, address: Address, *, track: bool = True) -> Address:
@@ -192,7 +193,7 @@ class Transaction:
                     raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
                 target, _ = parse_link(value, Address(space, id))
                 space, id = target.space, target.id
-                value = self.read_doc(space, id, track=track)
+                value = self._follow(space, id, track, address)
                 remaining = (*target.path, *remaining[i:])
                 walked = []
                 i = 0
@@ -204,19 +205,29 @@ class Transaction:
             value = getpath(value, (seg,))
             walked.append(seg)
 
-    def _resolve_nested(self, value: JSONValue, at: Address, track: bool, depth: int) -> JSONValue:
+    def _follow(self, space: SpaceDID, id: EntityId, track: bool, origin: Address) -> JSONValue:
+        """The document a link points at; a link into a space that does not exist is a LinkError."""
+        try:
+            return self.read_doc(space, id, track=track)
+        except SpaceNotFoundError:
+            raise LinkError(
+                f"it points into space {space}, which does not exist", str(origin)
+            ) from None
+
+    def _resolve_nested(
+        self, value: JSONValue, at: Address, track: bool, chain: tuple[Address, ...]
+    ) -> JSONValue:
+        """``value`` with the links inside it replaced by what they point at.
+
+        ``chain`` holds the targets of the links followed to get here: meeting
+        one again is a cycle (a value that would contain itself).
+        """
         if type(value) is FrozenDict:
-            if depth > MAX_HOPS:
-                raise LinkError(f"values nest links more than {MAX_HOPS} deep", str(at))
             changed = False
             items = {}
             for k, v in value.items():
                 if type(v) is FrozenDict or type(v) is FrozenList:
-                    if is_link(v):
-                        nv, where = self._walk(at.key(k), track=track)
-                        nv = self._resolve_nested(nv, where, track, depth + 1)
-                    else:
-                        nv = self._resolve_nested(v, at.key(k), track, depth + 1)
+                    nv = self._resolve_item(v, at.key(k), track, chain)
                     if nv is not v:
                         changed = True
                     items[k] = nv
@@ -228,17 +239,25 @@ class Transaction:
             out = []
             for i, v in enumerate(value):
                 if type(v) is FrozenDict or type(v) is FrozenList:
-                    if is_link(v):
-                        nv, where = self._walk(at.key(i), track=track)
-                        nv = self._resolve_nested(nv, where, track, depth + 1)
-                    else:
-                        nv = self._resolve_nested(v, at.key(i), track, depth + 1)
+                    nv = self._resolve_item(v, at.key(i), track, chain)
                     changed = changed or nv is not v
                     out.append(nv)
                 else:
                     out.append(v)
             return freeze(out) if changed else value
         return value
+
+    def _resolve_item(
+        self, value: JSONValue, at: Address, track: bool, chain: tuple[Address, ...]
+    ) -> JSONValue:
+        if not is_link(value):
+            return self._resolve_nested(value, at, track, chain)
+        target, where = self._walk(at, track=track)
+        if where in chain:
+            raise LinkError("links nested in values form a cycle", str(at))
+        if len(chain) > MAX_HOPS:
+            raise LinkError(f"values nest links more than {MAX_HOPS} deep", str(at))
+        return self._resolve_nested(target, where, track, (*chain, where))
 
     def write(self, address: Address, value: JSONValue) -> None:
         """Write ``value`` at ``address``; links on the way are followed, redirect links too.
@@ -262,17 +281,20 @@ class Transaction:
         doc = value = self.read_doc(space, id)
         remaining: Path = address.path
         walked: list[PathSegment] = []
-        hops = 0
+        seen: set[tuple[SpaceDID, EntityId, Path]] = set()
         i = 0
         while True:
             if type(value) is FrozenDict and is_link(value):
                 target, redirect = parse_link(value, Address(space, id))
                 if i < len(remaining) or redirect:
-                    hops += 1
-                    if hops > MAX_HOPS:
+                    here = (space, id, tuple(walked))
+                    if here in seen:
+                        raise LinkError("links form a cycle", str(address))
+                    seen.add(here)
+                    if len(seen) > MAX_HOPS:
                         raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
                     space, id = target.space, target.id
-                    doc = value = self.read_doc(space, id)
+                    doc = value = self._follow(space, id, True, address)
                     remaining = (*target.path, *remaining[i:])
                     walked = []
                     i = 0
@@ -296,29 +318,68 @@ class Transaction:
         self._check_open()
         self._on_abort.append(callback)
 
-    def commit(self) -> CommitResult:
-        """Make every write durable in the writer space, or raise and write nothing."""
+    def commit(self, on_durable: Callable[[CommitResult], None] | None = None) -> CommitResult:
+        """Make every write durable in the writer space, or raise and write nothing.
+
+        Without ``on_durable`` the commit is durable when this returns. With it,
+        the commit may be grouped with others (see
+        :meth:`~charmspace.storage.Storage.commit`): it is applied now, and
+        ``on_durable(result)`` — and the after-commit callbacks, such as staged
+        sends — run once it is durable; ``result.ok`` is False if it could not
+        be written after all.
+        """
         self._check_open()
         if not self._writes:
             self.state = "committed"
             self.result = EMPTY_COMMIT
             self._run_after_commit(EMPTY_COMMIT)
+            if on_durable is not None:
+                on_durable(EMPTY_COMMIT)
             return EMPTY_COMMIT
         space = self.writer
         assert space is not None
         reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
         writes = {id: v for (s, id), v in self._writes.items()}
+        commit = Commit(space, self.principal, writes, reads, self.meta)  # type: ignore[arg-type]
+        settled: list[BaseException | None] = []
+
+        def durable(error: BaseException | None) -> None:
+            settled.append(error)
+            if self.result is not None:  # else commit() is still returning; it settles then
+                self._settle(error, on_durable)
+
         try:
             seq = self.runtime.storage.commit(
-                Commit(space, self.principal, writes, reads, self.meta)  # type: ignore[arg-type]
+                commit, on_durable=durable if on_durable is not None else None
             )
         except BaseException:
             self.abort()
             raise
         self.state = "committed"
         self.result = CommitResult(True, space, seq)
-        self._run_after_commit(self.result)
+        if on_durable is None:
+            self._run_after_commit(self.result)
+        elif settled:
+            self._settle(settled[0], on_durable)
         return self.result
+
+    def _settle(
+        self, error: BaseException | None, on_durable: Callable[[CommitResult], None] | None
+    ) -> None:
+        assert self.result is not None
+        if error is None:
+            self._run_after_commit(self.result)
+        else:
+            self.result = CommitResult(False, self.result.space, self.result.seq, error)
+            self._after_commit.clear()
+            dropped, self._on_abort = self._on_abort, []
+            for callback in dropped:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("abort callback failed")
+        if on_durable is not None:
+            on_durable(self.result)
 
     def _run_after_commit(self, result: CommitResult) -> None:
         callbacks, self._after_commit = self._after_commit, []

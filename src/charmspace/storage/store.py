@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charmspace.errors import AuthorizationError, LimitExceededError, SpaceNotFoundError
+from charmspace.errors import (
+    AuthorizationError,
+    ConflictError,
+    LimitExceededError,
+    SpaceNotFoundError,
+)
 from charmspace.storage.backends.base import Backend
 from charmspace.storage.model import (
     ANYONE,
@@ -34,6 +39,7 @@ from charmspace.values import FrozenDict, dumps, freeze
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[Change], None]
+OnDurable = Callable[[BaseException | None], None]
 
 
 class Storage:
@@ -62,6 +68,12 @@ class Storage:
         self._commit_locks: dict[SpaceDID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
+        self._pending: dict[SpaceDID, list[tuple[Change, OnDurable]]] = {}
+        self._flush_requested = False
+        self.flush_scheduler: Callable[[Callable[[], None]], None] | None = None
+        """Set by an event loop owner (the runtime) to run ``flush`` soon, e.g. ``loop.call_soon``.
+
+        Without one, deferred commits are flushed at once (no grouping)."""
 
     def __repr__(self) -> str:
         return f"Storage({self.url or type(self.backend).__name__!s})"
@@ -116,6 +128,7 @@ class Storage:
         else:
             acl[subject] = Capability(capability)
         with self._commit_lock(space):
+            self._flush_locked(space)
             record = self.backend.save_acl(space, acl)
             self._records[space] = record
         return record
@@ -124,6 +137,7 @@ class Storage:
         """Remove a space and everything in it. Needs OWNER."""
         self._check(space, principal, Capability.OWNER, "delete the space")
         with self._commit_lock(space):
+            self._flush_locked(space)
             self.backend.delete_space(space)
             self._records.pop(space, None)
 
@@ -169,22 +183,94 @@ class Storage:
         self._check(space, principal, Capability.READ, "read")
         return self.backend.head(space)
 
-    def commit(self, commit: Commit) -> int:
+    def commit(self, commit: Commit, *, on_durable: OnDurable | None = None) -> int:
         """Make ``commit`` durable atomically; returns its seq (0: it wrote nothing).
 
         Raises :class:`~charmspace.errors.ConflictError` if a document it read
         changed since, :class:`~charmspace.errors.AuthorizationError` without
         WRITE, :class:`~charmspace.errors.LimitExceededError` past a limit. In
         every error case nothing is written.
+
+        With ``on_durable`` the commit may be *grouped*: it is applied now (later
+        reads in this process see it, later commits are validated against it),
+        and made durable together with the others of this moment by
+        :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
+        called — or ``on_durable(error)`` if the group could not be written.
         """
         self._check(commit.space, commit.principal, Capability.WRITE, "write")
         if not commit.writes:
+            if on_durable is not None:
+                on_durable(None)
             return 0
         prepared = self._prepare(commit)
-        with self._commit_lock(commit.space):
-            seq = self.backend.apply(prepared)
-            self._notify(Change(commit.space, seq, tuple(w.id for w in prepared.writes)))
+        space = commit.space
+        defer = on_durable is not None and self.backend.batches
+        with self._commit_lock(space):
+            try:
+                seq = self.backend.apply(prepared, defer=defer)
+            except ConflictError:
+                if not defer:  # the backend made the open group durable on the way
+                    self._durable(space)
+                raise
+            except BaseException as error:
+                self._fail_pending(space, error)
+                raise
+            change = Change(space, seq, tuple(w.id for w in prepared.writes))
+            if defer:
+                assert on_durable is not None
+                self._pending.setdefault(space, []).append((change, on_durable))
+            else:
+                self._durable(space)
+                self._notify(change)
+                if on_durable is not None:
+                    on_durable(None)
+        if defer:
+            self._request_flush()
         return seq
+
+    def _request_flush(self) -> None:
+        if self._flush_requested:
+            return
+        if self.flush_scheduler is None:
+            self.flush()
+            return
+        self._flush_requested = True
+        self.flush_scheduler(self.flush)
+
+    def flush(self) -> None:
+        """Make every grouped commit durable, then notify and call their ``on_durable``."""
+        self._flush_requested = False
+        for space in list(self._pending):
+            with self._commit_lock(space):
+                if not self._pending.get(space):
+                    continue
+                try:
+                    self.backend.flush(space)
+                except Exception as error:
+                    log.exception("a group of commits could not be written", extra={"space": space})
+                    self._fail_pending(space, error)
+                else:
+                    self._durable(space)
+
+    def _durable(self, space: SpaceDID) -> None:
+        """The space's grouped commits are durable: notify in seq order, then tell their owners."""
+        pending = self._pending.pop(space, None)
+        if not pending:
+            return
+        for change, _ in pending:
+            self._notify(change)
+        for _, on_durable in pending:
+            try:
+                on_durable(None)
+            except Exception:
+                log.exception("an on_durable callback failed")
+
+    def _fail_pending(self, space: SpaceDID, error: BaseException) -> None:
+        for _, on_durable in self._pending.pop(space, None) or ():
+            try:
+                on_durable(error)
+            except Exception:
+                log.exception("an on_durable callback failed")
 
     def _prepare(self, commit: Commit) -> PreparedCommit:
         limits = self.limits
@@ -232,6 +318,7 @@ class Storage:
         """Drop revisions older than seq ``before``; current values are kept. Needs OWNER."""
         self._check(space, principal, Capability.OWNER, "prune history")
         with self._commit_lock(space):
+            self._flush_locked(space)
             return self.backend.prune(space, before)
 
     # --- notifications -----------------------------------------------------------------
@@ -268,7 +355,18 @@ class Storage:
                 lock = self._commit_locks.setdefault(space, threading.Lock())
         return lock
 
+    def _flush_locked(self, space: SpaceDID) -> None:
+        if self._pending.get(space):
+            try:
+                self.backend.flush(space)
+            except Exception as error:
+                self._fail_pending(space, error)
+                raise
+            self._durable(space)
+
     def close(self) -> None:
+        """Make grouped commits durable, then close the backend."""
+        self.flush()
         self.backend.close()
 
     def __enter__(self) -> Storage:

@@ -31,6 +31,9 @@ class _Space:
 class MemoryBackend:
     """Keeps every space in dictionaries guarded by one lock."""
 
+    batches = False
+    """Commits are durable (in memory) as soon as they are applied."""
+
     def __init__(self) -> None:
         self._spaces: dict[SpaceDID, _Space] = {}
         self._lock = threading.Lock()
@@ -79,7 +82,10 @@ class MemoryBackend:
         i = bisect.bisect_right([r.seq for r in revisions], at)
         return revisions[i - 1] if i else MISSING
 
-    def apply(self, commit: PreparedCommit) -> int:
+    def flush(self, space: SpaceDID) -> None:
+        """Nothing is ever deferred here."""
+
+    def apply(self, commit: PreparedCommit, *, defer: bool = False) -> int:
         with self._lock:
             s = self._space(commit.space)
             current = s.current

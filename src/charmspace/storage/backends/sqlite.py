@@ -88,7 +88,17 @@ _PRUNE = (
 class _Conn:
     """One open space: its connection, the lock serializing it, and its caches."""
 
-    __slots__ = ("cache", "closed", "cur", "data_version", "db", "head", "lock", "synced_at")
+    __slots__ = (
+        "batch",
+        "cache",
+        "closed",
+        "cur",
+        "data_version",
+        "db",
+        "head",
+        "lock",
+        "synced_at",
+    )
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -98,6 +108,7 @@ class _Conn:
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
         self.synced_at = time.monotonic()
+        self.batch = 0  # commits applied inside the open write transaction, not yet durable
         self.closed = False
 
     def sync(self) -> None:
@@ -176,6 +187,9 @@ class SQLiteBackend:
         self._lock = threading.Lock()  # guards _conns; never taken while holding a _Conn.lock
         self._closed = False
 
+    batches = True
+    """``apply(defer=True)`` keeps the write transaction open so commits share one ``COMMIT``."""
+
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.directory)!r}, synchronous={self.synchronous!r})"
 
@@ -213,7 +227,7 @@ class SQLiteBackend:
         for other, old in list(self._conns.items()):
             if len(self._conns) <= self.max_open:
                 break
-            if other != keep and old.lock.acquire(blocking=False):
+            if other != keep and not old.batch and old.lock.acquire(blocking=False):
                 try:
                     old.close()
                     del self._conns[other]
@@ -381,18 +395,34 @@ class SQLiteBackend:
         finally:
             conn.lock.release()
 
-    def apply(self, commit: PreparedCommit) -> int:
+    def apply(self, commit: PreparedCommit, *, defer: bool = False) -> int:
+        """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
+
+        Deferred commits share one SQLite write transaction (group commit): each
+        still gets its own seq and is validated against everything before it, but
+        the ``COMMIT`` — and its WAL work — is paid once for the group. A
+        commit that is not deferred makes the whole group durable with it.
+        """
         conn = self._acquire(commit.space)
         cur = conn.cur
         writes = commit.writes
         try:
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+            began = not conn.batch
+            if began:
+                cur.execute("BEGIN IMMEDIATE")
                 conn.sync()  # inside the write lock: nobody else can commit now
+            try:
                 for id, seen in commit.reads.items():
                     actual = conn.current(id).seq
                     if actual != seen:
                         raise ConflictError(commit.space, id, seen, actual)
+            except BaseException:
+                if began:  # nothing of ours is pending in this write transaction
+                    _rollback(conn.db)
+                elif not defer:
+                    self._commit_batch(conn)
+                raise
+            try:
                 seq = conn.current_head() + 1
                 if len(writes) == 1:
                     w = writes[0]
@@ -404,9 +434,8 @@ class SQLiteBackend:
                 cur.execute(
                     _INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text)
                 )
-                cur.execute("COMMIT")
             except BaseException:
-                _rollback(conn.db)
+                self._abandon_batch(conn)
                 raise
             conn.head = seq
             cache = conn.cache
@@ -414,9 +443,37 @@ class SQLiteBackend:
                 cache[w.id] = (
                     Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
                 )
+            conn.batch += 1
+            if not defer:
+                self._commit_batch(conn)
             return seq
         finally:
             conn.lock.release()
+
+    def flush(self, space: SpaceDID) -> None:
+        """Make the deferred commits of ``space`` durable (on failure: raise, having lost them)."""
+        with self._lock:
+            conn = self._conns.get(space)
+        if conn is None:
+            return
+        with conn.lock:
+            if conn.batch and not conn.closed:
+                self._commit_batch(conn)
+
+    def _commit_batch(self, conn: _Conn) -> None:
+        try:
+            conn.cur.execute("COMMIT")
+        except BaseException:
+            self._abandon_batch(conn)
+            raise
+        conn.batch = 0
+
+    def _abandon_batch(self, conn: _Conn) -> None:
+        """Roll the write transaction back and forget what the cache learned from it."""
+        _rollback(conn.db)
+        conn.batch = 0
+        conn.cache.clear()
+        conn.head = -1
 
     def head(self, space: SpaceDID) -> int:
         conn = self._acquire(space)
@@ -464,6 +521,11 @@ class SQLiteBackend:
             self._conns.clear()
             for conn in conns:
                 with conn.lock:
+                    if conn.batch:  # deferred commits are made durable, never dropped
+                        try:
+                            self._commit_batch(conn)
+                        except sqlite3.Error:
+                            log.exception("could not commit deferred commits while closing")
                     conn.close()
 
 
