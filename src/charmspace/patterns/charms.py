@@ -117,7 +117,7 @@ class Charms:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._running: dict[tuple[SpaceDID, EntityId], Charm] = {}
-        runtime.owner_loader = self._start_stream_owner
+        runtime.owner_loader = self.start_stream_owner
 
     async def create(
         self,
@@ -245,7 +245,7 @@ class Charms:
         await unit.start(runtime.service_did)
         return charm
 
-    async def _start_stream_owner(self, address: Address) -> HandlerSpec | None:
+    async def start_stream_owner(self, address: Address) -> HandlerSpec | None:
         """The runtime's owner loader: start the charm whose internal document holds ``address``."""
         tx = Transaction(self.runtime, self.runtime.service_did)
         doc = tx.read_doc(address.space, address.id)

@@ -60,6 +60,7 @@ class Propagator:
         self._dirty_actions: set[Action] = set()
         self._running = False
         self._own_commit = False
+        self._settled: list[asyncio.Future[None]] = []
 
     @property
     def busy(self) -> bool:
@@ -131,7 +132,18 @@ class Propagator:
             log.exception("propagation failed")
         finally:
             self._running = False
+            waiters, self._settled = self._settled, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             self.runtime.activity(0)
+
+    async def settled(self) -> None:
+        """Return once no wave is pending or running (events may still be queued)."""
+        while self.busy:
+            waiter = self.runtime.loop.create_future()
+            self._settled.append(waiter)
+            await waiter
 
     async def _wave(self) -> None:
         changed: set[DocKey] = self._dirty_docs

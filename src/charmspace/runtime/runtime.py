@@ -242,7 +242,9 @@ class Runtime:
         self.jobs.mark_interrupted(unit)
         for action in unit.actions:
             self.propagator.add(action)
-        await self.idle()
+        # Only the unit's own derived values: waiting for idle() here would wait for
+        # the very event whose delivery is starting this unit.
+        await self.propagator.settled()
 
     def stop_unit(self, unit: Unit) -> None:
         for spec in unit.handlers:
@@ -263,9 +265,8 @@ class Runtime:
 
     async def start_owner_of(self, address: Address) -> HandlerSpec | None:
         """Start the stopped charm that owns the stream at ``address``, if a loader knows it."""
-        if self.owner_loader is None:
-            return None
-        return await self.owner_loader(address)
+        loader = self.owner_loader or self.charms.start_stream_owner
+        return await loader(address)
 
     def derived_owner(self, key: DocKey) -> str | None:
         return self.propagator.owner(key)

@@ -1,0 +1,301 @@
+"""``runtime.charms``: create, get, list, remove, link — and charms surviving a restart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from charmspace.errors import (
+    CharmNotFoundError,
+    NotAStreamError,
+    PatternError,
+    SchemaError,
+    WriteIsolationError,
+)
+from charmspace.library.counter import counter
+from charmspace.patterns import Charm, CharmInfo, Default, derive, handler, pattern
+from charmspace.runtime import Cell, Runtime, Stream
+
+OpenRuntime = Callable[[], Awaitable[Runtime]]
+
+# --- create, get, list, remove ---------------------------------------------------------
+
+
+async def test_create_returns_a_started_charm(runtime: Runtime) -> None:
+    charm = await runtime.charms.create(counter, inputs={"value": 4})
+    assert charm.space == runtime.principal
+    assert charm.name == "counter"
+    assert charm.pattern is counter
+    assert charm.argument.get() == {"value": 4}
+    assert charm["doubled"].get() == 8
+    assert charm.result.get()["adjust"] == {"$stream": True}
+    assert charm.internal.get()["$charm"]["import"] == "charmspace.library.counter:counter"
+    assert (await charm.stream("adjust").call({"amount": 1})).ok
+    await runtime.idle()
+    assert charm.get()["doubled"] == 10
+
+
+async def test_get_list_and_remove(runtime: Runtime) -> None:
+    space = runtime.create_space(name="mine")
+    a = await runtime.charms.create(counter, space=space)
+    b = await runtime.charms.create("counter", space=space, inputs={"value": 2})
+    assert await runtime.charms.get(space, a.id) is a
+    listed = runtime.charms.list(space)
+    assert sorted(info.id for info in listed) == sorted([a.id, b.id])
+    assert all(isinstance(info, CharmInfo) and info.pattern == "counter" for info in listed)
+    assert runtime.charms.list() == []  # the home space has none
+    stream = a.stream("adjust")
+
+    await runtime.charms.remove(space, a.id)
+    assert [info.id for info in runtime.charms.list(space)] == [b.id]
+    with pytest.raises(CharmNotFoundError) as info:
+        await runtime.charms.get(space, a.id)
+    assert (info.value.space, info.value.charm_id) == (space, a.id)
+    with pytest.raises(NotAStreamError):
+        stream.send({"amount": 1})
+    assert b["value"].get() == 2
+
+
+async def test_get_of_an_unknown_charm(runtime: Runtime) -> None:
+    with pytest.raises(CharmNotFoundError):
+        await runtime.charms.get(runtime.principal, "of:nothing")
+    with pytest.raises(CharmNotFoundError):
+        await runtime.charms.get(runtime.create_space(name="empty"), "of:nothing")
+
+
+# --- a failed create leaves nothing behind ---------------------------------------------
+
+
+@pattern
+def strict(count: int, label: Default[str, "x"]) -> Any:
+    return {"count": count, "label": label}
+
+
+@pattern
+def explodes(value: Default[int, 0]) -> Any:
+    derive(value, lambda v: v)
+    raise ValueError("the pattern author's bug")
+
+
+@pytest.mark.parametrize(
+    ("pat", "inputs", "error", "needles"),
+    [
+        (strict, {"count": "many"}, SchemaError, ["'count'", "pattern strict"]),
+        (strict, {}, SchemaError, ["'count'", "pattern strict", "required"]),
+        (strict, {"count": 1, "colour": "red"}, SchemaError, ["'colour'", "count, label"]),
+        (explodes, {}, ValueError, ["the pattern author's bug"]),
+    ],
+    ids=["bad-input", "missing-input", "unknown-input", "pattern-raises"],
+)
+async def test_a_failed_create_leaves_no_charm(
+    runtime: Runtime, pat: Any, inputs: dict[str, Any], error: type[Exception], needles: list[str]
+) -> None:
+    space = runtime.create_space(name="clean")
+    before = runtime.storage.head(space, runtime.principal)
+    untouched = runtime.identity.derive("never-used").did
+    for where in (space, untouched):
+        with pytest.raises(error) as info:
+            await runtime.charms.create(pat, space=where, inputs=inputs)
+        for needle in needles:
+            assert needle in str(info.value)
+    assert runtime.charms.list(space) == []
+    assert runtime.storage.head(space, runtime.principal) == before
+    assert not runtime.storage.has_space(untouched)
+    await runtime.idle()
+    assert runtime.storage.head(space, runtime.principal) == before
+
+
+async def test_a_schema_error_carries_the_input_path(runtime: Runtime) -> None:
+    with pytest.raises(SchemaError) as info:
+        await runtime.charms.create(strict, inputs={"count": "many"})
+    assert info.value.path == ("count",)
+
+
+# --- which patterns ---------------------------------------------------------------------
+
+
+async def test_an_unknown_pattern_name_lists_the_installed_ones(runtime: Runtime) -> None:
+    with pytest.raises(PatternError) as info:
+        await runtime.charms.create("no_such_pattern")
+    assert "'no_such_pattern'" in str(info.value)
+    assert "counter" in str(info.value)
+    assert "notes" in str(info.value)
+
+
+async def test_module_function_names(runtime: Runtime) -> None:
+    charm = await runtime.charms.create("charmspace.library.counter:counter")
+    assert charm.pattern is counter
+    with pytest.raises(PatternError, match="cannot be imported"):
+        await runtime.charms.create("charmspace.no_such_module:counter")
+    with pytest.raises(PatternError, match="is not a pattern"):
+        await runtime.charms.create("charmspace.library.counter:adjust")
+    with pytest.raises(PatternError, match="is not a pattern"):
+        await runtime.charms.create("charmspace.library.counter:nothing")
+
+
+async def test_create_needs_a_pattern(runtime: Runtime) -> None:
+    with pytest.raises(PatternError, match="is not a pattern"):
+        await runtime.charms.create(lambda: {})  # type: ignore[arg-type]
+    with pytest.raises(PatternError, match="non-empty string"):
+        await runtime.charms.create("")
+
+
+# --- restart ----------------------------------------------------------------------------
+
+
+async def test_charms_survive_a_restart(open_runtime: OpenRuntime) -> None:
+    first = await open_runtime()
+    space = first.create_space(name="restart")
+    charm = await first.charms.create(counter, space=space, inputs={"value": 1})
+    other = await first.charms.create(counter, space=space)
+    assert (await charm.stream("adjust").call({"amount": 4})).ok
+    await first.idle()
+    assert charm["doubled"].get() == 10
+    await first.close()
+
+    second = await open_runtime()
+    assert sorted(i.id for i in second.charms.list(space)) == sorted([charm.id, other.id])
+    again = await second.charms.get(space, charm.id)
+    assert again.get() == {**charm_result(5)}
+    assert (await again.stream("adjust").call({"amount": 1})).ok
+    await second.idle()
+    assert again["value"].get() == 6
+    assert again["doubled"].get() == 12
+    assert again[NAME_KEY].get() == "Counter: 6"
+
+
+NAME_KEY = "$NAME"
+
+
+def charm_result(value: int) -> dict[str, Any]:
+    return {
+        "$NAME": f"Counter: {value}",
+        "value": value,
+        "doubled": value * 2,
+        "adjust": {"$stream": True},
+        "increment": {"$stream": True},
+        "$UI": {
+            "type": "vnode",
+            "name": "div",
+            "props": {},
+            "children": [
+                {"type": "vnode", "name": "span", "props": {"id": "value"}, "children": [value]},
+                {
+                    "type": "vnode",
+                    "name": "button",
+                    "props": {"id": "inc", "on_click": {"$stream": True}},
+                    "children": ["+1"],
+                },
+            ],
+        },
+    }
+
+
+async def test_an_event_to_a_charm_not_yet_loaded_starts_it(open_runtime: OpenRuntime) -> None:
+    first = await open_runtime()
+    charm = await first.charms.create(counter, inputs={"value": 2})
+    address = charm.stream("adjust").address
+    result_address = charm.result.address
+    await first.close()
+
+    second = await open_runtime()
+    result = await Stream(second, address).call({"amount": 3}, timeout=1)
+    assert result.ok, result.error
+    await second.idle()
+    assert Cell(second, result_address).get()["doubled"] == 10
+    loaded = await second.charms.get(charm.space, charm.id)
+    assert loaded["value"].get() == 5
+
+
+async def test_a_changed_source_keeps_the_data(
+    open_runtime: OpenRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await open_runtime()
+    charm = await first.charms.create(counter, inputs={"value": 7})
+    await first.close()
+
+    monkeypatch.setattr(counter, "source_hash", "0123456789abcdef")
+    second = await open_runtime()
+    with caplog.at_level(logging.INFO, logger="charmspace.patterns.charms"):
+        again = await second.charms.get(charm.space, charm.id)
+    assert "pattern counter changed" in caplog.text
+    assert again["value"].get() == 7
+    assert again["doubled"].get() == 14
+    assert again.internal.get()["$charm"]["source_hash"] == "0123456789abcdef"
+
+
+async def test_start_all_starts_every_charm_of_a_space(open_runtime: OpenRuntime) -> None:
+    first = await open_runtime()
+    space = first.create_space(name="boot")
+    ids = {(await first.charms.create(counter, space=space)).id for _ in range(3)}
+    await first.close()
+    second = await open_runtime()
+    started = await second.charms.start_all(space)
+    assert {c.id for c in started} == ids
+    assert all(c.unit.started for c in started)
+
+
+# --- link -------------------------------------------------------------------------------
+
+
+@handler
+def overwrite(event: int, *, value: Cell[int], log: Cell[list[str]]) -> None:
+    log.push("tried")
+    value.set(event)
+
+
+@pattern
+def follower(value: Default[int, 0], log: Default[list[str], []]) -> Any:
+    return {
+        "value": value,
+        "log": log,
+        "tripled": derive(value, lambda v: v * 3),
+        "overwrite": overwrite.bind(value=value, log=log),
+    }
+
+
+async def linked_pair(runtime: Runtime) -> tuple[Charm, Charm]:
+    source = await runtime.charms.create(
+        counter, space=runtime.create_space(name="source"), inputs={"value": 2}
+    )
+    target = await runtime.charms.create(follower, space=runtime.create_space(name="target"))
+    assert source.space != target.space
+    await runtime.charms.link(source["value"], target, "value")
+    await runtime.idle()
+    return source, target
+
+
+async def test_link_across_spaces_makes_data_flow_live(runtime: Runtime) -> None:
+    source, target = await linked_pair(runtime)
+    assert target["tripled"].get() == 6
+    assert (await source.stream("adjust").call({"amount": 3})).ok
+    await runtime.idle()
+    assert target["value"].get() == 5
+    assert target["tripled"].get() == 15
+
+
+async def test_writing_a_linked_input_of_another_space_is_refused(runtime: Runtime) -> None:
+    source, target = await linked_pair(runtime)
+    result = await target.stream("overwrite").call(99)
+    assert not result.ok
+    assert isinstance(result.error, WriteIsolationError)
+    assert result.error.requested == source.space
+    assert source["value"].get() == 2
+    assert target["log"].get() == []
+
+
+async def test_link_a_whole_charm_and_unknown_inputs(runtime: Runtime) -> None:
+    @pattern
+    def viewer(shown: Default[dict[str, Any], {}]) -> Any:
+        return {"shown": shown, "name": derive(shown, lambda s: s.get("$NAME"))}
+
+    source = await runtime.charms.create(counter, inputs={"value": 1})
+    target = await runtime.charms.create(viewer)
+    await runtime.charms.link(source, target, "shown")
+    await runtime.idle()
+    assert target["name"].get() == "Counter: 1"
+    with pytest.raises(PatternError, match="has no input 'nope'"):
+        await runtime.charms.link(source, target, "nope")
