@@ -156,15 +156,6 @@ def canonical(value: JSONValue) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def same(a: JSONValue, b: JSONValue) -> bool:
-    """Whether ``a`` and ``b`` are the same JSON: ``==``, except that true is not 1, 1 not 1.0.
-
-    Why not ``==``: Python says ``True == 1 == 1.0``, so a write of ``true`` over
-    ``1`` would pass for a no-op and be dropped.
-    """
-    return bool(a == b) and canonical(a) == canonical(b)
-
-
 def dumps(value: JSONValue) -> str:
     """Compact JSON text, as stored (one reused encoder: this is on every commit's path)."""
     return _ENCODER.encode(value)
@@ -187,6 +178,25 @@ def _freeze_parsed(value: Any) -> JSONValue:
 
 def _no_constant(name: str) -> NoReturn:
     raise NotJSONError((), f"{name} is not a JSON number")
+
+
+def same(a: JSONValue, b: JSONValue) -> bool:
+    """Whether ``a`` and ``b`` are the same JSON: ``==``, except that true is not 1, 1 not 1.0.
+
+    Why not ``==``: Python says ``True == 1 == 1.0``, so a write of ``true`` over
+    ``1`` would pass for a no-op and be dropped.
+    """
+    if a is b:
+        return True
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or len(a) != len(b):
+            return False
+        return all(k in b and same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        if not isinstance(b, list) or len(a) != len(b):
+            return False
+        return all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
 
 
 def getpath(value: JSONValue, path: Path) -> JSONValue:

@@ -11,6 +11,7 @@ values in the spaces it hosts). An action's own output never re-triggers it.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -149,25 +150,48 @@ class Propagator:
         changed: set[DocKey] = self._dirty_docs
         forced: set[Action] = self._dirty_actions
         self._dirty_docs, self._dirty_actions = set(), set()
-        affected = self._affected(changed, forced)
-        order, cyclic = self._topological(affected)
-        if cyclic:
-            names = [a.qualname for a in cyclic]
-            error = CycleError(names)
-            for action in cyclic:
-                self.runtime.report(action.unit, action.name, error)
         overlay: dict[DocKey, JSONValue] = {}
-        for action in order:
-            if action not in forced and not (action.deps & changed):
-                continue
-            new = await self._compute(action, overlay)
-            if new is _FAILED:
-                continue
-            key = action.output.doc
-            old = overlay[key] if key in overlay else self._committed(key)
-            if not same(new, old):
-                overlay[key] = new
-                changed.add(key)
+        # Steps order what happened in this wave: external changes are step 0.
+        changed_at: dict[DocKey, int] = dict.fromkeys(changed, 0)
+        last_run: dict[Action, int] = {}
+        step = 0
+        affected = self._affected(changed, forced)
+        reported: set[Action] = set()
+        # One pass when dependencies are known. An action that has never run has
+        # unknown dependencies, so it may run before an action whose output it
+        # reads; it is then stale and runs again, now in the right order.
+        for _ in range(len(affected) + 1):
+            order, cyclic = self._topological(affected)
+            if cyclic and not reported.issuperset(cyclic):
+                reported.update(cyclic)
+                error = CycleError([a.qualname for a in cyclic])
+                for action in cyclic:
+                    self.runtime.report(action.unit, action.name, error)
+            for action in order:
+                ran = last_run.get(action, -1)
+                if action not in forced and not any(
+                    changed_at.get(dep, -1) > ran for dep in action.deps
+                ):
+                    continue
+                forced.discard(action)
+                step += 1
+                last_run[action] = step
+                new = await self._compute(action, overlay)
+                if new is _FAILED:
+                    continue
+                key = action.output.doc
+                old = overlay[key] if key in overlay else self._committed(key)
+                if not same(new, old):
+                    overlay[key] = new
+                    changed_at[key] = step
+            stale = {
+                a
+                for a, ran in last_run.items()
+                if any(changed_at.get(dep, -1) > ran for dep in a.deps)
+            }
+            if not stale:
+                break
+            affected = self._affected(set(), stale)
         if overlay:
             self._commit(overlay)
 
@@ -191,6 +215,8 @@ class Propagator:
         """Kahn's algorithm over "reads the output of"; what is left over is in a cycle."""
         if len(actions) == 1:
             return list(actions), []
+        if not any(a.deps for a in actions):
+            return sorted(actions, key=lambda a: a.order), []
         indegree = {a: 0 for a in actions}
         edges: dict[Action, list[Action]] = defaultdict(list)
         for a in actions:
@@ -198,15 +224,18 @@ class Propagator:
                 if dependent in indegree and dependent is not a:
                     edges[a].append(dependent)
                     indegree[dependent] += 1
-        ready = [a for a, n in indegree.items() if n == 0]
+        # Ties go to registration order: an action that has never run has no known
+        # inputs, and what a pattern builds later usually reads what it built earlier.
+        ready = [(a.order, a) for a, n in indegree.items() if n == 0]
+        heapq.heapify(ready)
         order: list[Action] = []
         while ready:
-            a = ready.pop()
+            _, a = heapq.heappop(ready)
             order.append(a)
             for b in edges[a]:
                 indegree[b] -= 1
                 if indegree[b] == 0:
-                    ready.append(b)
+                    heapq.heappush(ready, (b.order, b))
         cyclic = [a for a, n in indegree.items() if n > 0]
         return order, cyclic
 

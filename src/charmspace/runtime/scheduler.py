@@ -66,6 +66,7 @@ class Event:
     principal: DID
     delivery: Delivery | None = None
     future: asyncio.Future[CallResult] | None = None
+    finished: bool = False
 
 
 class Scheduler:
@@ -196,7 +197,12 @@ class Scheduler:
             in_a_row = 0
             while unit.queue:
                 event = unit.queue.popleft()
-                yielded = await self._run(event)
+                try:
+                    yielded = await self._run(event)
+                except Exception as e:  # a bug of ours must not stall the charm
+                    log.exception("running an event failed", extra={"charm": unit.id})
+                    self._finish(event, None, e)
+                    yielded = True
                 in_a_row = 0 if yielded else in_a_row + 1
                 if in_a_row >= YIELD_EVERY:
                     in_a_row = 0
@@ -273,6 +279,9 @@ class Scheduler:
         error: BaseException | None,
         value: JSONValue = None,
     ) -> None:
+        if event.finished:
+            return
+        event.finished = True
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)

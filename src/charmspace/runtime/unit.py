@@ -8,6 +8,7 @@ handler declared, and which actions compute which derived documents.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class HandlerSpec:
         return out
 
 
+_action_order = itertools.count()
+
+
 @dataclass(eq=False, slots=True)
 class Action:
     """A derived computation: re-run when a document it read changes."""
@@ -70,6 +74,7 @@ class Action:
     is_async: bool
     deps: set[tuple[SpaceDID, EntityId]] = field(default_factory=set)
     resolution: float | None = None
+    order: int = field(default_factory=lambda: next(_action_order))
 
     @property
     def qualname(self) -> str:
