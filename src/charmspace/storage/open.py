@@ -22,7 +22,7 @@ def open_storage(
 ) -> Storage:
     """Open the storage named by ``url``.
 
-    ``sqlite:///abs/dir`` or ``sqlite://./rel/dir``; ``?durability=full`` (or the
+    ``sqlite:///abs/dir``, or relative: ``sqlite:///./rel/dir`` or ``sqlite://./rel/dir``; ``?durability=full`` (or the
     ``durability`` argument) makes every commit survive power loss, at a cost.
     """
     parts = urlsplit(url)
@@ -34,6 +34,8 @@ def open_storage(
         from charmspace.storage.backends.sqlite import SQLiteBackend
 
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
+        if path.startswith(("/./", "/../")):  # sqlite:///./dir is relative, as people mean it
+            path = path[1:]
         if not path:
             raise StorageURLError(url, "it names no directory")
         query = parse_qs(parts.query)
