@@ -22,8 +22,9 @@ def open_storage(
 ) -> Storage:
     """Open the storage named by ``url``.
 
-    ``sqlite:///abs/dir``, or relative: ``sqlite:///./rel/dir`` or ``sqlite://./rel/dir``; ``?durability=full`` (or the
-    ``durability`` argument) makes every commit survive power loss, at a cost.
+    ``sqlite:///abs/dir``, or relative: ``sqlite:///./rel/dir`` or ``sqlite://./rel/dir``.
+    ``?durability=full`` (or the ``durability`` argument) makes every commit
+    survive power loss, at a cost.
     """
     parts = urlsplit(url)
     if parts.scheme == "memory":
