@@ -16,7 +16,7 @@ from charmspace.errors import (
     WriteIsolationError,
 )
 from charmspace.library.counter import counter
-from charmspace.patterns import Charm, CharmInfo, Default, derive, handler, pattern
+from charmspace.patterns import Charm, CharmInfo, Default, cell, derive, handler, pattern, wish
 from charmspace.runtime import Cell, Runtime, Stream
 
 OpenRuntime = Callable[[], Awaitable[Runtime]]
@@ -57,6 +57,17 @@ async def test_get_list_and_remove(runtime: Runtime) -> None:
     with pytest.raises(NotAStreamError):
         stream.send({"amount": 1})
     assert b["value"].get() == 2
+
+
+async def test_remove_deletes_derived_values_too(runtime: Runtime) -> None:
+    """Regression: remove() left the derived documents (copies of the charm's data) behind."""
+    charm = await runtime.charms.create(counter, inputs={"value": 21})
+    assert (await charm.stream("adjust").call({"amount": "x"})).ok is False  # an error cell
+    documents = [a.output for a in charm.unit.actions] + [charm.unit.error_address]
+    assert 42 in [runtime.read(d) for d in documents]
+    await runtime.charms.remove(charm.space, charm.id)
+    assert [runtime.read(d) for d in documents] == [None] * len(documents)
+    assert runtime.charms.list() == []
 
 
 async def test_get_of_an_unknown_charm(runtime: Runtime) -> None:
@@ -194,6 +205,46 @@ def charm_result(value: int) -> dict[str, Any]:
     }
 
 
+@handler
+def tally(event: dict[str, Any], *, count: Cell[int], step: int) -> None:
+    count.set(count.get() + step)
+
+
+@pattern(tags=["#tally"])
+def tallying() -> Any:
+    count = cell(0, name="count")
+    return {
+        "count": count,
+        "label": derive(count, lambda c: f"{c} so far"),
+        "add": tally.bind(count=count, step=2),
+    }
+
+
+@pattern
+def looking() -> Any:
+    return {"found": wish("#tally")}
+
+
+async def test_internal_cells_and_wishes_survive_a_restart(open_runtime: OpenRuntime) -> None:
+    first = await open_runtime()
+    counted = await first.charms.create(tallying, space=first.create_space(name="tally"))
+    await first.favorites().add(counted)
+    looker = await first.charms.create(looking)
+    assert (await counted.stream("add").call({})).ok
+    await first.idle()
+    assert looker["found"]["result"]["label"].get() == "2 so far"
+    await first.close()
+
+    second = await open_runtime()
+    again = await second.charms.get(counted.space, counted.id)
+    assert (again["count"].get(), again["label"].get()) == (2, "2 so far")
+    assert (await again.stream("add").call({})).ok
+    await second.idle()
+    assert again["label"].get() == "4 so far"
+    seen = await second.charms.get(looker.space, looker.id)
+    assert seen["found"]["result"]["label"].get() == "4 so far"
+
+
 async def test_an_event_to_a_charm_not_yet_loaded_starts_it(open_runtime: OpenRuntime) -> None:
     first = await open_runtime()
     charm = await first.charms.create(counter, inputs={"value": 2})
@@ -202,7 +253,7 @@ async def test_an_event_to_a_charm_not_yet_loaded_starts_it(open_runtime: OpenRu
     await first.close()
 
     second = await open_runtime()
-    result = await Stream(second, address).call({"amount": 3}, timeout=1)
+    result = await Stream[Any](second, address).call({"amount": 3}, timeout=1)
     assert result.ok, result.error
     await second.idle()
     assert Cell(second, result_address).get()["doubled"] == 10

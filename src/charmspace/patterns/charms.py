@@ -269,13 +269,20 @@ class Charms:
     async def remove(
         self, space: SpaceDID, charm_id: EntityId, *, principal: DID | None = None
     ) -> None:
-        """Stop the charm and delete its documents and its index entry."""
+        """Stop the charm and delete its documents (derived values too) and its index entry."""
         charm = await self.get(space, charm_id)
         runtime = self.runtime
         charm.unit.stop()
         self._running.pop((space, charm_id), None)
+        unit = charm.unit
+        owned = [
+            *_docs(space, charm_id),
+            *(action.output for action in unit.actions),
+            unit.error_address,
+            unit.jobs_address,
+        ]
         async with runtime.edit(principal) as tx:
-            for address in _docs(space, charm_id):
+            for address in owned:
                 tx.write_doc(space, address.id, DELETE)
             bucket = index_address(space, bucket_of(charm_id))
             current = tx.read(bucket, deep=False)

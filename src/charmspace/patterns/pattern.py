@@ -108,10 +108,14 @@ class Pattern:
                 value = inputs[i.name]
             elif i.default is not NO_DEFAULT:
                 value = i.default
-            elif i.kind == "value":
-                value = None
+            elif i.kind != "stream":
+                value = None  # valid only if the type allows None
             else:
-                continue
+                raise SchemaError(
+                    (i.name,),
+                    f"input {i.name!r} of pattern {self.name}: a stream is required "
+                    "(pass charm.stream(...) or a Stream)",
+                )
             if isinstance(value, Cell | Stream | Ref):
                 argument[i.name] = link_to(value.address, redirect=not isinstance(value, Stream))
                 continue

@@ -141,6 +141,17 @@ class Ref:
     __add__ = __radd__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = _misuse
     __le__ = __ge__ = __contains__ = _misuse
 
+    def __eq__(self, other: object) -> bool:
+        self._misuse()
+
+    def __ne__(self, other: object) -> bool:
+        self._misuse()
+
+    def __format__(self, spec: str) -> str:
+        self._misuse()
+
+    __hash__ = object.__hash__
+
 
 class StreamRef(Ref):
     """A reference to a stream (a bound handler). Hand it to UI event props or handler state."""

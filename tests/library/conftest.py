@@ -1,0 +1,23 @@
+"""Fixtures for the bundled patterns: an in-memory runtime on a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from charmspace.identity import Identity
+from charmspace.runtime import FakeClock, Runtime
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[Runtime]:
+    """An in-memory runtime, closed after the test."""
+    rt = Runtime(
+        "memory://",
+        identity=Identity.from_passphrase("library suite: user"),
+        clock=FakeClock(),
+        call_timeout=5,
+    )
+    yield rt
+    await rt.close()
