@@ -210,7 +210,7 @@ async def test_cell_is_internal_state_with_a_default(runtime: Runtime) -> None:
     assert "count" not in p.inputs
     assert (await charm.stream("bump").call({})).ok
     assert charm["count"].get() == 6
-    assert charm.internal.get()["cells"]["cell1_count"] == 6
+    assert charm.internal.get()["cells"]["count"] == 6
 
 
 # --- now -------------------------------------------------------------------------------
@@ -401,3 +401,30 @@ async def test_a_malformed_wish_names_the_tag(runtime: Runtime, query: Any) -> N
         await runtime.charms.create(p)
     assert repr(query) in str(info.value)
     assert runtime.charms.list() == []
+
+
+@pattern
+def two_named_cells() -> dict[str, Any]:
+    first = cell(1, name="first")
+    second = cell(2, name="first")
+    return {"first": first, "second": second}
+
+
+async def test_cell_names_must_differ(runtime: Runtime) -> None:
+    with pytest.raises(PatternError, match="two cells named 'first'"):
+        await runtime.charms.create(two_named_cells)
+
+
+async def test_a_named_cell_is_stored_under_its_name(runtime: Runtime) -> None:
+    """Regression: named cells were keyed by position, so adding a cell before one
+    handed its stored value to another cell after a restart."""
+
+    @pattern
+    def named() -> dict[str, Any]:
+        unnamed = cell(0)
+        count = cell(5, name="count")
+        return {"unnamed": unnamed, "count": count}
+
+    charm = await runtime.charms.create(named)
+    cells = charm.internal.get()["cells"]
+    assert cells == {"cell1": 0, "count": 5}

@@ -126,9 +126,26 @@ def _arity(fn: Callable[..., Any]) -> int:
 
 
 def cell(default: Any = None, *, name: str | None = None) -> Ref:
-    """Internal state of the charm (not an input), starting at ``default``."""
+    """Internal state of the charm (not an input), starting at ``default``.
+
+    Give it a ``name`` when the pattern may change: a named cell keeps its stored
+    value across edits of the pattern, while an unnamed one is known by its
+    position among the pattern's cells.
+    """
     builder = active_builder("cell()")
-    node = builder.name("cell", name)
+    if name is not None:
+        if not isinstance(name, str) or not name or name.startswith("cell"):
+            raise PatternError(
+                f"cell(name={name!r}) in pattern {builder.pattern_name}: a name is a non-empty "
+                "string that does not start with 'cell'"
+            )
+        if name in builder.cells:
+            raise PatternError(
+                f"pattern {builder.pattern_name} has two cells named {name!r}; names must differ"
+            )
+        node = name
+    else:
+        node = builder.name("cell")
     builder.cells[node] = to_json(default)
     return Ref(
         builder.runtime, builder.internal.key("cells", node), f"{builder.pattern_name}.{node}"
