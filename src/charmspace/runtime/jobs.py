@@ -124,28 +124,38 @@ class Jobs:
         clock = self.runtime.clock
         job.write(status=RUNNING, error=None, started_at=clock.now(), finished_at=None)
         job.task = self.runtime.loop.create_task(self._run(job, fn))
+        job.task.add_done_callback(lambda task: self._done(job, task))
         self.running.add(job)
 
     async def _run(self, job: Job, fn: JobFunction) -> None:
-        clock = self.runtime.clock
+        from charmspace.runtime.scheduler import current_unit
+
+        # The task copied the context of the handler that started it; a job is
+        # neither in that handler's (closed) transaction nor that charm's event.
+        current_transaction.set(None)
+        current_unit.set(None)
         try:
             await fn(job.ctx)
         except asyncio.CancelledError:
-            job.write(status=CANCELLED, finished_at=clock.now())
+            self._final(job, status=CANCELLED)
         except Exception as e:
-            job.write(
-                status=FAILED,
-                error={"type": type(e).__name__, "message": str(e)},
-                finished_at=clock.now(),
-            )
+            self._final(job, status=FAILED, error={"type": type(e).__name__, "message": str(e)})
             self.runtime.report(job.unit, f"job {job.name}", e)
         else:
-            job.write(status=DONE, finished_at=clock.now())
-        finally:
-            self.running.discard(job)
-            if job.unit.jobs.get(job.name) is job:
-                del job.unit.jobs[job.name]
-            self.runtime.activity(0)
+            self._final(job, status=DONE)
+
+    def _final(self, job: Job, **fields: JSONValue) -> None:
+        """Record how ``job`` ended, unless a job started since under its name owns the status."""
+        if job.unit.jobs.get(job.name) is job:
+            job.write(finished_at=self.runtime.clock.now(), **fields)
+
+    def _done(self, job: Job, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():  # cancelled before its first step: _run never ran
+            self._final(job, status=CANCELLED)
+        self.running.discard(job)
+        if job.unit.jobs.get(job.name) is job:
+            del job.unit.jobs[job.name]
+        self.runtime.activity(0)
 
     def mark_interrupted(self, unit: Unit) -> None:
         """After a restart: jobs the store still calls running were cut off."""

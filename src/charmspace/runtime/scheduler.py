@@ -170,12 +170,15 @@ class Scheduler:
         if caller is not None and callee is not None:
             self._waiting_on[caller] = callee
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
+            result = await asyncio.wait_for(asyncio.shield(future), limit)
         except TimeoutError:
             raise CallTimeoutError(str(target.address), limit) from None
         finally:
             if caller is not None:
                 self._waiting_on.pop(caller, None)
+        if result.ok and result.seq and result.space and tx is not None and tx.state == "open":
+            tx.saw_commit(result.space, result.seq)
+        return result
 
     def _check_deadlock(self, caller: Unit, callee: Unit) -> None:
         chain = [caller, callee]
@@ -229,7 +232,14 @@ class Scheduler:
                 return False
         yielded = spec.is_async
         for attempt in range(MAX_ATTEMPTS):
-            tx = Transaction(runtime, event.principal, meta=spec.meta, home=spec.unit.space)
+            rerun = attempt + 1 < MAX_ATTEMPTS
+            tx = Transaction(
+                runtime,
+                event.principal,
+                meta=spec.meta,
+                home=spec.unit.space,
+                rerun_on_conflict=rerun,
+            )
             token = current_transaction.set(tx)
             try:
                 state = spec.bind(tx)
@@ -240,8 +250,8 @@ class Scheduler:
                 value = to_json(value)
                 tx.commit(on_durable=partial(self._durable, event, value))
             except ConflictError as e:
-                tx.abort()
-                if attempt + 1 < MAX_ATTEMPTS:
+                tx.abort(rerun=rerun)
+                if rerun:
                     yielded = True
                     await asyncio.sleep(runtime.backoff(attempt))
                     continue

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
+    AuthorizationError,
+    ConflictError,
     LimitExceededError,
     LinkError,
     ReadOnlyCellError,
@@ -68,6 +70,8 @@ class Transaction:
 
     Use :meth:`Runtime.edit` (``async with runtime.edit() as tx``) rather than
     constructing one. Cells used inside the block write through it.
+    ``rerun_on_conflict`` says the scheduler runs the handler again if the
+    commit conflicts: that run's staged sends then vanish quietly (see :meth:`abort`).
     """
 
     __slots__ = (
@@ -80,6 +84,7 @@ class Transaction:
         "home",
         "meta",
         "principal",
+        "rerun_on_conflict",
         "result",
         "runtime",
         "state",
@@ -94,9 +99,11 @@ class Transaction:
         allowed_derived: frozenset[DocKey] = frozenset(),
         meta: Mapping[str, JSONValue] | None = None,
         home: SpaceDID | None = None,
+        rerun_on_conflict: bool = False,
     ) -> None:
         self.runtime = runtime
         self.home = home
+        self.rerun_on_conflict = rerun_on_conflict
         self.principal = principal
         self.allowed_derived = allowed_derived
         self.meta = meta or {}
@@ -306,6 +313,32 @@ class Transaction:
             value = getpath(value, (seg,))
             walked.append(seg)
 
+    def saw_commit(self, space: SpaceDID, seq: int) -> None:
+        """Take in commit ``seq`` of ``space``, made on this transaction's behalf by a call.
+
+        Why: a handler that reads its token, calls the charm that refreshes it
+        (in its own space) and reads it again must see the new token, and must
+        not then conflict with the very commit it asked for — that would re-run
+        it, call again, and conflict again. Documents that commit changed are
+        read afresh from here on, and a read of one is validated as if made
+        just after that commit, unless another commit changed it too.
+        """
+        if space != self.home and space != self.writer:
+            return  # read-committed there anyway: nothing cached, nothing validated
+        storage = self.runtime.storage
+        try:
+            [entry] = storage.log(space, self.principal, since=seq - 1, limit=1)
+        except (AuthorizationError, ValueError):
+            return
+        for id in entry.ids:
+            key = (space, id)
+            self._cache.pop(key, None)
+            seen = self._reads.get(key)
+            if seen is None or key in self._writes:
+                continue  # our own write over theirs must still conflict
+            if storage.read(space, id, self.principal, at=seq - 1).seq == seen:
+                self._reads[key] = seq
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def after_commit(self, callback: Callable[[CommitResult], None]) -> None:
@@ -352,8 +385,8 @@ class Transaction:
             seq = self.runtime.storage.commit(
                 commit, on_durable=durable if on_durable is not None else None
             )
-        except BaseException:
-            self.abort()
+        except BaseException as e:
+            self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
             raise
         self.state = "committed"
         self.result = CommitResult(True, space, seq)
@@ -390,14 +423,21 @@ class Transaction:
             except Exception:
                 log.exception("after-commit callback failed")
 
-    def abort(self) -> None:
-        """Drop every write; staged sends are dropped too."""
+    def abort(self, *, rerun: bool = False) -> None:
+        """Drop every write; staged sends are dropped too.
+
+        With ``rerun`` (a conflict: the handler runs again and sends again), the
+        staged sends vanish without telling their ``on_commit``, which then
+        hears only about the run that counts.
+        """
         if self.state != "open":
             return
         self.state = "aborted"
         self._writes.clear()
         self._after_commit.clear()
         callbacks, self._on_abort = self._on_abort, []
+        if rerun:
+            return
         for callback in callbacks:
             try:
                 callback()

@@ -1,0 +1,322 @@
+"""Transactions: all or nothing, read-your-writes, one writer space, validated reads, ACLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from charmspace.errors import (
+    AuthorizationError,
+    ConflictError,
+    TransactionClosedError,
+    WriteIsolationError,
+)
+from charmspace.identity import Identity
+from charmspace.runtime import Cell, CommitResult, Runtime, link_to
+from charmspace.storage import Capability, entity_id
+from charmspace.types import SpaceDID
+
+
+class Boom(Exception):
+    pass
+
+
+def doc(runtime: Runtime, space: SpaceDID, name: str) -> Cell[Any]:
+    return runtime.cell(space, entity_id({"test": name}))
+
+
+async def put(cell: Cell[Any], value: Any) -> None:
+    async with cell.runtime.edit():
+        cell.set(value)
+
+
+def head(runtime: Runtime, space: SpaceDID) -> int:
+    return runtime.storage.head(space, runtime.principal)
+
+
+# --- commit and abort --------------------------------------------------------------------
+
+
+async def test_edit_commits_on_success(runtime: Runtime, space: SpaceDID) -> None:
+    a, b = doc(runtime, space, "a"), doc(runtime, space, "b")
+    async with runtime.edit() as tx:
+        a.set(1)
+        b.set({"x": 2})
+    assert (a.get(), b.get()) == (1, {"x": 2})
+    assert tx.state == "committed"
+    assert tx.result == CommitResult(True, space, head(runtime, space))
+
+
+async def test_edit_aborts_on_exception_and_reraises_it(runtime: Runtime, space: SpaceDID) -> None:
+    a, b = doc(runtime, space, "a"), doc(runtime, space, "b")
+    await put(a, 1)
+    before = head(runtime, space)
+    error = Boom("the original")
+    with pytest.raises(Boom) as info:
+        async with runtime.edit() as tx:
+            a.set(2)
+            b.set(3)
+            raise error
+    assert info.value is error
+    assert tx.state == "aborted"
+    assert (a.get(), b.get()) == (1, None)
+    assert head(runtime, space) == before
+
+
+async def test_plain_with_works_too(runtime: Runtime, space: SpaceDID) -> None:
+    a = doc(runtime, space, "a")
+    with runtime.edit():
+        a.set("sync")
+    assert a.get() == "sync"
+    with pytest.raises(Boom), runtime.edit():
+        a.set("lost")
+        raise Boom
+    assert a.get() == "sync"
+
+
+async def test_read_your_writes(runtime: Runtime, space: SpaceDID) -> None:
+    a = doc(runtime, space, "a")
+    await put(a, {"n": 1})
+    async with runtime.edit():
+        a["n"].set(2)
+        a["m"].set(3)
+        assert a.get() == {"n": 2, "m": 3}
+        assert a["n"].get() == 2
+        assert runtime.read(a.address) == {"n": 1}  # others see the committed value
+    assert a.get() == {"n": 2, "m": 3}
+
+
+async def test_empty_transaction_commits_trivially(runtime: Runtime, space: SpaceDID) -> None:
+    a = doc(runtime, space, "a")
+    await put(a, 1)
+    before = head(runtime, space)
+    async with runtime.edit() as tx:
+        assert a.get() == 1
+    assert tx.result == CommitResult(True, None, 0, None)
+    assert tx.result.ok and tx.result.seq == 0
+    assert head(runtime, space) == before
+
+
+async def test_commit_result_fields(runtime: Runtime, space: SpaceDID) -> None:
+    a = doc(runtime, space, "a")
+    await put(a, 1)
+    async with runtime.edit() as tx:
+        a.set(2)
+    result = tx.result
+    assert result is not None
+    assert result.ok is True
+    assert result.space == space
+    assert result.seq == head(runtime, space) == 2
+    assert result.error is None
+
+
+async def test_a_committed_transaction_is_closed(runtime: Runtime, space: SpaceDID) -> None:
+    a = doc(runtime, space, "a")
+    async with runtime.edit() as tx:
+        a.set(1)
+    with pytest.raises(TransactionClosedError, match="committed"):
+        tx.write(a.address, 2)
+    with pytest.raises(TransactionClosedError):
+        tx.commit()
+
+
+# --- one writer space --------------------------------------------------------------------
+
+
+async def test_second_space_write_is_refused(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    with pytest.raises(WriteIsolationError) as info:
+        async with runtime.edit():
+            mine.push("refreshing")
+            theirs.set({"token": "new"})
+    error = info.value
+    assert error.open == space
+    assert error.requested == other_space
+    message = str(error)
+    assert space in message and other_space in message
+    assert "stream" in message
+    assert mine.get() is None and theirs.get() is None
+
+
+async def test_refused_write_is_not_journaled(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    await put(theirs, {"token": "old"})
+    theirs_head = head(runtime, other_space)
+    async with runtime.edit() as tx:
+        mine.push("refreshing")
+        with pytest.raises(WriteIsolationError):
+            theirs.set({"token": "new"})
+        assert theirs.get() == {"token": "old"}
+        mine.push("refused, carrying on")
+    assert tx.result is not None and tx.result.space == space
+    assert mine.get() == ["refreshing", "refused, carrying on"]
+    assert theirs.get() == {"token": "old"}
+    assert head(runtime, other_space) == theirs_head
+    entry = runtime.storage.log(space, runtime.principal)[-1]
+    assert entry.ids == (mine.address.id,)
+
+
+async def test_the_first_write_fixes_the_writer_space(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    with pytest.raises(WriteIsolationError) as info:
+        async with runtime.edit():
+            theirs.set({"token": "new"})
+            mine.push("x")
+    assert (info.value.open, info.value.requested) == (other_space, space)
+
+
+async def test_redirect_into_another_space_counts_as_that_space(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    bound = doc(runtime, space, "bound")
+    async with runtime.edit() as tx:
+        tx.write(bound.address, link_to(theirs.address, redirect=True))
+    with pytest.raises(WriteIsolationError) as info:
+        async with runtime.edit():
+            mine.push("x")
+            bound.set({"token": "new"})
+    assert info.value.requested == other_space
+    assert theirs.get() is None
+
+
+async def test_an_equal_write_elsewhere_is_no_write_at_all(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    await put(theirs, {"token": "same"})
+    async with runtime.edit():
+        mine.push("x")
+        theirs.set({"token": "same"})
+    assert mine.get() == ["x"]
+
+
+# --- reads: validated in the writer space, read-committed elsewhere ---------------------
+
+
+async def test_writer_space_reads_are_validated_at_commit(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    counter, total = doc(runtime, space, "counter"), doc(runtime, space, "total")
+    await put(counter, {"n": 1})
+    with pytest.raises(ConflictError) as info:
+        async with runtime.edit():
+            seen = counter.get()
+            await put(counter, {"n": 5, "note": "secret-value"})  # another edit commits
+            total.set(seen["n"] + 1)
+    error = info.value
+    assert (error.space, error.id) == (space, counter.address.id)
+    assert (error.expected_seq, error.actual_seq) == (1, 2)
+    assert "secret-value" not in str(error)  # no values in conflict messages
+    assert total.get() is None
+    assert counter.get() == {"n": 5, "note": "secret-value"}
+
+
+async def test_writes_without_reads_of_a_changed_document_commit(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    counter, other = doc(runtime, space, "counter"), doc(runtime, space, "other")
+    await put(counter, 1)
+    async with runtime.edit():
+        other.set("unrelated")
+        await put(counter, 5)
+    assert (counter.get(), other.get()) == (5, "unrelated")
+
+
+async def test_other_space_reads_are_read_committed(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    await put(theirs, {"token": "old"})
+    async with runtime.edit() as tx:
+        assert theirs.get() == {"token": "old"}
+        mine.push("saw old")
+        await put(theirs, {"token": "new"})  # someone else commits in their space
+        assert theirs.get() == {"token": "new"}
+        mine.push("saw new")
+    assert tx.result is not None and tx.result.ok
+    assert mine.get() == ["saw old", "saw new"]
+
+
+async def test_other_space_reads_before_the_first_write_are_not_validated(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    mine, theirs = doc(runtime, space, "log"), doc(runtime, other_space, "auth")
+    await put(theirs, {"token": "old"})
+    async with runtime.edit():
+        token = theirs.get()["token"]
+        await put(theirs, {"token": "new"})
+        mine.set(token)
+    assert mine.get() == "old"
+
+
+# --- access control ----------------------------------------------------------------------
+
+
+async def test_principal_without_write_gets_authorization_error(
+    runtime: Runtime, space: SpaceDID, bob: Identity
+) -> None:
+    a = doc(runtime, space, "a")
+    await put(a, 1)
+    runtime.storage.set_acl(space, runtime.principal, bob.did, Capability.READ)
+    before = head(runtime, space)
+    with pytest.raises(AuthorizationError) as info:
+        async with runtime.edit(bob.did):
+            assert a.get() == 1
+            a.set(2)
+    assert info.value.principal == bob.did
+    assert info.value.space == space
+    assert info.value.needed == "WRITE"
+    assert a.get() == 1
+    assert head(runtime, space) == before
+
+
+async def test_principal_without_read_cannot_even_read(
+    runtime: Runtime, space: SpaceDID, bob: Identity
+) -> None:
+    a = doc(runtime, space, "a")
+    await put(a, "secret")
+    with pytest.raises(AuthorizationError) as info:
+        async with runtime.edit(bob.did):
+            a.get()
+    assert info.value.needed == "READ"
+    assert "secret" not in str(info.value)
+
+
+async def test_principal_with_write_commits_as_itself(
+    runtime: Runtime, space: SpaceDID, bob: Identity
+) -> None:
+    a = doc(runtime, space, "a")
+    runtime.storage.set_acl(space, runtime.principal, bob.did, Capability.WRITE)
+    async with runtime.edit(bob.did):
+        a.set("bob was here")
+    assert a.get() == "bob was here"
+    assert runtime.storage.log(space, runtime.principal)[-1].principal == bob.did
+
+
+# --- on SQLite too -------------------------------------------------------------------------
+
+
+async def test_conflict_and_abort_on_every_backend(any_runtime: Runtime) -> None:
+    runtime = any_runtime
+    space = runtime.create_space(name="home")
+    counter, total = doc(runtime, space, "counter"), doc(runtime, space, "total")
+    await put(counter, 1)
+    with pytest.raises(ConflictError):
+        async with runtime.edit():
+            counter.get()
+            await put(counter, 2)
+            total.set(1)
+    with pytest.raises(Boom):
+        async with runtime.edit():
+            total.set(2)
+            raise Boom
+    assert (counter.get(), total.get()) == (2, None)
+    assert head(runtime, space) == 2
