@@ -7,6 +7,10 @@ import importlib
 
 BENCHMARKS = {
     "b0": "bench.b0_storage",
+    "b1": "bench.b1_counter",
+    "b2": "bench.b2_call",
+    "b3": "bench.b3_reactive",
+    "b4": "bench.b4_charms",
 }
 
 

@@ -119,6 +119,8 @@ def freeze(value: object, path: Path = ()) -> JSONValue:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise NotJSONError(path, f"{value!r} is not a JSON number (NaN and infinity are not)")
         return value  # type: ignore[return-value]
+    if isinstance(value, FrozenDict | FrozenList):  # subclasses carry extra meaning; keep them
+        return value
     if isinstance(value, Mapping):
         for k in value:
             if type(k) is not str:

@@ -316,7 +316,7 @@ async def test_a_stream_is_a_marker_in_derived_code_and_callable_when_declared(
         log.push(f"declared: {answer.value}")
 
     def undeclared(event: Any, *, refresh: Any, log: Cell[Any]) -> None:
-        log.push(f"undeclared: {type(refresh).__name__} send={hasattr(refresh, 'send')}")
+        log.push(f"undeclared: {dict(refresh)} send={hasattr(refresh, 'send')}")
 
     by_schema = consumer.handler(
         "by_schema",
@@ -336,8 +336,8 @@ async def test_a_stream_is_a_marker_in_derived_code_and_callable_when_declared(
     await consumer.start()
     # derived code sees the plain marker
     assert in_derived.get() == {"$stream": True}
-    assert type(in_derived.get()) is FrozenDict
-    assert not hasattr(in_derived.get(), "send")
+    assert isinstance(in_derived.get(), FrozenDict)
+    assert not hasattr(in_derived.get(), "send") and not hasattr(in_derived.get(), "call")
     # a handler that declares a stream can call it
     assert (await by_schema.send({})).ok
     assert (await by_stream.send({})).ok
@@ -346,6 +346,34 @@ async def test_a_stream_is_a_marker_in_derived_code_and_callable_when_declared(
     assert log.get() == [
         "declared: token-1",
         "declared: token-2",
-        "undeclared: FrozenDict send=False",
+        "undeclared: {'$stream': True} send=False",
     ]
     assert google_auth.auth.get()["token"] == "token-2"
+
+
+async def test_a_stream_extracted_by_a_derive_is_callable_when_declared(
+    runtime: Runtime, google_auth: GoogleAuth, space_b: SpaceDID
+) -> None:
+    """The seed's final pattern: derive the stream out of the wished charm, pass the
+    derived value to a handler that declares Stream[...], and send to it."""
+    consumer = runtime.unit(space_b, "test-auth-consumer")
+    wished = consumer.cell("wished", google_auth.result)
+    log = consumer.cell("log", [])
+    refresh_stream = consumer.derive(
+        "refresh_stream", lambda charm: charm["refreshToken"] if charm else None, inputs=[wished]
+    )
+
+    async def attempt_refresh(event: Any, *, refresh: Stream[Any], log: Cell[Any]) -> None:
+        answer = await refresh.call({})
+        log.push(f"refreshed: {answer.ok} {answer.value}")
+
+    attempt = consumer.handler(
+        "attempt_refresh",
+        attempt_refresh,
+        state={"refresh": Stream(runtime, refresh_stream.address), "log": log},
+    )
+    await consumer.start()
+    assert refresh_stream.get() == {"$stream": True}
+    assert (await attempt.send({})).ok
+    assert log.get() == ["refreshed: True token-1"]
+    assert google_auth.auth.get()["token"] == "token-1"

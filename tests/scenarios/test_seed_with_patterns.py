@@ -77,6 +77,9 @@ def gmail_search() -> dict[str, Any]:
             lambda: hasattr(found["result"]["refresh"].get(), "send")
         ),
         "forge": write_token_directly.bind(auth=auth, log=log),
+        "scan_via_derived_stream": scan.bind(
+            auth=auth, refresh=derive(found, lambda f: f["result"]["refresh"]), log=log
+        ),
         "scan": scan.bind(auth=auth, refresh=refresh, log=log),
     }
 
@@ -157,3 +160,16 @@ async def test_inside_derive_the_wished_stream_is_a_plain_marker(
     assert gmail["refresh_seen_by_derive"].get() == {"$stream": True}
     assert gmail["refresh_is_callable_in_derive"].get() is False
     assert gmail["found"]["result"].get()["refresh"] == {"$stream": True}
+
+
+async def test_a_stream_derived_out_of_the_wish_is_callable_when_declared(
+    runtime: Runtime, charms: tuple[Charm, Charm]
+) -> None:
+    """The seed's final form: ``derive(wished, lambda c: c.refresh)`` handed to a handler
+    that declares ``Stream[...]`` — the derived value keeps where the stream lives."""
+    auth, gmail = charms
+    result = await gmail.stream("scan_via_derived_stream").call({})
+    await runtime.idle()
+    assert result.ok, result.error
+    assert result.value == "token-1"
+    assert auth["auth"].get()["token"] == "token-1"

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "charmspace.patterns"
 LIBRARY_MODULES = ("charmspace.library.counter", "charmspace.library.notes")
 
 _directories: list[Path] = []
+_by_name: dict[str, Pattern] = {}
 
 
 def add_patterns_directory(path: str | Path) -> None:
@@ -34,6 +35,7 @@ def add_patterns_directory(path: str | Path) -> None:
         raise PatternError(f"patterns directory {directory} does not exist")
     if directory not in _directories:
         _directories.append(directory)
+        _by_name.clear()
 
 
 def _patterns_in(module: object) -> dict[str, Pattern]:
@@ -96,7 +98,11 @@ def resolve_pattern(ref: str) -> Pattern:
                 f"{ref!r} is not a pattern (no @pattern named {attr!r} in {module_name})"
             )
         return value
-    patterns = installed_patterns()
+    cached = _by_name.get(ref)
+    if cached is not None:
+        return cached
+    patterns = installed_patterns()  # scanning entry points is slow: only on a miss
+    _by_name.update(patterns)
     if ref in patterns:
         return patterns[ref]
     raise PatternError(

@@ -77,3 +77,33 @@ def parse_link(value: JSONValue, base: Address) -> tuple[Address, bool]:
 
 def is_stream_marker(value: object) -> bool:
     return isinstance(value, dict) and value.get("$stream") is True
+
+
+class StreamMarker(FrozenDict):
+    """``{"$stream": true}`` as read from a stream's location, remembering that location.
+
+    In derived code a stream is a value, not a capability: it reads as the
+    plain marker. But a derived value that *returns* one (the seed's
+    ``derive(wished_charm, lambda c: c["refresh"])``) stores a link to where the
+    stream lives, so a handler that declares that value as ``Stream[...]``
+    still reaches the real stream.
+    """
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: Address) -> None:
+        dict.__init__(self, {"$stream": True})
+        self.address = address
+
+    def __charm_json__(self) -> JSONValue:
+        return link_to(self.address)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, ({"$stream": True},))
+
+
+def mark_stream(value: JSONValue, at: Address) -> JSONValue:
+    """``value``, as a :class:`StreamMarker` at ``at`` if it is a plain stream marker."""
+    if type(value) is FrozenDict and len(value) == 1 and value.get("$stream") is True:
+        return StreamMarker(at)
+    return value

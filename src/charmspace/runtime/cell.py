@@ -69,13 +69,13 @@ class Cell(Generic[T]):
         tx = current_transaction.get()
         return tx if tx is not None and tx.state == "open" else None
 
-    def _writing_tx(self, what: str) -> Transaction:
+    def _writing_tx(self, verb: str) -> Transaction:
         if self._tx is not None:
             self._tx._check_open()
             return self._tx
         tx = current_transaction.get()
         if tx is None:
-            raise TransactionRequiredError(what)
+            raise TransactionRequiredError(f"{verb} {self.address}")
         tx._check_open()
         return tx
 
@@ -95,12 +95,12 @@ class Cell(Generic[T]):
 
     def set(self, value: T | Cell[T]) -> None:
         """Replace the value. Equal values are a no-op and trigger nobody."""
-        tx = self._writing_tx(f"set {self.address}")
+        tx = self._writing_tx("set")
         tx.write(self.address, to_json(value, self.address.path))
 
     def update(self, values: Mapping[str, Any]) -> None:
         """Merge ``values`` into the object at this cell (keys not named are kept)."""
-        tx = self._writing_tx(f"update {self.address}")
+        tx = self._writing_tx("update")
         current = tx.read(self.address, deep=False)
         if current is None:
             current = {}
@@ -114,7 +114,7 @@ class Cell(Generic[T]):
 
     def push(self, *items: Any) -> None:
         """Append ``items`` to the list at this cell (a missing value counts as empty)."""
-        tx = self._writing_tx(f"push to {self.address}")
+        tx = self._writing_tx("push to")
         current = tx.read(self.address, deep=False)
         if current is None:
             current = []

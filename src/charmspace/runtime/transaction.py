@@ -31,7 +31,7 @@ from charmspace.errors import (
     TransactionClosedError,
     WriteIsolationError,
 )
-from charmspace.runtime.address import Address, is_link, parse_link
+from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.storage import DELETE, Commit
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, same, setpath
@@ -206,7 +206,8 @@ class Transaction:
                 i = 0
                 continue
             if i == len(remaining):
-                return value, Address(space, id, tuple(walked))
+                where = Address(space, id, tuple(walked))
+                return mark_stream(value, where), where
             seg = remaining[i]
             i += 1
             value = getpath(value, (seg,))
@@ -234,7 +235,7 @@ class Transaction:
             items = {}
             for k, v in value.items():
                 if type(v) is FrozenDict or type(v) is FrozenList:
-                    nv = self._resolve_item(v, at.key(k), track, chain)
+                    nv = self._resolve_item(mark_stream(v, at.key(k)), at.key(k), track, chain)
                     if nv is not v:
                         changed = True
                     items[k] = nv
@@ -246,7 +247,7 @@ class Transaction:
             out = []
             for i, v in enumerate(value):
                 if type(v) is FrozenDict or type(v) is FrozenList:
-                    nv = self._resolve_item(v, at.key(i), track, chain)
+                    nv = self._resolve_item(mark_stream(v, at.key(i)), at.key(i), track, chain)
                     changed = changed or nv is not v
                     out.append(nv)
                 else:
@@ -257,6 +258,8 @@ class Transaction:
     def _resolve_item(
         self, value: JSONValue, at: Address, track: bool, chain: tuple[Address, ...]
     ) -> JSONValue:
+        if type(value) is StreamMarker:
+            return value
         if not is_link(value):
             return self._resolve_nested(value, at, track, chain)
         target, where = self._walk(at, track=track)

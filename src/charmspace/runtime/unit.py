@@ -43,13 +43,19 @@ class HandlerSpec:
     validate: Validator | None
     is_async: bool
     meta: Mapping[str, JSONValue] = field(default_factory=dict)
+    kinds: tuple[tuple[str, Address, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.kinds = tuple(
+            (name, address, field_kind(self.state_schema, name))
+            for name, address in self.state.items()
+        )
 
     def bind(self, tx: Transaction) -> dict[str, Any]:
         """What the handler receives: live cells, streams, or immutable snapshots."""
         runtime = self.unit.runtime
         out: dict[str, Any] = {}
-        for name, address in self.state.items():
-            kind = field_kind(self.state_schema, name)
+        for name, address, kind in self.kinds:
             if kind == "cell":
                 out[name] = Cell(runtime, address, tx)
             elif kind == "stream":

@@ -125,9 +125,21 @@ class PreparedCommit:
     @property
     def meta_text(self) -> str:
         """The meta as stored JSON text (only backends that store text ask for it)."""
+        global _last_meta
+        meta = self.meta
+        if not meta:
+            return "{}"
+        last, text = _last_meta
+        if last is meta:  # a handler's meta is one frozen object, committed again and again
+            return text
         from charmspace.values import dumps
 
-        return dumps(self.meta) if self.meta else "{}"
+        text = dumps(meta)
+        _last_meta = (meta, text)
+        return text
+
+
+_last_meta: tuple[object, str] = (None, "{}")
 
 
 @dataclass(frozen=True, slots=True)
