@@ -242,3 +242,40 @@ async def test_start_job_outside_a_handler_is_refused(runtime: Runtime) -> None:
 
     with pytest.raises(TransactionRequiredError):
         start_job(job)
+
+
+async def test_a_job_acts_for_whoever_started_it(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID, bob: Any
+) -> None:
+    """Regression: sends and edits from a job used the runtime's own user, so a job
+    started by someone without WRITE could change data that person cannot."""
+    from charmspace.storage import Capability
+
+    runtime.storage.set_acl(space, runtime.principal, bob.did, Capability.WRITE)
+    runtime.storage.set_acl(other_space, runtime.principal, bob.did, Capability.READ)
+    target = runtime.unit(other_space, "ledger")
+    entries = target.cell("entries", [])
+    append = target.handler(
+        "append", lambda event, *, entries: entries.push(event["line"]), state={"entries": entries}
+    )
+    await target.start()
+    outcomes: list[Any] = []
+
+    async def job(ctx: JobContext) -> None:
+        outcomes.append(await append.call({"line": "from bob's job"}))
+        try:
+            async with ctx.runtime.edit():
+                entries.push("edited by bob's job")
+        except Exception as e:
+            outcomes.append(e)
+
+    unit, scan, _, _ = scanner(runtime, space, job)
+    await unit.start()
+    assert (await scan.send({}, principal=bob.did)).ok
+    await runtime.idle(jobs=True)
+    call_result, edit_error = outcomes
+    assert not call_result.ok
+    assert type(call_result.error).__name__ == "AuthorizationError"
+    assert call_result.error.principal == bob.did
+    assert type(edit_error).__name__ == "AuthorizationError"
+    assert entries.get() == []

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import JobError, TransactionRequiredError
 from charmspace.runtime.cell import Cell, to_json
-from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.runtime.transaction import Transaction, acting_principal, current_transaction
 from charmspace.types import DID, JSONValue
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ class Jobs:
         # neither in that handler's (closed) transaction nor that charm's event.
         current_transaction.set(None)
         current_unit.set(None)
+        acting_principal.set(job.ctx.principal)  # sends and edits act for who started it
         try:
             await fn(job.ctx)
         except asyncio.CancelledError:

@@ -25,7 +25,12 @@ from charmspace.runtime.jobs import Jobs
 from charmspace.runtime.propagation import Propagator
 from charmspace.runtime.scheduler import Scheduler
 from charmspace.runtime.stream import Stream
-from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
+from charmspace.runtime.transaction import (
+    DocKey,
+    Transaction,
+    acting_principal,
+    current_transaction,
+)
 from charmspace.runtime.unit import Action, HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
@@ -166,6 +171,13 @@ class Runtime:
     def principal(self) -> DID:
         return self.identity.did
 
+    def acting(self) -> DID:
+        """The principal the current code acts for: its transaction's, its job's, or the user."""
+        tx = current_transaction.get()
+        if tx is not None and tx.state == "open":
+            return tx.principal
+        return acting_principal.get() or self.principal
+
     @property
     def service_did(self) -> DID:
         return self.service.did
@@ -206,7 +218,7 @@ class Runtime:
 
     def edit(self, principal: DID | None = None) -> Edit:
         """A transaction as a context manager: ``async with runtime.edit() as tx: …``."""
-        return Edit(self, principal or self.principal)
+        return Edit(self, principal or self.acting())
 
     def cell(self, space: SpaceDID, id: EntityId, *path: PathSegment) -> Cell[Any]:
         return Cell(self, Address(space, id, tuple(path)))
@@ -216,7 +228,7 @@ class Runtime:
 
     def read(self, address: Address, principal: DID | None = None) -> JSONValue:
         """The latest committed value at ``address`` (links resolved)."""
-        return Transaction(self, principal or self.principal).read(address)
+        return Transaction(self, principal or self.acting()).read(address)
 
     def unit(self, space: SpaceDID, name: str, *, id: EntityId | None = None) -> Unit:
         """A new unit (the runtime's view of a charm) to register handlers and actions on."""

@@ -87,8 +87,7 @@ class Scheduler:
         resolves its stream, and most streams never move).
         """
         if principal is None:
-            tx = current_transaction.get()
-            principal = tx.principal if tx is not None else self.runtime.principal
+            principal = self.runtime.acting()
         key = (address, principal)
         hit = self._resolved.get(key)
         if hit is not None and self.runtime.handler_at(hit.address) is hit.spec:
@@ -158,7 +157,7 @@ class Scheduler:
         self, target: Target, payload: JSONValue, principal: DID | None, timeout: float | None
     ) -> CallResult:
         tx = current_transaction.get()
-        sender = principal or (tx.principal if tx is not None else self.runtime.principal)
+        sender = principal or self.runtime.acting()
         caller = current_unit.get()
         callee = target.spec.unit if target.spec is not None else None
         if caller is not None and callee is not None:

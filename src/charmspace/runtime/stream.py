@@ -132,7 +132,7 @@ class Stream(Generic[T]):
             )
         else:
             self.runtime.scheduler.dispatch(
-                target, payload, principal or self.runtime.principal, delivery
+                target, payload, principal or self.runtime.acting(), delivery
             )
         return delivery
 

@@ -48,6 +48,11 @@ current_transaction: contextvars.ContextVar[Transaction | None] = contextvars.Co
     "charmspace_transaction", default=None
 )
 
+acting_principal: contextvars.ContextVar[DID | None] = contextvars.ContextVar(
+    "charmspace_principal", default=None
+)
+"""Who code outside any transaction acts for (a job acts for whoever started it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CommitResult:
