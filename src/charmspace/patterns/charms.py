@@ -201,7 +201,7 @@ class Charms:
             "values": builder.values,
         }
         for name, default in builder.cells.items():
-            unit._initial.append((internal.key("cells", name), default))
+            unit.initial_value(internal.key("cells", name), default)
         return unit, {internal: internal_doc, result: result_doc}
 
     async def get(self, space: SpaceDID, charm_id: EntityId) -> Charm:

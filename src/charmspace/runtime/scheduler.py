@@ -145,7 +145,8 @@ class Scheduler:
         if spec is None:
             self._finish(event, None, error)
             return
-        self._enqueue(spec.unit, Event(Target(event.target.address, spec), *_rest(event)))
+        event.target = Target(event.target.address, spec)
+        self._enqueue(spec.unit, event)
 
     def _enqueue(self, unit: Unit, event: Event) -> None:
         unit.queue.append(event)
@@ -303,7 +304,3 @@ class Scheduler:
             event.future.set_result(
                 CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)
             )
-
-
-def _rest(event: Event) -> tuple[Any, ...]:
-    return (event.payload, event.principal, event.delivery, event.future)

@@ -126,8 +126,12 @@ class Unit:
     def cell(self, name: str, default: Any = None) -> Cell[Any]:
         """A data cell of this unit, created with ``default`` when the unit starts."""
         address = self.address(name)
-        self._initial.append((address, default))
+        self.initial_value(address, default)
         return Cell(self.runtime, address)
+
+    def initial_value(self, address: Address, default: Any) -> None:
+        """Write ``default`` at ``address`` when the unit starts, unless a value is there."""
+        self._initial.append((address, default))
 
     def handler(
         self,
