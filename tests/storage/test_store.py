@@ -691,6 +691,8 @@ def test_sqlite_a_garbage_file_named_like_a_space_is_a_clear_error(
         assert err.value.space == space and space.replace(":", "_") in str(err.value)
         with pytest.raises(CorruptStorageError):
             storage.create_space(space, owner)  # never overwritten
+    # one bad file does not hide the good spaces from everyone
+    assert [r.owner for r in storage.spaces(owner)] == [owner]
 
 
 def test_sqlite_an_interrupted_create_leaves_no_space(

@@ -18,6 +18,7 @@ from charmspace.errors import (
     ConflictError,
     LimitExceededError,
     SpaceNotFoundError,
+    StorageError,
 )
 from charmspace.storage.backends.base import Backend
 from charmspace.storage.model import (
@@ -105,10 +106,14 @@ class Storage:
         return self._check(space, principal, Capability.READ, "read the ACL")
 
     def spaces(self, principal: DID) -> list[SpaceRecord]:
-        """The spaces ``principal`` can read."""
+        """The spaces ``principal`` can read (one that cannot be opened is logged and skipped)."""
         out = []
         for space in self.backend.list_spaces():
-            record = self._record_or_none(space)
+            try:
+                record = self._record_or_none(space)
+            except StorageError:
+                log.exception("space %s cannot be opened; leaving it out", space)
+                continue
             if record is not None and self.allowed(record, principal, Capability.READ):
                 out.append(record)
         return out
