@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from charmspace.runtime import outbox
 from charmspace.runtime.address import STREAM_MARKER, Address, is_link, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.clock import Clock, FakeClock, SystemClock
@@ -33,5 +34,6 @@ __all__ = [
     "Unit",
     "is_link",
     "link_to",
+    "outbox",
     "start_job",
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
+from charmspace.runtime import outbox
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
@@ -257,6 +258,25 @@ class Runtime:
         # Only the unit's own derived values: waiting for idle() here would wait for
         # the very event whose delivery is starting this unit.
         await self.propagator.settled()
+        self._resend_outbox(unit)
+
+    def _resend_outbox(self, unit: Unit) -> None:
+        """Send again what the unit's outbox still holds (its sender crashed before clearing)."""
+        for send in outbox.pending(self, unit):
+            try:
+                target = self.scheduler.resolve_stream(send.target, send.principal)
+            except CharmspaceError as error:
+                log.warning("an outbox event cannot be delivered: %s", error)
+                if send.outbox is not None:
+                    outbox.clear(self, send.outbox, send.delivery_id)
+                continue
+            self.scheduler.dispatch(
+                target,
+                send.payload,
+                send.principal,
+                delivery_id=send.delivery_id,
+                outbox=send.outbox,
+            )
 
     def stop_unit(self, unit: Unit) -> None:
         for spec in unit.handlers:

@@ -26,10 +26,12 @@ from charmspace.errors import (
     NotAStreamError,
     StreamError,
 )
+from charmspace.runtime import outbox
 from charmspace.runtime.address import Address, is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.stream import CallResult, Delivery
 from charmspace.runtime.transaction import (
+    EMPTY_COMMIT,
     CommitResult,
     DocKey,
     Transaction,
@@ -67,6 +69,8 @@ class Event:
     delivery: Delivery | None = None
     future: asyncio.Future[CallResult] | None = None
     finished: bool = False
+    delivery_id: str | None = None  # set for durable (outbox) deliveries
+    outbox: Address | None = None
 
 
 class Scheduler:
@@ -121,9 +125,12 @@ class Scheduler:
         principal: DID,
         delivery: Delivery | None = None,
         future: asyncio.Future[CallResult] | None = None,
+        *,
+        delivery_id: str | None = None,
+        outbox: Address | None = None,
     ) -> None:
         """Queue an event for the charm that owns the target's handler (starting it if needed)."""
-        event = Event(target, payload, principal, delivery, future)
+        event = Event(target, payload, principal, delivery, future, False, delivery_id, outbox)
         self.runtime.activity(+1)
         if target.spec is not None:
             self._enqueue(target.spec.unit, event)
@@ -242,12 +249,20 @@ class Scheduler:
             )
             token = current_transaction.set(tx)
             try:
+                if event.delivery_id is not None and outbox.already_consumed(
+                    tx, spec.unit, event.delivery_id
+                ):
+                    tx.commit()  # a redelivery after a crash: applied once already
+                    self._finish(event, EMPTY_COMMIT, None)
+                    return yielded
                 state = spec.bind(tx)
                 value = spec.fn(payload, **state)
                 if spec.is_async or asyncio.iscoroutine(value):
                     yielded = True
                     value = await value
                 value = to_json(value)
+                if event.delivery_id is not None:
+                    outbox.consume(tx, spec.unit, event.delivery_id, runtime.clock.now())
                 tx.commit(on_durable=partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
@@ -292,6 +307,8 @@ class Scheduler:
         if event.finished:
             return
         event.finished = True
+        if event.outbox is not None and event.delivery_id is not None:
+            outbox.clear(self.runtime, event.outbox, event.delivery_id)
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)

@@ -116,10 +116,26 @@ class Stream(Generic[T]):
         delivery = Delivery(on_commit)
         tx = current_transaction.get()
         if tx is not None and tx.state == "open":
+            from charmspace.runtime.outbox import stage
+            from charmspace.runtime.scheduler import current_unit
+
+            scheduler = self.runtime.scheduler
             sender = tx.principal
-            tx.after_commit(
-                lambda _r: self.runtime.scheduler.dispatch(target, payload, sender, delivery)
-            )
+            unit = current_unit.get()
+            if unit is not None:  # a handler's send is durable: it goes through the outbox
+                staged = stage(tx, unit, target.address, payload)
+                tx.after_commit(
+                    lambda _r: scheduler.dispatch(
+                        target,
+                        payload,
+                        sender,
+                        delivery,
+                        delivery_id=staged.delivery_id,
+                        outbox=staged.outbox,
+                    )
+                )
+            else:
+                tx.after_commit(lambda _r: scheduler.dispatch(target, payload, sender, delivery))
             tx.on_abort(
                 lambda: delivery.resolve(
                     CommitResult(

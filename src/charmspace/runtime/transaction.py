@@ -37,6 +37,7 @@ from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceD
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, same, setpath
 
 if TYPE_CHECKING:
+    from charmspace.runtime.outbox import Staged
     from charmspace.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Transaction:
 
     __slots__ = (
         "_after_commit",
+        "_before_commit",
         "_cache",
         "_on_abort",
         "_reads",
@@ -92,6 +94,7 @@ class Transaction:
         "rerun_on_conflict",
         "result",
         "runtime",
+        "staged",
         "state",
         "writer",
     )
@@ -120,6 +123,8 @@ class Transaction:
         self._writes: dict[DocKey, JSONValue | object] = {}
         self._after_commit: list[Callable[[CommitResult], None]] = []
         self._on_abort: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[Transaction], None]] = []
+        self.staged: Staged | None = None
 
     def __repr__(self) -> str:
         return f"<Transaction {self.state} writer={self.writer} principal={self.principal}>"
@@ -354,6 +359,11 @@ class Transaction:
         self._check_open()
         self._after_commit.append(callback)
 
+    def before_commit(self, callback: Callable[[Transaction], None]) -> None:
+        """Run ``callback(tx)`` when the commit starts; it may still write (the outbox does)."""
+        self._check_open()
+        self._before_commit.append(callback)
+
     def on_abort(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` if this transaction aborts (or its commit fails)."""
         self._check_open()
@@ -370,6 +380,8 @@ class Transaction:
         be written after all.
         """
         self._check_open()
+        for callback in self._before_commit:
+            callback(self)
         if not self._writes:
             self.state = "committed"
             self.result = EMPTY_COMMIT
