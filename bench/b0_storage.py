@@ -11,7 +11,6 @@ so that machine noise hits both alike; the figures are medians.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import statistics
@@ -19,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import parser, run_and_print
 from charmspace.identity import Identity
 from charmspace.storage import Commit, entity_id, open_storage
 
@@ -91,14 +91,8 @@ def run(n: int = 10_000, rounds: int = 5) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.b0_storage", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1,000 commits, 3 rounds")
-    parser.add_argument("-n", type=int, default=None, help="commits per round")
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args(argv)
-    n = args.n or (1_000 if args.quick else 10_000)
-    rounds = args.rounds or (3 if args.quick else 5)
-    print(json.dumps(run(n, rounds)), flush=True)
+    args = parser("bench.b0_storage", __doc__, "commits", quick=(1000, 3)).parse_args(argv)
+    run_and_print(args, run, full=(10000, 5), quick=(1000, 3))
 
 
 if __name__ == "__main__":

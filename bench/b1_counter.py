@@ -13,15 +13,14 @@ reported for reference (no storage cost at all: what the runtime itself costs).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from bench.b0_storage import plain_sqlite
+from bench.cli import parser, run_and_print
 from charmspace.identity import Identity
 from charmspace.runtime import Runtime
 
@@ -76,14 +75,8 @@ def run(n: int = 10_000, rounds: int = 5) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.b1_counter", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1,000 events, 3 rounds")
-    parser.add_argument("-n", type=int, default=None, help="events per round")
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args(argv)
-    n = args.n or (1_000 if args.quick else 10_000)
-    rounds = args.rounds or (3 if args.quick else 5)
-    print(json.dumps(run(n, rounds)), flush=True)
+    args = parser("bench.b1_counter", __doc__, "events", quick=(1000, 3)).parse_args(argv)
+    run_and_print(args, run, full=(10000, 5), quick=(1000, 3))
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ too. Goal: inner p99 < 10 ms.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import time
 from typing import Any
 
+from bench.cli import parser, run_and_print
 from charmspace.identity import Identity
 from charmspace.patterns import Default, handler, pattern
 from charmspace.runtime import Cell, Runtime, Stream
@@ -119,14 +118,8 @@ def run(n: int = 2_000, rounds: int = 5) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.b2_call", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="500 calls, 3 rounds")
-    parser.add_argument("-n", type=int, default=None, help="calls per round")
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args(argv)
-    n = args.n or (500 if args.quick else 2_000)
-    rounds = args.rounds or (3 if args.quick else 5)
-    print(json.dumps(run(n, rounds)), flush=True)
+    args = parser("bench.b2_call", __doc__, "calls", quick=(500, 3)).parse_args(argv)
+    run_and_print(args, run, full=(2000, 5), quick=(500, 3))
 
 
 if __name__ == "__main__":
