@@ -3,6 +3,7 @@ commit and the target's, and is applied exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,19 @@ async def test_an_aborted_sender_leaves_nothing_in_its_outbox(runtime: Runtime) 
     await runtime.idle()
     assert entries.get() == []
     assert outbox_of(runtime, unit) is None
+
+
+async def test_a_send_to_a_charm_in_the_same_space_completes_on_sqlite(tmp_path: Path) -> None:
+    """Regression: settling a grouped commit ran under the space's commit lock, and
+    clearing the outbox in that same space then waited on the lock forever."""
+    runtime = open_runtime(tmp_path)
+    space = runtime.create_space(name="shop")
+    target, append, entries = ledger(runtime, space)
+    sender, sell = shop(runtime, space, append)
+    await target.start()
+    await sender.start()
+    assert (await asyncio.wait_for(sell.send({"item": "apple"}), 5)).ok
+    await asyncio.wait_for(runtime.idle(), 5)
+    assert entries.get() == ["apple"]
+    assert outbox_of(runtime, sender) == {}
+    await runtime.close()

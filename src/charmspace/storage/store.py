@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[Change], None]
 OnDurable = Callable[[BaseException | None], None]
+Settle = tuple[OnDurable, BaseException | None]
+
+
+def _run(settle: list[Settle]) -> None:
+    """Tell each grouped commit's owner how it ended (called with no lock held)."""
+    for on_durable, error in settle:
+        try:
+            on_durable(error)
+        except Exception:
+            log.exception("an on_durable callback failed")
 
 
 class Storage:
@@ -132,19 +142,27 @@ class Storage:
             acl.pop(subject, None)
         else:
             acl[subject] = Capability(capability)
-        with self._commit_lock(space):
-            self._flush_locked(space)
-            record = self.backend.save_acl(space, acl)
-            self._records[space] = record
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                self._flush_locked(space, settle)
+                record = self.backend.save_acl(space, acl)
+                self._records[space] = record
+        finally:
+            _run(settle)
         return record
 
     def delete_space(self, space: SpaceDID, principal: DID) -> None:
         """Remove a space and everything in it. Needs OWNER."""
         self._check(space, principal, Capability.OWNER, "delete the space")
-        with self._commit_lock(space):
-            self._flush_locked(space)
-            self.backend.delete_space(space)
-            self._records.pop(space, None)
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                self._flush_locked(space, settle)
+                self.backend.delete_space(space)
+                self._records.pop(space, None)
+        finally:
+            _run(settle)
 
     def allowed(self, record: SpaceRecord, principal: DID, needed: Capability) -> bool:
         if principal == self.service and principal is not None:
@@ -210,25 +228,29 @@ class Storage:
         prepared = self._prepare(commit)
         space = commit.space
         defer = on_durable is not None and self.backend.batches
-        with self._commit_lock(space):
-            try:
-                seq = self.backend.apply(prepared, defer=defer)
-            except ConflictError:
-                if not defer:  # the backend made the open group durable on the way
-                    self._durable(space)
-                raise
-            except BaseException as error:
-                self._fail_pending(space, error)
-                raise
-            change = Change(space, seq, tuple(w.id for w in prepared.writes))
-            if defer:
-                assert on_durable is not None
-                self._pending.setdefault(space, []).append((change, on_durable))
-            else:
-                self._durable(space)
-                self._notify(change)
-                if on_durable is not None:
-                    on_durable(None)
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                try:
+                    seq = self.backend.apply(prepared, defer=defer)
+                except ConflictError:
+                    if not defer:  # the backend made the open group durable on the way
+                        settle = self._durable(space)
+                    raise
+                except BaseException as error:
+                    settle = self._fail_pending(space, error)
+                    raise
+                change = Change(space, seq, tuple(w.id for w in prepared.writes))
+                if defer:
+                    assert on_durable is not None
+                    self._pending.setdefault(space, []).append((change, on_durable))
+                else:
+                    settle = self._durable(space)
+                    self._notify(change)
+                    if on_durable is not None:
+                        settle.append((on_durable, None))
+        finally:
+            _run(settle)
         if defer:
             self._request_flush()
         return seq
@@ -246,6 +268,7 @@ class Storage:
         """Make every grouped commit durable, then notify and call their ``on_durable``."""
         self._flush_requested = False
         for space in list(self._pending):
+            settle: list[Settle] = []
             with self._commit_lock(space):
                 if not self._pending.get(space):
                     continue
@@ -253,29 +276,28 @@ class Storage:
                     self.backend.flush(space)
                 except Exception as error:
                     log.exception("a group of commits could not be written", extra={"space": space})
-                    self._fail_pending(space, error)
+                    settle = self._fail_pending(space, error)
                 else:
-                    self._durable(space)
+                    settle = self._durable(space)
+            _run(settle)
 
-    def _durable(self, space: SpaceDID) -> None:
-        """The space's grouped commits are durable: notify in seq order, then tell their owners."""
+    def _durable(self, space: SpaceDID) -> list[Settle]:
+        """The space's group is durable: notify in seq order (under the commit lock).
+
+        Returns the ``on_durable`` calls to make once the lock is released: an
+        owner told its commit is durable may well commit again at once (the
+        scheduler clears a delivered event from its outbox), and must not find
+        the lock still held.
+        """
         pending = self._pending.pop(space, None)
         if not pending:
-            return
+            return []
         for change, _ in pending:
             self._notify(change)
-        for _, on_durable in pending:
-            try:
-                on_durable(None)
-            except Exception:
-                log.exception("an on_durable callback failed")
+        return [(on_durable, None) for _, on_durable in pending]
 
-    def _fail_pending(self, space: SpaceDID, error: BaseException) -> None:
-        for _, on_durable in self._pending.pop(space, None) or ():
-            try:
-                on_durable(error)
-            except Exception:
-                log.exception("an on_durable callback failed")
+    def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
+        return [(on_durable, error) for _, on_durable in self._pending.pop(space, None) or ()]
 
     def _prepare(self, commit: Commit) -> PreparedCommit:
         limits = self.limits
@@ -322,9 +344,13 @@ class Storage:
     def prune(self, space: SpaceDID, principal: DID, *, before: int) -> int:
         """Drop revisions older than seq ``before``; current values are kept. Needs OWNER."""
         self._check(space, principal, Capability.OWNER, "prune history")
-        with self._commit_lock(space):
-            self._flush_locked(space)
-            return self.backend.prune(space, before)
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                self._flush_locked(space, settle)
+                return self.backend.prune(space, before)
+        finally:
+            _run(settle)
 
     # --- notifications -----------------------------------------------------------------
 
@@ -360,14 +386,16 @@ class Storage:
                 lock = self._commit_locks.setdefault(space, threading.Lock())
         return lock
 
-    def _flush_locked(self, space: SpaceDID) -> None:
-        if self._pending.get(space):
-            try:
-                self.backend.flush(space)
-            except Exception as error:
-                self._fail_pending(space, error)
-                raise
-            self._durable(space)
+    def _flush_locked(self, space: SpaceDID, settle: list[Settle]) -> None:
+        """Make the space's open group durable (commit lock held); adds what to settle after."""
+        if not self._pending.get(space):
+            return
+        try:
+            self.backend.flush(space)
+        except Exception as error:
+            settle.extend(self._fail_pending(space, error))
+            raise
+        settle.extend(self._durable(space))
 
     def close(self) -> None:
         """Make grouped commits durable, then close the backend."""
