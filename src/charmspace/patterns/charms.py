@@ -10,6 +10,12 @@ A charm's documents, all in its space:
 
 Ids derive from the charm id, so rebuilding the pattern after a restart finds
 the same documents: handlers work again and derived values are intact.
+
+A pattern that calls another builds a **child charm** (see
+:mod:`charmspace.patterns.build`): it is written, started, rebuilt and removed
+with its parent, its ``$charm`` record names its ``parent`` and ``root``, and
+it is not in the index — ``list()`` shows only charms someone created, the
+things a user can remove on their own.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmNotFoundError, ConflictError, PatternError
+from charmspace.patterns.build import Built, build_charm, charm_docs, rebuilt_argument
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
-from charmspace.patterns.refs import Builder, Ref
+from charmspace.patterns.refs import Ref
 from charmspace.patterns.registry import resolve_pattern
-from charmspace.runtime.address import STREAM_MARKER, Address, link_to
+from charmspace.runtime.address import Address, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
@@ -34,7 +41,7 @@ from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import DELETE
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
-from charmspace.values import setpath, thaw
+from charmspace.values import setpath
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -54,23 +61,20 @@ class CharmInfo:
     created_at: float
 
 
-def _docs(space: SpaceDID, charm_id: EntityId) -> tuple[Address, Address, Address]:
-    """The argument, internal and result documents of a charm."""
-    return (
-        Address(space, entity_id({"charm": charm_id, "doc": "argument"})),
-        Address(space, entity_id({"charm": charm_id, "doc": "internal"})),
-        Address(space, entity_id({"charm": charm_id, "doc": "result"})),
-    )
-
-
 class Charm:
     """A running charm: ``charm["value"]`` is a result cell, ``charm.stream("adjust")`` a stream."""
 
-    def __init__(self, runtime: Runtime, unit: Unit, pattern: Pattern) -> None:
+    def __init__(
+        self, runtime: Runtime, unit: Unit, pattern: Pattern, parent: Charm | None = None
+    ) -> None:
         self.runtime = runtime
         self.unit = unit
         self.pattern = pattern
-        argument, internal, result = _docs(unit.space, unit.id)
+        self.parent = parent
+        """The charm whose pattern built this one, for a child charm."""
+        self.children: tuple[Charm, ...] = ()
+        """The child charms its pattern built, in construction order."""
+        argument, internal, result = charm_docs(unit.space, unit.id)
         self.argument: Cell[Any] = Cell(runtime, argument)
         self.internal: Cell[Any] = Cell(runtime, internal)
         self.result: Cell[Any] = Cell(runtime, result)
@@ -151,13 +155,17 @@ class Charms:
             "created_at": created_at,
         }
         for attempt in range(CREATE_ATTEMPTS):
-            unit, docs = self._build(pat, space, charm_id, principal, record)
+            built = build_charm(runtime, pat, space, charm_id, principal, record)
             runtime.storage.ensure_space(space, principal)  # only once the pattern built
             tx = Transaction(runtime, principal, meta={"create": pat.name})
-            arg_address, _internal, result_address = _docs(space, charm_id)
+            arg_address, _internal, result_address = charm_docs(space, charm_id)
             tx.write(arg_address, argument)
-            for address, value in docs.items():
-                tx.write(address, value)
+            for node in built.walk():
+                argument_doc, internal_doc, result_doc = node.docs
+                if node.argument is not None:
+                    tx.write(argument_doc, node.argument)
+                tx.write(internal_doc, node.internal)
+                tx.write(result_doc, node.result)
             bucket = index_address(space, bucket_of(charm_id))
             current = tx.read(bucket, deep=False)
             entries = list(current.get("charms", [])) if isinstance(current, dict) else []
@@ -176,33 +184,20 @@ class Charms:
             except ConflictError:
                 if attempt + 1 == CREATE_ATTEMPTS:
                     raise
-        charm = Charm(runtime, unit, pat)
-        self._running[(space, charm_id)] = charm
-        await unit.start(principal)
+        return await self._start(built, principal)
+
+    async def _start(self, built: Built, principal: DID) -> Charm:
+        """Record the charm and its children as running and start their units, children first."""
+        charm = self._charm_of(built, None)
+        for node in built.walk():
+            await node.unit.start(principal)
         return charm
 
-    def _build(
-        self,
-        pat: Pattern,
-        space: SpaceDID,
-        charm_id: EntityId,
-        creator: DID,
-        record: Mapping[str, JSONValue],
-    ) -> tuple[Unit, dict[Address, JSONValue]]:
-        """Run the pattern for ``charm_id``; returns its unit and internal/result documents."""
-        runtime = self.runtime
-        argument, internal, result = _docs(space, charm_id)
-        unit = Unit(runtime, space, charm_id, pat.name)
-        builder = Builder(runtime, unit, pat.name, creator, argument, internal)
-        result_doc = pat.build(builder)
-        internal_doc: dict[str, JSONValue] = {
-            "$charm": dict(record),
-            "streams": {name: STREAM_MARKER for name in builder.streams},
-            "values": builder.values,
-        }
-        for name, default in builder.cells.items():
-            unit.initial_value(internal.key("cells", name), default)
-        return unit, {internal: internal_doc, result: result_doc}
+    def _charm_of(self, built: Built, parent: Charm | None) -> Charm:
+        charm = Charm(self.runtime, built.unit, built.pattern, parent)
+        self._running[(charm.space, charm.id)] = charm
+        charm.children = tuple(self._charm_of(child, charm) for child in built.children)
+        return charm
 
     async def get(self, space: SpaceDID, charm_id: EntityId) -> Charm:
         """The charm, started (and rebuilt from storage after a restart) if it is not running."""
@@ -213,7 +208,7 @@ class Charms:
 
     async def _load(self, space: SpaceDID, charm_id: EntityId) -> Charm:
         runtime = self.runtime
-        _argument, internal, _result = _docs(space, charm_id)
+        _argument, internal, _result = charm_docs(space, charm_id)
         tx = Transaction(runtime, runtime.service_did)
         if not runtime.storage.has_space(space):
             raise CharmNotFoundError(space, charm_id)
@@ -221,6 +216,13 @@ class Charms:
         record = doc.get("$charm") if isinstance(doc, dict) else None
         if not isinstance(record, dict):
             raise CharmNotFoundError(space, charm_id)
+        root = record.get("root")
+        if isinstance(root, str) and root != charm_id:  # a child: rebuilt by its root
+            await self.get(space, root)
+            child = self._running.get((space, charm_id))
+            if child is None:  # the parent's pattern no longer builds it
+                raise CharmNotFoundError(space, charm_id)
+            return child
         pat = resolve_pattern(str(record.get("import") or record.get("pattern")))
         if pat.source_hash != record.get("source_hash"):
             log.info(
@@ -230,20 +232,23 @@ class Charms:
                 extra={"charm": charm_id, "space": space},
             )
             record = {**record, "source_hash": pat.source_hash}
-        unit, docs = self._build(pat, space, charm_id, str(record.get("creator")), record)
-        for address, value in docs.items():
-            existing = tx.read(address, deep=False)
-            if address == internal and isinstance(existing, dict):
-                value = {**thaw(existing), **thaw(value)}  # type: ignore[dict-item]
-            tx.write(address, value)
+        built = build_charm(runtime, pat, space, charm_id, str(record.get("creator")), record)
+        for node in built.walk():
+            argument_doc, internal_doc, result_doc = node.docs
+            if node.argument is not None:
+                existing = tx.read_doc(space, argument_doc.id)
+                tx.write(argument_doc, rebuilt_argument(existing, node.argument))
+            existing = tx.read(internal_doc, deep=False)
+            if isinstance(existing, dict):  # keep what earlier constructions stored there
+                tx.write(internal_doc, {**existing, **node.internal})
+            else:
+                tx.write(internal_doc, node.internal)
+            tx.write(result_doc, node.result)
         tx.commit()
         charm = self._running.get((space, charm_id))
         if charm is not None:  # started concurrently while we read
             return charm
-        charm = Charm(runtime, unit, pat)
-        self._running[(space, charm_id)] = charm
-        await unit.start(runtime.service_did)
-        return charm
+        return await self._start(built, runtime.service_did)
 
     async def start_stream_owner(self, address: Address) -> HandlerSpec | None:
         """The runtime's owner loader: start the charm whose internal document holds ``address``."""
@@ -269,18 +274,28 @@ class Charms:
     async def remove(
         self, space: SpaceDID, charm_id: EntityId, *, principal: DID | None = None
     ) -> None:
-        """Stop the charm and delete its documents (derived values too) and its index entry."""
+        """Stop the charm and its children; delete their documents (derived values too).
+
+        A child charm is removed with the parent that built it, not on its own.
+        """
         charm = await self.get(space, charm_id)
+        if charm.parent is not None:
+            raise PatternError(
+                f"charm {charm_id} ({charm.name}) is a child of charm {charm.parent.id} "
+                f"({charm.parent.name}), which built it: remove that charm instead"
+            )
         runtime = self.runtime
-        charm.unit.stop()
-        self._running.pop((space, charm_id), None)
-        unit = charm.unit
-        owned = [
-            *_docs(space, charm_id),
-            *(action.output for action in unit.actions),
-            unit.error_address,
-            unit.jobs_address,
-        ]
+        owned: builtins.list[Address] = []
+        for member in _family(charm):
+            unit = member.unit
+            unit.stop()
+            self._running.pop((space, member.id), None)
+            owned += [
+                *charm_docs(space, member.id),
+                *(action.output for action in unit.actions),
+                unit.error_address,
+                unit.jobs_address,
+            ]
         async with runtime.edit(principal) as tx:
             for address in owned:
                 tx.write_doc(space, address.id, DELETE)
@@ -314,3 +329,8 @@ class Charms:
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+def _family(charm: Charm) -> builtins.list[Charm]:
+    """The charm and its descendants, children first."""
+    return [*(m for child in charm.children for m in _family(child)), charm]

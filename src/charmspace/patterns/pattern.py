@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints, overload
 
 from charmspace.errors import PatternError, SchemaError
+from charmspace.patterns.build import build_child
 from charmspace.patterns.markers import NO_DEFAULT, unwrap
-from charmspace.patterns.refs import Builder, Ref, current_builder
+from charmspace.patterns.refs import Builder, Ref, StreamRef, current_builder
 from charmspace.runtime.address import link_to
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.schema import json_schema_for, pydantic_dump, validator_for
@@ -117,7 +118,8 @@ class Pattern:
                     "(pass charm.stream(...) or a Stream)",
                 )
             if isinstance(value, Cell | Stream | Ref):
-                argument[i.name] = link_to(value.address, redirect=not isinstance(value, Stream))
+                redirect = not isinstance(value, Stream | StreamRef)
+                argument[i.name] = link_to(value.address, redirect=redirect)
                 continue
             if i.kind != "stream" and i.type is not Any:
                 try:
@@ -159,17 +161,22 @@ class Pattern:
                 ) from None
         return out
 
-    def __call__(self, **inputs: Any) -> Any:
+    def __call__(self, **inputs: Any) -> Ref:
+        """Inside another pattern: build a child charm of this pattern; returns its result.
+
+        Inputs are the parent's references (bound live, both ways) or plain
+        values (validated as in :meth:`argument`). Embed the result
+        (``h("render", {"charm": child})``), export it, or use its fields
+        (``child["value"]``, ``child["adjust"]`` as a stream).
+        """
         builder = current_builder.get()
         if builder is None:
             raise PatternError(
                 f"pattern {self.name} is not called directly: create a charm with "
-                f"runtime.charms.create({self.name}, inputs={{...}})"
+                f"runtime.charms.create({self.name}, inputs={{...}}), or call it inside "
+                "another pattern to make a child charm"
             )
-        raise PatternError(
-            f"pattern {self.name} cannot be embedded in pattern {builder.pattern_name} yet: "
-            "create it as its own charm and link them with runtime.charms.link()."
-        )
+        return build_child(builder, self, inputs)
 
 
 def _inputs_of(fn: Callable[..., Any], name: str) -> dict[str, Input]:

@@ -24,6 +24,8 @@ from charmspace.runtime.transaction import current_transaction
 from charmspace.types import DID, JSONValue, PathSegment, SpaceDID
 
 if TYPE_CHECKING:
+    from charmspace.patterns.build import Built
+    from charmspace.patterns.pattern import Pattern
     from charmspace.runtime.runtime import Runtime
     from charmspace.runtime.unit import Unit
 
@@ -42,10 +44,31 @@ class Builder:
     cells: dict[str, JSONValue] = field(default_factory=dict)
     streams: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    pattern: Pattern | None = None
+    parent: Builder | None = None
+    """The charm whose construction called this one's pattern (a child charm's parent)."""
+    children: list[Built] = field(default_factory=list)
 
     @property
     def space(self) -> SpaceDID:
         return self.unit.space
+
+    def ancestry(self) -> list[Pattern]:
+        """The patterns being built, outermost first, ending with this one's."""
+        chain: list[Pattern] = []
+        builder: Builder | None = self
+        while builder is not None:
+            if builder.pattern is not None:
+                chain.append(builder.pattern)
+            builder = builder.parent
+        return chain[::-1]
+
+    def root(self) -> Builder:
+        """The top-level charm being built (the one ``charms.create`` or a reload started)."""
+        builder = self
+        while builder.parent is not None:
+            builder = builder.parent
+        return builder
 
     def name(self, kind: str, hint: str | None = None) -> str:
         """A name for a node, stable across constructions (construction order)."""

@@ -3,7 +3,9 @@
 Cells in the tree become their current values; streams in event props become
 ``{"$stream": address}`` so the shell knows where to send events; two-way bound
 props become ``{"$cell": address, "value": current}`` so the shell knows where
-to write.
+to write. ``h("render", {"charm": other})`` embeds another charm's UI: the
+``charm`` prop becomes ``{"$charm": address}`` of its result and its resolved
+``$UI`` is the node's first child.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import LinkError
-from charmspace.runtime.address import Address, is_link, is_stream_marker, parse_link
+from charmspace.runtime.address import Address, is_link, is_stream_marker, link_to, parse_link
 from charmspace.runtime.transaction import MAX_HOPS, Transaction
 from charmspace.types import DID, JSONValue
 from charmspace.values import freeze
@@ -51,13 +53,23 @@ def _render(tx: Transaction, value: JSONValue, at: Address, prop: str | None, de
     if isinstance(value, dict):
         if value.get("type") == "vnode":
             props = value.get("props") or {}
+            children = _children(tx, value.get("children") or [], at, depth)
+            rendered = {
+                k: _render(tx, v, at.key("props", k), k, depth + 1)
+                for k, v in props.items()
+                if not (k == "charm" and value.get("name") == "render" and is_link(v))
+            }
+            if len(rendered) < len(props):  # <render charm=…>: embed that charm's UI
+                target, _ = parse_link(props["charm"], Address(at.space, at.id))
+                charm = tx.resolve(target, track=False)
+                rendered["charm"] = {"$charm": address_json(charm)}
+                embedded = _render(tx, link_to(charm.key(UI_KEY)), at, None, depth + 1)
+                children = [embedded, *children] if embedded is not None else children
             return {
                 "type": "vnode",
                 "name": value.get("name"),
-                "props": {
-                    k: _render(tx, v, at.key("props", k), k, depth + 1) for k, v in props.items()
-                },
-                "children": _children(tx, value.get("children") or [], at, depth),
+                "props": rendered,
+                "children": children,
             }
         return {k: _render(tx, v, at.key(k), None, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
