@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, TypedDict
 
 from charmspace.errors import ConflictError, SchemaError
+from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, Runtime, Stream
 from charmspace.runtime.scheduler import MAX_ATTEMPTS
 from charmspace.types import SpaceDID
@@ -304,3 +305,26 @@ async def test_missing_event_field_names_the_field(runtime: Runtime, space: Spac
     result = await stream.call({"dx": 1})
     assert not result.ok
     assert isinstance(result.error, SchemaError) and result.error.path == ("dy",)
+
+
+async def test_closing_lets_queued_events_finish(tmp_path: Any) -> None:
+    """Shutdown finishes the handlers already queued and keeps their commits."""
+    url = f"sqlite:///{tmp_path / 'store'}"
+    user = Identity.from_passphrase("scheduler suite: closing user")
+    runtime = Runtime(url, identity=user)
+    space = runtime.create_space(name="close")
+    unit = runtime.unit(space, "counter")
+    count = unit.cell("count", 0)
+
+    async def bump(event: Any, *, count: Cell[Any]) -> None:
+        await asyncio.sleep(0)
+        count.set(count.get() + 1)
+
+    stream = unit.handler("bump", bump, state={"count": count})
+    await unit.start()
+    for _ in range(20):
+        stream.send({})
+    await runtime.close()
+    again = Runtime(url, identity=user)
+    assert again.cell(count.space, count.address.id).get() == 20
+    await again.close()

@@ -397,8 +397,15 @@ class Runtime:
             else:
                 await waiter
 
-    async def close(self) -> None:
-        """Stop timers and jobs, then close the storage."""
+    async def close(self, *, drain: float = 5.0) -> None:
+        """Shut down cleanly: let queued events finish (up to ``drain`` seconds), stop
+        timers and jobs (they are marked ``cancelled``), make every commit durable,
+        close the storage."""
+        if self._busy or self.propagator.busy:
+            try:
+                await asyncio.wait_for(self.idle(), drain)
+            except TimeoutError:
+                log.warning("closing with events still queued after %s s", drain)
         self.propagator.stop()
         self.jobs.cancel_all()
         for job in list(self.jobs.running):
