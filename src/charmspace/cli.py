@@ -130,3 +130,33 @@ def demo() -> None:
     from charmspace.demo import main as run
 
     run()
+
+
+@app.command("patterns")
+def patterns(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the installed patterns: the bundled library, entry points, a patterns directory."""
+    import json
+
+    from rich.table import Table
+
+    from charmspace.patterns.registry import installed_patterns
+
+    found = installed_patterns()
+    rows = [
+        {
+            "name": name,
+            "import": p.import_path,
+            "tags": list(p.tags),
+            "inputs": list(p.inputs),
+        }
+        for name, p in sorted(found.items())
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("pattern", "tags", "inputs", "import path")
+    for row in rows:
+        table.add_row(row["name"], " ".join(row["tags"]), ", ".join(row["inputs"]), row["import"])
+    Console(emoji=False, highlight=False).print(table)
