@@ -144,7 +144,7 @@ def patterns(
     from charmspace.patterns.registry import installed_patterns
 
     found = installed_patterns()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "import": p.import_path,
