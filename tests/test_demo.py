@@ -21,6 +21,8 @@ async def test_demo_shows_conflict_refusal_and_the_stream_refresh() -> None:
     assert "refresh answered ok=True; token is now access-token-1" in text
     assert "Auth cell now: access-token-1" in text
     assert "token access-token-1 is valid; scanning" in text
+    assert "refresh failed (invalid_grant): Google refused the refresh token" in text
+    assert "auth cell still holds access-token-1" in text
 
 
 def test_demo_command_exits_zero() -> None:

@@ -5,6 +5,8 @@ Everything public is importable from here; submodules are internal and may chang
 
 from __future__ import annotations
 
+import logging
+
 from charmspace.errors import (
     AuthorizationError,
     CallTimeoutError,
@@ -60,6 +62,9 @@ from charmspace.runtime import (
 from charmspace.storage import Capability, open_storage
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where logs go (none by default).
+logging.getLogger("charmspace").addHandler(logging.NullHandler())
 
 __all__ = [
     "NAME",

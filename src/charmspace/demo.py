@@ -15,7 +15,12 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
-from charmspace.errors import AuthorizationError, ConflictError, WriteIsolationError
+from charmspace.errors import (
+    AuthorizationError,
+    ConflictError,
+    IntegrationError,
+    WriteIsolationError,
+)
 from charmspace.identity import Identity
 from charmspace.patterns import NAME, Default, cell, computed, handler, pattern, wish
 from charmspace.runtime import Cell, FakeClock, Runtime, Stream
@@ -31,6 +36,10 @@ def refresh_token(event: dict[str, Any], *, auth: Cell[dict[str, Any]]) -> str:
     from charmspace.patterns import now
 
     current = auth.get() or {}
+    if current.get("revoked"):
+        raise IntegrationError(
+            "invalid_grant", "Google refused the refresh token (invalid_grant): sign in again."
+        )
     generation = int(current.get("generation", 0)) + 1
     auth.set(
         {
@@ -79,6 +88,10 @@ async def scan(
         log.push(f"refused: {type(error).__name__}")
         log.push("asking the auth charm instead: await refresh.call({})")
     result = await refresh.call({})
+    if not result.ok:
+        reason = getattr(result.error, "reason", type(result.error).__name__)
+        log.push(f"refresh failed ({reason}): {result.error} Token is still {auth.get()['token']}.")
+        return
     log.push(f"refresh answered ok={result.ok}; token is now {auth.get()['token']}")
 
 
@@ -147,6 +160,18 @@ async def _seed_part(console: Console, directory: str) -> None:
         await gmail.stream("scan").call({})
         await runtime.idle()
         console.print(f"  • {gmail['log'].get()[-1]}")
+        console.print("An hour later the user has revoked access at Google. Scan again:")
+        async with runtime.edit():
+            auth["auth"].update({"revoked": True})
+        await clock.advance(TOKEN_LIFETIME * 60)
+        await gmail.stream("scan").call({})
+        await runtime.idle()
+        for line in gmail["log"].get()[-3:]:
+            console.print(f"  • {line}")
+        console.print(
+            "The failed refresh wrote nothing (a handler that raises commits nothing): "
+            f"auth cell still holds {auth['auth'].get()['token']}."
+        )
     finally:
         await runtime.close()
 
