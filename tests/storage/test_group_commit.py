@@ -7,7 +7,6 @@ hear about it only once the group is durable.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,11 @@ import pytest
 from charmspace.errors import ConflictError
 from charmspace.identity import Identity
 from charmspace.storage import Change, Commit, Storage, entity_id, open_storage
+from charmspace.testing import ManualFlush
 from charmspace.types import DID, SpaceDID
 
 X = entity_id({"test": "group commit x"})
 Y = entity_id({"test": "group commit y"})
-
-
-class ManualFlush:
-    """Stands in for the event loop: remembers the flush until the test runs it."""
-
-    def __init__(self) -> None:
-        self.requested: list[Callable[[], None]] = []
-
-    def __call__(self, flush: Callable[[], None]) -> None:
-        self.requested.append(flush)
-
-    def run(self) -> None:
-        requested, self.requested = self.requested, []
-        for flush in requested:
-            flush()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -38,6 +38,7 @@ from charmspace.errors import ConflictError
 from charmspace.identity import Identity
 from charmspace.storage import DELETE, Change, Commit, Storage, entity_id, open_storage
 from charmspace.storage.backends import sqlite as sqlite_backend
+from charmspace.testing import ManualFlush
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 
 OWNER: DID = Identity.from_passphrase("storage model: owner").did
@@ -116,21 +117,6 @@ class SpaceModel:
         if also is not None:
             self.announced.append(also)
         self.durable_head = self.head
-
-
-class ManualFlush:
-    """Stands in for the event loop: remembers the flush until a rule runs it."""
-
-    def __init__(self) -> None:
-        self.requested: list[Callable[[], None]] = []
-
-    def __call__(self, flush: Callable[[], None]) -> None:
-        self.requested.append(flush)
-
-    def run(self) -> None:
-        requested, self.requested = self.requested, []
-        for flush in requested:
-            flush()
 
 
 class StorageMachine(RuleBasedStateMachine):

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from charmspace.identity import Identity
@@ -44,4 +44,21 @@ async def test_runtime(
 
 test_runtime.__test__ = False  # type: ignore[attr-defined]  # not a test for pytest
 
-__all__ = ["FakeClock", "test_runtime"]
+
+class ManualFlush:
+    """A storage ``flush_scheduler`` that waits for you: grouped commits stay pending
+    until ``run()``, so a test can look at the moment between apply and durable."""
+
+    def __init__(self) -> None:
+        self.requested: list[Callable[[], None]] = []
+
+    def __call__(self, flush: Callable[[], None]) -> None:
+        self.requested.append(flush)
+
+    def run(self) -> None:
+        requested, self.requested = self.requested, []
+        for flush in requested:
+            flush()
+
+
+__all__ = ["FakeClock", "ManualFlush", "test_runtime"]
