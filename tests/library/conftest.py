@@ -11,10 +11,10 @@ from charmspace.runtime import FakeClock, Runtime
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
-    """An in-memory runtime, closed after the test."""
+async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
+    """A runtime in memory and on SQLite, closed after the test."""
     rt = Runtime(
-        "memory://",
+        storage_url,
         identity=Identity.from_passphrase("library suite: user"),
         clock=FakeClock(),
         call_timeout=5,

@@ -22,9 +22,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def runtime(clock: FakeClock) -> AsyncIterator[Runtime]:
-    """An in-memory runtime acting as USER, closed after the test."""
-    rt = Runtime("memory://", identity=USER, service=SERVICE, clock=clock, call_timeout=5)
+async def runtime(storage_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
+    """A runtime acting as USER, in memory and on SQLite, closed after the test."""
+    rt = Runtime(storage_url, identity=USER, service=SERVICE, clock=clock, call_timeout=5)
     yield rt
     await rt.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -23,20 +22,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def runtime(clock: FakeClock) -> AsyncIterator[Runtime]:
-    """An in-memory runtime acting as USER, on a fake clock, closed after the test."""
-    rt = Runtime("memory://", identity=USER, service=SERVICE, clock=clock, random=random.Random(0))
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def any_runtime(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[Runtime]:
-    """Like ``runtime``, once in memory and once on SQLite in ``tmp_path``."""
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'store'}"
-    rt = Runtime(url, identity=USER, service=SERVICE, clock=clock, random=random.Random(0))
+async def runtime(storage_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
+    """A runtime acting as USER on a fake clock, in memory and on SQLite, closed after the test."""
+    rt = Runtime(storage_url, identity=USER, service=SERVICE, clock=clock, random=random.Random(0))
     yield rt
     await rt.close()
 

@@ -273,13 +273,13 @@ async def test_sample_reads_the_current_value(runtime: Runtime, space: SpaceDID)
 # --- on SQLite too -------------------------------------------------------------------------
 
 
-async def test_cells_round_trip_on_every_backend(any_runtime: Runtime) -> None:
-    space = any_runtime.create_space(name="home")
-    cell = doc(any_runtime, space, "a")
+async def test_cells_round_trip_on_every_backend(runtime: Runtime) -> None:
+    space = runtime.create_space(name="home")
+    cell = doc(runtime, space, "a")
     await put(cell, {"s": "é", "n": [1, 2.5, None, True]})
-    head = any_runtime.storage.head(space, any_runtime.principal)
+    head = runtime.storage.head(space, runtime.principal)
     await put(cell, {"n": [1, 2.5, None, True], "s": "é"})
-    assert any_runtime.storage.head(space, any_runtime.principal) == head
+    assert runtime.storage.head(space, runtime.principal) == head
     with pytest.raises(TypeError):
         cell.get()["s"] = "x"
     assert cell.get() == {"s": "é", "n": [1, 2.5, None, True]}

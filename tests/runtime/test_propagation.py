@@ -301,8 +301,8 @@ async def test_a_change_of_type_is_a_change(runtime: Runtime, space: SpaceDID) -
     assert out.get()["v"] is True
 
 
-async def test_propagation_on_every_backend(any_runtime: Runtime) -> None:
-    runtime = any_runtime
+async def test_propagation_on_every_backend(runtime: Runtime) -> None:
+    runtime = runtime
     space = runtime.create_space(name="home")
     unit = runtime.unit(space, "doubler")
     a = unit.cell("a", 2)

@@ -463,8 +463,8 @@ async def test_sending_to_a_stopped_charm_nobody_can_start_fails(
 # --- on SQLite too (grouped commits) -----------------------------------------------------------
 
 
-async def test_send_and_call_on_every_backend(any_runtime: Runtime) -> None:
-    runtime = any_runtime
+async def test_send_and_call_on_every_backend(runtime: Runtime) -> None:
+    runtime = runtime
     space_a, space_b = runtime.create_space(name="a"), runtime.create_space(name="b")
     auth, token = auth_unit(runtime, space_a)
     await auth.start()

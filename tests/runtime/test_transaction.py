@@ -304,8 +304,8 @@ async def test_principal_with_write_commits_as_itself(
 # --- on SQLite too -------------------------------------------------------------------------
 
 
-async def test_conflict_and_abort_on_every_backend(any_runtime: Runtime) -> None:
-    runtime = any_runtime
+async def test_conflict_and_abort_on_every_backend(runtime: Runtime) -> None:
+    runtime = runtime
     space = runtime.create_space(name="home")
     counter, total = doc(runtime, space, "counter"), doc(runtime, space, "total")
     await put(counter, 1)

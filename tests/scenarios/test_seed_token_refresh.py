@@ -43,9 +43,9 @@ class RefreshFailed(Exception):
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
+async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
     rt = Runtime(
-        "memory://", identity=USER, service=SERVICE, clock=FakeClock(), random=random.Random(0)
+        storage_url, identity=USER, service=SERVICE, clock=FakeClock(), random=random.Random(0)
     )
     yield rt
     await rt.close()

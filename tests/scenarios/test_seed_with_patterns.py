@@ -85,9 +85,9 @@ def gmail_search() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
+async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
     rt = Runtime(
-        "memory://",
+        storage_url,
         identity=Identity.from_passphrase("seed scenario: user"),
         clock=FakeClock(),
         call_timeout=5,

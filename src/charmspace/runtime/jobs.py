@@ -63,12 +63,15 @@ class Job:
         self.name = name
         self.ctx = ctx
         self.task: asyncio.Task[Any] | None = None
+        self.cancel_requested = False
 
     @property
     def status(self) -> Cell[Any]:
         return Cell(self.runtime, self.unit.jobs_address.key(self.name))
 
     def cancel(self) -> None:
+        """Stop the job; one cancelled before its task began never begins."""
+        self.cancel_requested = True
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -105,7 +108,12 @@ def start_job(fn: JobFunction, *, name: str | None = None) -> Job:
     ctx = JobContext(unit.runtime, unit, job_name, tx.principal)
     job = Job(unit.runtime, unit, job_name, ctx)
     ctx._job = job
-    tx.after_commit(lambda _r: unit.runtime.jobs.launch(job, fn))
+    jobs = unit.runtime.jobs
+    # Visible as soon as the handler's commit is (the next event may cancel it),
+    # running only once that commit is durable.
+    tx.on_applied(lambda: jobs.register(job))
+    tx.after_commit(lambda _r: jobs.launch(job, fn))
+    tx.on_abort(lambda: jobs.unregister(job))
     return job
 
 
@@ -116,11 +124,24 @@ class Jobs:
         self.runtime = runtime
         self.running: set[Job] = set()
 
-    def launch(self, job: Job, fn: JobFunction) -> None:
+    def register(self, job: Job) -> None:
+        """Make ``job`` the charm's job under its name, cancelling the one it replaces."""
         old = job.unit.jobs.get(job.name)
-        if old is not None:
+        if old is not None and old is not job:
             old.cancel()
         job.unit.jobs[job.name] = job
+
+    def unregister(self, job: Job) -> None:
+        if job.unit.jobs.get(job.name) is job:
+            del job.unit.jobs[job.name]
+
+    def launch(self, job: Job, fn: JobFunction) -> None:
+        """Start ``job``'s task, unless it was cancelled before its handler's commit was durable."""
+        if job.cancel_requested:
+            self._final(job, status=CANCELLED, started_at=None)
+            self.unregister(job)
+            return
+        self.register(job)
         clock = self.runtime.clock
         job.write(status=RUNNING, error=None, started_at=clock.now(), finished_at=None)
         job.task = self.runtime.loop.create_task(self._run(job, fn))
@@ -154,8 +175,7 @@ class Jobs:
         if task.cancelled():  # cancelled before its first step: _run never ran
             self._final(job, status=CANCELLED)
         self.running.discard(job)
-        if job.unit.jobs.get(job.name) is job:
-            del job.unit.jobs[job.name]
+        self.unregister(job)
         self.runtime.activity(0)
 
     def mark_interrupted(self, unit: Unit) -> None:

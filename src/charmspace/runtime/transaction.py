@@ -85,6 +85,7 @@ class Transaction:
         "_before_commit",
         "_cache",
         "_on_abort",
+        "_on_applied",
         "_reads",
         "_writes",
         "allowed_derived",
@@ -123,6 +124,7 @@ class Transaction:
         self._writes: dict[DocKey, JSONValue | object] = {}
         self._after_commit: list[Callable[[CommitResult], None]] = []
         self._on_abort: list[Callable[[], None]] = []
+        self._on_applied: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[Transaction], None]] = []
         self.staged: Staged | None = None
 
@@ -364,6 +366,15 @@ class Transaction:
         self._check_open()
         self._before_commit.append(callback)
 
+    def on_applied(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` once the commit is applied: later transactions see it.
+
+        With a grouped commit that is before it is durable; if the group then
+        fails, the ``on_abort`` callbacks run.
+        """
+        self._check_open()
+        self._on_applied.append(callback)
+
     def on_abort(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` if this transaction aborts (or its commit fails)."""
         self._check_open()
@@ -385,6 +396,7 @@ class Transaction:
         if not self._writes:
             self.state = "committed"
             self.result = EMPTY_COMMIT
+            self._run_applied()
             self._run_after_commit(EMPTY_COMMIT)
             if on_durable is not None:
                 on_durable(EMPTY_COMMIT)
@@ -410,6 +422,7 @@ class Transaction:
             raise
         self.state = "committed"
         self.result = CommitResult(True, space, seq)
+        self._run_applied()
         if on_durable is None:
             self._run_after_commit(self.result)
         elif settled:
@@ -433,6 +446,14 @@ class Transaction:
                     log.exception("abort callback failed")
         if on_durable is not None:
             on_durable(self.result)
+
+    def _run_applied(self) -> None:
+        callbacks, self._on_applied = self._on_applied, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("on-applied callback failed")
 
     def _run_after_commit(self, result: CommitResult) -> None:
         callbacks, self._after_commit = self._after_commit, []
