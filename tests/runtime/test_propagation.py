@@ -276,7 +276,7 @@ async def test_derived_values_commit_in_their_own_space(
     assert runtime.storage.head(other_space, runtime.principal) == other_head + 1
     entry = runtime.storage.log(space, runtime.principal)[-1]
     assert entry.ids == (mirrored.address.id,)
-    assert entry.principal == runtime.service_did
+    assert entry.principal == runtime.principal  # the charm's creator, not the service
 
 
 async def test_an_equal_result_commits_nothing(runtime: Runtime, space: SpaceDID) -> None:

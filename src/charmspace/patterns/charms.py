@@ -209,10 +209,12 @@ class Charms:
     async def _load(self, space: SpaceDID, charm_id: EntityId) -> Charm:
         runtime = self.runtime
         _argument, internal, _result = charm_docs(space, charm_id)
-        tx = Transaction(runtime, runtime.service_did)
         if not runtime.storage.has_space(space):
             raise CharmNotFoundError(space, charm_id)
-        doc = tx.read(internal, deep=False)
+        # Only the service may learn who made a charm nobody is running yet; from
+        # there on the rebuild acts for that creator, inside the charm's space.
+        log.debug("service identity reads a charm record", extra={"reason": "rebuild a charm"})
+        doc = Transaction(runtime, runtime.service_did).read(internal, deep=False)
         record = doc.get("$charm") if isinstance(doc, dict) else None
         if not isinstance(record, dict):
             raise CharmNotFoundError(space, charm_id)
@@ -232,7 +234,9 @@ class Charms:
                 extra={"charm": charm_id, "space": space},
             )
             record = {**record, "source_hash": pat.source_hash}
-        built = build_charm(runtime, pat, space, charm_id, str(record.get("creator")), record)
+        creator = str(record.get("creator"))
+        built = build_charm(runtime, pat, space, charm_id, creator, record)
+        tx = Transaction(runtime, creator, meta={"rebuild": pat.name}, confine=space)
         for node in built.walk():
             argument_doc, internal_doc, result_doc = node.docs
             if node.argument is not None:
@@ -248,10 +252,11 @@ class Charms:
         charm = self._running.get((space, charm_id))
         if charm is not None:  # started concurrently while we read
             return charm
-        return await self._start(built, runtime.service_did)
+        return await self._start(built, creator)
 
     async def start_stream_owner(self, address: Address) -> HandlerSpec | None:
         """The runtime's owner loader: start the charm whose internal document holds ``address``."""
+        log.debug("service identity reads a charm record", extra={"reason": "start a stream owner"})
         tx = Transaction(self.runtime, self.runtime.service_did)
         doc = tx.read_doc(address.space, address.id)
         record = doc.get("$charm") if isinstance(doc, dict) else None

@@ -80,7 +80,9 @@ class Job:
             await asyncio.gather(self.task, return_exceptions=True)
 
     def write(self, **fields: JSONValue) -> None:
-        tx = Transaction(self.runtime, self.runtime.service_did, meta={"job": self.name})
+        tx = Transaction(
+            self.runtime, self.unit.creator, meta={"job": self.name}, confine=self.unit.space
+        )
         address = self.unit.jobs_address.key(self.name)
         current = tx.read(address, deep=False)
         base = dict(current) if isinstance(current, dict) else {}
@@ -180,7 +182,9 @@ class Jobs:
 
     def mark_interrupted(self, unit: Unit) -> None:
         """After a restart: jobs the store still calls running were cut off."""
-        tx = Transaction(self.runtime, self.runtime.service_did, meta={"jobs": "interrupted"})
+        tx = Transaction(
+            self.runtime, unit.creator, meta={"jobs": "interrupted"}, confine=unit.space
+        )
         statuses = tx.read(unit.jobs_address, deep=False)
         if not isinstance(statuses, dict):
             return

@@ -1,11 +1,24 @@
-"""Derived values: glitch-free propagation in waves.
+"""Derived values: glitch-free propagation in waves, driven by the commit log.
 
-After commits, the documents they changed mark the actions that read them. A
-wave runs every affected action once, in dependency (topological) order, each
-reading the outputs of the actions before it in the same wave — so no action
-ever sees a mix of old and new inputs. The wave's outputs are committed
-together, one commit per space, by the runtime (the single committer of derived
-values in the spaces it hosts). An action's own output never re-triggers it.
+Each space's host has one propagator for the derived values that live in that
+space. It follows the commits of the spaces its actions read, in seq order,
+from a processed watermark: a notification is only appended to its queue, and
+its loop takes the queue in order, so no change can be skipped however commits
+are grouped or interleaved. Its own commits are recognised by their seq (the
+loop records the seq each of its commits got), never by a flag that could also
+swallow someone else's change.
+
+A wave runs every affected action once, in dependency (topological) order,
+each reading the outputs of the actions before it in the same wave. Every read
+of a wave is pinned to one durable snapshot per space (the seq that was durable
+when the wave first read that space), so an async action that awaits sees the
+same inputs as the synchronous ones beside it: no action ever sees a mix of old
+and new inputs. The wave's outputs are committed together, as the charms'
+creators. An action's own output never re-triggers it.
+
+Why the creator: a derived value is computed for whoever made the charm, so it
+may read only what they may read. A link into a space the creator cannot read
+makes the action fail with an error on the charm, never hands over the value.
 """
 
 from __future__ import annotations
@@ -13,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import CycleError
+from charmspace.errors import CycleError, TransactionClosedError
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
 from charmspace.storage import Change, Commit
-from charmspace.types import JSONValue, SpaceDID
+from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 from charmspace.values import same
 
 if TYPE_CHECKING:
@@ -29,43 +43,74 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SLOW_SYNC_SECONDS = 0.005
+"""A synchronous action that once took longer runs off the event loop from then on."""
+
 
 class _WaveTransaction(Transaction):
-    """An action's transaction: reads see the wave's outputs so far; it writes nothing itself."""
+    """An action's transaction: reads see the wave's outputs so far, else the wave's
+    pinned snapshot; it writes nothing itself."""
 
-    __slots__ = ("overlay",)
+    __slots__ = ("overlay", "pins")
 
-    def __init__(self, runtime: Runtime, overlay: dict[DocKey, JSONValue]) -> None:
-        super().__init__(runtime, runtime.service_did)
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: DID,
+        overlay: dict[DocKey, JSONValue],
+        pins: dict[SpaceDID, int],
+    ) -> None:
+        super().__init__(runtime, principal)
         self.overlay = overlay
+        self.pins = pins
 
-    def read_doc(self, space: SpaceDID, id: str, *, track: bool = True) -> JSONValue:
+    def read_doc(self, space: SpaceDID, id: EntityId, *, track: bool = True) -> JSONValue:
+        if self.state != "open":
+            raise TransactionClosedError(self.state)
         key = (space, id)
         if track and key not in self.reads:
             self.reads[key] = 0
         if key in self.overlay:
             return self.overlay[key]
-        return super().read_doc(space, id, track=False)
+        storage = self.runtime.storage
+        rev = storage.read(space, id, self.principal)
+        pin = self.pins.get(space)
+        if pin is None:
+            pin = self.pins[space] = storage.durable_head(space)
+        if rev.seq > pin:
+            rev = storage.read(space, id, self.principal, at=pin)
+        return rev.value
 
 
 class Propagator:
-    """Knows which action reads which document, and runs waves."""
+    """One space's derived values: which action reads which document, and the waves."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, space: SpaceDID) -> None:
         self.runtime = runtime
+        self.space = space
         self._by_dep: dict[DocKey, set[Action]] = defaultdict(set)
         self._by_output: dict[DocKey, Action] = {}
+        self._dep_spaces: Counter[SpaceDID] = Counter()
         self._timed: dict[float, set[Action]] = defaultdict(set)
         self._tickers: dict[float, asyncio.Task[None]] = {}
+        self._log: deque[Change] = deque()
+        self._own: dict[int, frozenset[EntityId]] = {}
+        self.processed: dict[SpaceDID, int] = {}
+        """The watermark: the last seq of each followed space whose change was taken in."""
         self._dirty_docs: set[DocKey] = set()
         self._dirty_actions: set[Action] = set()
         self._running = False
-        self._own_commit = False
         self._settled: list[asyncio.Future[None]] = []
+        self._follow(space)
+
+    def _follow(self, space: SpaceDID) -> None:
+        """Take in ``space``'s commits from its durable head on."""
+        self.processed.setdefault(space, self.runtime.storage.durable_head(space))
+        self.runtime.follow(space, self)
 
     @property
     def busy(self) -> bool:
-        return self._running or bool(self._dirty_docs or self._dirty_actions)
+        return self._running or bool(self._log or self._dirty_docs or self._dirty_actions)
 
     def owner(self, key: DocKey) -> str | None:
         action = self._by_output.get(key)
@@ -79,22 +124,28 @@ class Propagator:
 
     def remove(self, action: Action) -> None:
         self._by_output.pop(action.output.doc, None)
-        for dep in action.deps:
-            self._by_dep[dep].discard(action)
+        self._set_deps(action, set())
         for actions in self._timed.values():
             actions.discard(action)
         self._dirty_actions.discard(action)
 
     def on_change(self, change: Change) -> None:
-        """Storage subscriber: mark what a commit changed (our own wave commits excepted)."""
-        if self._own_commit:
-            return
-        for id in change.ids:
-            key = (change.space, id)
-            if key in self._by_dep:
-                self._dirty_docs.add(key)
-        if self._dirty_docs:
-            self._schedule()
+        """A durable commit in a space this propagator follows: queue it, in seq order."""
+        self._log.append(change)
+        self._schedule()
+
+    def _take_log(self) -> None:
+        """Advance the watermark through the queued commits, marking what they changed."""
+        while self._log:
+            change = self._log.popleft()
+            if change.seq <= self.processed.get(change.space, 0):
+                continue  # already taken in (a space followed twice over a restart)
+            self.processed[change.space] = change.seq
+            own = self._own.pop(change.seq, None) if change.space == self.space else None
+            for id in change.ids:
+                key = (change.space, id)
+                if key in self._by_dep and (own is None or id not in own):
+                    self._dirty_docs.add(key)
 
     def on_time(self, action: Action, resolution: float) -> None:
         """Recompute ``action`` every ``resolution`` seconds of the runtime clock."""
@@ -127,10 +178,14 @@ class Propagator:
 
     async def _run(self) -> None:
         try:
-            while self._dirty_docs or self._dirty_actions:
-                await self._wave()
-        except Exception:
-            log.exception("propagation failed")
+            while True:
+                self._take_log()
+                if not (self._dirty_docs or self._dirty_actions):
+                    break
+                try:
+                    await self._wave()
+                except Exception:  # a bug of ours: log it, keep the space's loop alive
+                    log.exception("propagation failed", extra={"space": self.space})
         finally:
             self._running = False
             waiters, self._settled = self._settled, []
@@ -151,6 +206,8 @@ class Propagator:
         forced: set[Action] = self._dirty_actions
         self._dirty_docs, self._dirty_actions = set(), set()
         overlay: dict[DocKey, JSONValue] = {}
+        # The wave's snapshot: each followed space as far as its log was taken in.
+        pins: dict[SpaceDID, int] = dict(self.processed)
         # Steps order what happened in this wave: external changes are step 0.
         changed_at: dict[DocKey, int] = dict.fromkeys(changed, 0)
         last_run: dict[Action, int] = {}
@@ -176,7 +233,7 @@ class Propagator:
                 forced.discard(action)
                 step += 1
                 last_run[action] = step
-                new = await self._compute(action, overlay)
+                new = await self._compute(action, overlay, pins)
                 if new is _FAILED:
                     continue
                 key = action.output.doc
@@ -242,18 +299,32 @@ class Propagator:
     def _committed(self, key: DocKey) -> JSONValue:
         return self.runtime.storage.backend.read(key[0], key[1]).value
 
-    async def _compute(self, action: Action, overlay: dict[DocKey, JSONValue]) -> Any:
+    async def _compute(
+        self, action: Action, overlay: dict[DocKey, JSONValue], pins: dict[SpaceDID, int]
+    ) -> Any:
         from charmspace.runtime.runtime import current_action
 
-        tx = _WaveTransaction(self.runtime, overlay)
+        tx = _WaveTransaction(self.runtime, action.unit.creator, overlay, pins)
         tx_token = current_transaction.set(tx)
         action_token = current_action.set(action)
         try:
-            if action.inputs is None:
-                value = action.fn()
+            if action.is_async:
+                value = await _call(action)
+            elif action.offload:
+                value = await asyncio.to_thread(_call, action)
             else:
-                value = action.fn(*[cell.get() for cell in action.inputs])
-            if action.is_async or asyncio.iscoroutine(value):
+                began = time.perf_counter()
+                value = _call(action)
+                took = time.perf_counter() - began
+                if took > SLOW_SYNC_SECONDS:
+                    action.offload = True
+                    log.info(
+                        "derived value %s took %.0f ms; it runs off the event loop from now on",
+                        action.qualname,
+                        took * 1000,
+                        extra={"space": self.space, "charm": action.unit.id},
+                    )
+            if asyncio.iscoroutine(value):
                 value = await value
             result = to_json(value)
         except Exception as e:
@@ -272,25 +343,45 @@ class Propagator:
             self._by_dep[gone].discard(action)
             if not self._by_dep[gone]:
                 del self._by_dep[gone]
+            self._unfollow(gone[0])
         for new in deps - action.deps:
             self._by_dep[new].add(action)
+            self._dep_spaces[new[0]] += 1
+            if self._dep_spaces[new[0]] == 1 and new[0] != self.space:
+                self._follow(new[0])
         action.deps = deps
 
+    def _unfollow(self, space: SpaceDID) -> None:
+        self._dep_spaces[space] -= 1
+        if self._dep_spaces[space] <= 0:
+            del self._dep_spaces[space]
+            if space != self.space:
+                self.runtime.unfollow(space, self)
+                self.processed.pop(space, None)
+
     def _commit(self, overlay: dict[DocKey, JSONValue]) -> None:
-        by_space: dict[SpaceDID, dict[str, JSONValue]] = defaultdict(dict)
-        for (space, id), value in overlay.items():
-            by_space[space][id] = value
-        self._own_commit = True
-        try:
-            for space, writes in by_space.items():
-                try:
-                    self.runtime.storage.commit(
-                        Commit(space, self.runtime.service_did, writes, meta={"derived": True})
-                    )
-                except Exception:
-                    log.exception("committing derived values failed", extra={"space": space})
-        finally:
-            self._own_commit = False
+        """Commit a wave's outputs, one commit per creator, each as that creator."""
+        by_creator: dict[DID, dict[EntityId, JSONValue]] = defaultdict(dict)
+        for key, value in overlay.items():
+            action = self._by_output.get(key)
+            if action is not None:  # else removed while the wave ran
+                by_creator[action.unit.creator][key[1]] = value
+        storage = self.runtime.storage
+        for creator, writes in by_creator.items():
+            try:
+                seq = storage.commit(Commit(self.space, creator, writes, meta={"derived": True}))
+            except Exception:
+                log.exception("committing derived values failed", extra={"space": self.space})
+            else:
+                if seq:
+                    self._own[seq] = frozenset(writes)
+
+
+def _call(action: Action) -> Any:
+    """The action's function applied to its inputs' current values (in the wave's context)."""
+    if action.inputs is None:
+        return action.fn()
+    return action.fn(*[cell.get() for cell in action.inputs])
 
 
 _FAILED: Any = object()

@@ -22,6 +22,7 @@ from charmspace.runtime import outbox
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
+from charmspace.runtime.host import SpaceHost
 from charmspace.runtime.jobs import Jobs
 from charmspace.runtime.propagation import Propagator
 from charmspace.runtime.scheduler import Scheduler
@@ -152,11 +153,11 @@ class Runtime:
         self.random = random or random_module.Random()
         self.call_timeout = call_timeout
         self.scheduler = Scheduler(self)
-        self.propagator = Propagator(self)
         self.jobs = Jobs(self)
         self.owner_loader: OwnerLoader | None = None
         self._streams: dict[Address, HandlerSpec] = {}
-        self._units: dict[DocKey, Unit] = {}
+        self._hosts: dict[SpaceDID, SpaceHost] = {}
+        self._followers: dict[SpaceDID, set[Propagator]] = {}
         self._error_listeners: list[ErrorListener] = []
         self._busy = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
@@ -237,28 +238,68 @@ class Runtime:
 
     # --- units, handlers, streams ----------------------------------------------------
 
+    # --- hosts ---------------------------------------------------------------------------
+
+    def host(self, space: SpaceDID) -> SpaceHost:
+        """The host of ``space`` in this runtime, created on first use."""
+        host = self._hosts.get(space)
+        if host is None:
+            host = self._hosts[space] = SpaceHost(self, space)
+        return host
+
+    def follow(self, space: SpaceDID, propagator: Propagator) -> None:
+        """Hand ``propagator`` every durable commit of ``space`` from now on."""
+        self._followers.setdefault(space, set()).add(propagator)
+
+    def unfollow(self, space: SpaceDID, propagator: Propagator) -> None:
+        followers = self._followers.get(space)
+        if followers is not None:
+            followers.discard(propagator)
+            if not followers:
+                del self._followers[space]
+
     async def start_unit(
         self, unit: Unit, initial: list[tuple[Address, Any]], principal: DID | None
     ) -> None:
-        tx = Transaction(self, principal or self.principal, meta={"start": unit.name})
+        """Start ``unit`` for its creator ``principal``, writing only inside its own space.
+
+        Why confined: an input may be a redirect link into another space, and a
+        default written through it would let whoever stored the link make the
+        charm's start-up write there. A default whose cell lives elsewhere is
+        that space's business and is left alone.
+        """
+        unit.creator = principal or self.principal
+        tx = Transaction(self, unit.creator, meta={"start": unit.name}, confine=unit.space)
         for address, default in initial:
-            if default is not None and tx.read(address, deep=False) is None:
+            if (
+                default is not None
+                and self._lands_in(tx, address, unit.space)
+                and tx.read(address, deep=False) is None
+            ):
                 tx.write(address, to_json(default))
         for spec in unit.handlers:
             if tx.read(spec.address, deep=False) != STREAM_MARKER:
                 tx.write(spec.address, STREAM_MARKER)
         tx.commit()
         unit.started = True
-        self._units[(unit.space, unit.id)] = unit
         for spec in unit.handlers:
             self.register_handler(spec)
         self.jobs.mark_interrupted(unit)
-        for action in unit.actions:
-            self.propagator.add(action)
-        # Only the unit's own derived values: waiting for idle() here would wait for
+        host = self.host(unit.space)
+        host.add(unit)
+        # Only the space's derived values: waiting for idle() here would wait for
         # the very event whose delivery is starting this unit.
-        await self.propagator.settled()
+        await host.propagator.settled()
         self._resend_outbox(unit)
+
+    @staticmethod
+    def _lands_in(tx: Transaction, address: Address, space: SpaceDID) -> bool:
+        """Whether a write at ``address`` stays in ``space`` (links followed as far as
+        ``tx``'s principal may read)."""
+        try:
+            return tx.resolve(address).space == space
+        except CharmspaceError:
+            return False
 
     def _resend_outbox(self, unit: Unit) -> None:
         """Send again what the unit's outbox still holds (its sender crashed before clearing)."""
@@ -282,12 +323,12 @@ class Runtime:
         for spec in unit.handlers:
             if self._streams.get(spec.address) is spec:
                 del self._streams[spec.address]
-        for action in unit.actions:
-            self.propagator.remove(action)
+        host = self._hosts.get(unit.space)
+        if host is not None:
+            host.remove(unit)
         for job in list(unit.jobs.values()):
             job.cancel()
         unit.started = False
-        self._units.pop((unit.space, unit.id), None)
 
     def register_handler(self, spec: HandlerSpec) -> None:
         self._streams[spec.address] = spec
@@ -301,7 +342,8 @@ class Runtime:
         return await loader(address)
 
     def derived_owner(self, key: DocKey) -> str | None:
-        return self.propagator.owner(key)
+        host = self._hosts.get(key[0])
+        return host.propagator.owner(key) if host is not None else None
 
     # --- errors -------------------------------------------------------------------------
 
@@ -329,7 +371,7 @@ class Runtime:
             except Exception:
                 log.exception("an on_error listener raised")
         try:
-            tx = Transaction(self, self.service_did, meta={"error": where})
+            tx = Transaction(self, unit.creator, meta={"error": where}, confine=unit.space)
             tx.write(unit.error_address, report.as_json(self.clock.now()))
             tx.commit()
         except Exception:
@@ -350,7 +392,7 @@ class Runtime:
         if resolution:
             action = current_action.get()
             if action is not None:
-                self.propagator.on_time(action, resolution)
+                self.host(action.unit.space).propagator.on_time(action, resolution)
             t = math.floor(t / resolution) * resolution
         return float(t)
 
@@ -362,19 +404,23 @@ class Runtime:
 
     def _on_change(self, change: Change) -> None:
         self.scheduler.forget_resolutions(change.space, change.ids)
-        self.propagator.on_change(change)
+        for propagator in tuple(self._followers.get(change.space, ())):
+            propagator.on_change(change)
+
+    def _propagating(self) -> bool:
+        return any(host.busy for host in self._hosts.values())
 
     def activity(self, delta: int) -> None:
         """Count queued/running events; wake ``idle()`` waiters when all is quiet."""
         self._busy += delta
-        if self._busy == 0 and not self.propagator.busy and self._idle_waiters:
+        if self._busy == 0 and self._idle_waiters and not self._propagating():
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
     def _quiet(self, jobs: bool) -> bool:
-        return self._busy == 0 and not self.propagator.busy and not (jobs and self.jobs.running)
+        return self._busy == 0 and not self._propagating() and not (jobs and self.jobs.running)
 
     async def idle(self, *, jobs: bool = False) -> None:
         """Return when no event is queued or running and no derived value is pending.
@@ -389,7 +435,7 @@ class Runtime:
                 return
             waiter = self.loop.create_future()
             self._idle_waiters.append(waiter)
-            if jobs and self.jobs.running and self._busy == 0 and not self.propagator.busy:
+            if jobs and self.jobs.running and self._busy == 0 and not self._propagating():
                 await asyncio.wait(
                     [waiter, *(job.task for job in self.jobs.running if job.task)],
                     return_when=asyncio.FIRST_COMPLETED,
@@ -401,12 +447,13 @@ class Runtime:
         """Shut down cleanly: let queued events finish (up to ``drain`` seconds), stop
         timers and jobs (they are marked ``cancelled``), make every commit durable,
         close the storage."""
-        if self._busy or self.propagator.busy:
+        if self._busy or self._propagating():
             try:
                 await asyncio.wait_for(self.idle(), drain)
             except TimeoutError:
                 log.warning("closing with events still queued after %s s", drain)
-        self.propagator.stop()
+        for host in self._hosts.values():
+            host.stop()
         self.jobs.cancel_all()
         for job in list(self.jobs.running):
             await job.wait()

@@ -89,6 +89,7 @@ class Transaction:
         "_reads",
         "_writes",
         "allowed_derived",
+        "confine",
         "home",
         "meta",
         "principal",
@@ -109,8 +110,10 @@ class Transaction:
         meta: Mapping[str, JSONValue] | None = None,
         home: SpaceDID | None = None,
         rerun_on_conflict: bool = False,
+        confine: SpaceDID | None = None,
     ) -> None:
         self.runtime = runtime
+        self.confine = confine
         self.home = home
         self.rerun_on_conflict = rerun_on_conflict
         self.principal = principal
@@ -164,6 +167,8 @@ class Transaction:
         owner = self.runtime.derived_owner(key)
         if owner is not None and key not in self.allowed_derived:
             raise ReadOnlyCellError(f"{space}/{id}", owner)
+        if self.confine is not None and space != self.confine:
+            raise WriteIsolationError(self.confine, space)
         if self.writer is None:
             self.writer = space
             if space != self.home:

@@ -80,6 +80,8 @@ class Action:
     is_async: bool
     deps: set[tuple[SpaceDID, EntityId]] = field(default_factory=set)
     resolution: float | None = None
+    offload: bool = False
+    """Computed off the event loop: a synchronous function that once took too long."""
     order: int = field(default_factory=lambda: next(_action_order))
 
     @property
@@ -106,6 +108,8 @@ class Unit:
         self.space = space
         self.id = id
         self.name = name
+        self.creator: DID = runtime.principal
+        """Who made the charm: its derived values, start-up and bookkeeping act for them."""
         self.handlers: list[HandlerSpec] = []
         self.actions: list[Action] = []
         self.queue: deque[Event] = deque()
@@ -214,11 +218,15 @@ class Unit:
         )
         self.actions.append(action)
         if self.started:
-            self.runtime.propagator.add(action)
+            self.runtime.host(self.space).propagator.add(action)
         return Cell(self.runtime, out)
 
     async def start(self, principal: DID | None = None) -> None:
-        """Write initial values and stream markers, register everything, compute derived values."""
+        """Write initial values and stream markers, register everything, compute derived values.
+
+        ``principal`` is the charm's creator (default: the runtime's user); the
+        start-up writes, the derived values and the charm's bookkeeping act for them.
+        """
         await self.runtime.start_unit(self, self._initial, principal)
         self._initial = []
 

@@ -206,6 +206,20 @@ class Storage:
         self._check(space, principal, Capability.READ, "read")
         return self.backend.head(space)
 
+    def durable_head(self, space: SpaceDID) -> int:
+        """The seq of the space's latest *durable* commit (0 for a space that does not exist).
+
+        Grouped commits still being written are past it, so a snapshot read at
+        this seq never sees a commit that could still fail. The runtime's own
+        bookkeeping: a number, no data, hence no principal.
+        """
+        if not self.has_space(space):
+            return 0
+        pending = self._pending.get(space)
+        if pending:
+            return pending[0][0].seq - 1
+        return self.backend.head(space)
+
     def commit(self, commit: Commit, *, on_durable: OnDurable | None = None) -> int:
         """Make ``commit`` durable atomically; returns its seq (0: it wrote nothing).
 
