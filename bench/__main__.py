@@ -10,6 +10,7 @@ BENCHMARKS = {
     "b1": "bench.b1_counter",
     "b2": "bench.b2_call",
     "b3": "bench.b3_reactive",
+    "b3t": "bench.b3_tenants",
     "b4": "bench.b4_charms",
 }
 

@@ -311,7 +311,7 @@ class Propagator:
             if action.is_async:
                 value = await _call(action)
             elif action.offload:
-                value = await asyncio.to_thread(_call, action)
+                value = await self.runtime.offload(_call, action)
             else:
                 began = time.perf_counter()
                 value = _call(action)

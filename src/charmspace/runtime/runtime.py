@@ -12,7 +12,9 @@ import logging
 import math
 import random as random_module
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +167,7 @@ class Runtime:
         self._unsubscribe = storage.subscribe(None, self._on_change)
         storage.flush_scheduler = _flush_soon
         self._charms: Charms | None = None
+        self._offload: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"<Runtime {self.storage!r} as {self.principal}>"
@@ -380,6 +383,18 @@ class Runtime:
     def error_cell(self, unit: Unit) -> Cell[Any]:
         return Cell(self, unit.error_address)
 
+    async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` off the event loop, in the current context.
+
+        One worker thread for the whole runtime: Python code holds the
+        interpreter lock while it computes, so more threads would not compute
+        more, only make the event loop wait longer for its turn.
+        """
+        if self._offload is None:
+            self._offload = ThreadPoolExecutor(1, thread_name_prefix="charmspace-derive")
+        context = contextvars.copy_context()
+        return await self.loop.run_in_executor(self._offload, partial(context.run, fn, *args))
+
     # --- time, randomness ----------------------------------------------------------------
 
     def now(self, resolution: float | None = None) -> float:
@@ -454,6 +469,8 @@ class Runtime:
                 log.warning("closing with events still queued after %s s", drain)
         for host in self._hosts.values():
             host.stop()
+        if self._offload is not None:
+            self._offload.shutdown(wait=True, cancel_futures=True)
         self.jobs.cancel_all()
         for job in list(self.jobs.running):
             await job.wait()
