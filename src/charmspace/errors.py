@@ -24,6 +24,7 @@
     │   ├── DeadlockError              the cycle of charms
     │   └── CallTimeoutError           timeout
     ├── CycleError                     the names of the actions in a cycle
+    ├── DerivedTimeoutError            action, timeout
     ├── JobError                       job id, reason
     ├── PatternError                   construction mistakes (captured cells, bad annotations)
     ├── CharmNotFoundError             space, charm id
@@ -279,6 +280,19 @@ class CycleError(CharmspaceError):
             "Derived values depend on each other in a cycle: "
             + " -> ".join(self.actions)
             + ". Break the cycle; a derived value cannot depend on itself."
+        )
+
+
+class DerivedTimeoutError(CharmspaceError):
+    """An async derived value did not finish in time; its previous value stays."""
+
+    def __init__(self, action: str, timeout: float) -> None:
+        self.action = action
+        self.timeout = timeout
+        super().__init__(
+            f"Derived value {action} did not finish within {timeout:g} s; its previous value "
+            "is kept. Move long work into a job (start_job) and let the derived value read "
+            "its result, or raise Runtime(derived_timeout=...)."
         )
 
 

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from charmspace.errors import AuthorizationError
+from charmspace.errors import AuthorizationError, DerivedTimeoutError
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, Runtime, link_to
 from charmspace.storage import Capability
@@ -183,3 +183,31 @@ async def test_starting_a_charm_never_writes_through_a_link_into_another_space(
 
     assert target.get() is None
     assert runtime.storage.head(other_space, runtime.principal) == before
+
+
+async def test_an_async_derive_that_hangs_times_out_and_keeps_its_previous_value(
+    runtime: Runtime, space: SpaceDID, errors: list[ErrorReport]
+) -> None:
+    """A derived value that never returns would freeze its space's waves: it is bounded
+    by ``derived_timeout``, fails with the charm's error set, and the space goes on."""
+    runtime.derived_timeout = 0.05
+    unit = runtime.unit(space, "hangs")
+    a = unit.cell("a", 1)
+
+    async def hang_on_two(a: int) -> int:
+        if a == 2:
+            await asyncio.Event().wait()
+        return a * 10
+
+    out = unit.derive("times_ten", hang_on_two, inputs=[a])
+    plus = unit.derive("plus_one", lambda a: a + 1, inputs=[a])
+    await unit.start()
+    await put(a, 2)
+    await runtime.idle()
+    assert (out.get(), plus.get()) == (10, 3)
+    assert [type(r.error) for r in errors] == [DerivedTimeoutError]
+    assert "start_job" in str(errors[0].error)
+    assert runtime.cell(*unit.error_address.doc).get()["type"] == "DerivedTimeoutError"
+    await put(a, 3)
+    await runtime.idle()
+    assert (out.get(), plus.get()) == (30, 4)

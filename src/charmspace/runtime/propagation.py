@@ -30,7 +30,7 @@ import time
 from collections import Counter, defaultdict, deque
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import CycleError, TransactionClosedError
+from charmspace.errors import CycleError, DerivedTimeoutError, TransactionClosedError
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
 from charmspace.storage import Change, Commit
@@ -309,7 +309,7 @@ class Propagator:
         action_token = current_action.set(action)
         try:
             if action.is_async:
-                value = await _call(action)
+                value = await self._awaited(action, _call(action))
             elif action.offload:
                 value = await self.runtime.offload(_call, action)
             else:
@@ -325,7 +325,7 @@ class Propagator:
                         extra={"space": self.space, "charm": action.unit.id},
                     )
             if asyncio.iscoroutine(value):
-                value = await value
+                value = await self._awaited(action, value)
             result = to_json(value)
         except Exception as e:
             self.runtime.report(action.unit, action.name, e)
@@ -335,6 +335,18 @@ class Propagator:
             current_transaction.reset(tx_token)
         self._set_deps(action, set(tx.reads) - {action.output.doc})
         return result
+
+    async def _awaited(self, action: Action, awaitable: Any) -> Any:
+        """Await an async action, for at most the runtime's ``derived_timeout``.
+
+        Why a bound: the space's waves wait for it, so one derived value that
+        never returns would freeze every derived value of its space.
+        """
+        limit = self.runtime.derived_timeout
+        try:
+            return await asyncio.wait_for(awaitable, limit)
+        except TimeoutError:
+            raise DerivedTimeoutError(action.qualname, limit) from None
 
     def _set_deps(self, action: Action, deps: set[DocKey]) -> None:
         if deps == action.deps:

@@ -143,6 +143,7 @@ class Runtime:
         clock: Clock | None = None,
         random: random_module.Random | None = None,
         call_timeout: float = 30.0,
+        derived_timeout: float = 30.0,
     ) -> None:
         self.identity = identity or Identity.generate()
         self.service = service or Identity.generate()
@@ -154,6 +155,8 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.random = random or random_module.Random()
         self.call_timeout = call_timeout
+        self.derived_timeout = derived_timeout
+        """Seconds an async derived value may take before it fails (its space waits for it)."""
         self.scheduler = Scheduler(self)
         self.jobs = Jobs(self)
         self.owner_loader: OwnerLoader | None = None
