@@ -28,6 +28,7 @@ import heapq
 import logging
 import time
 from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CycleError, DerivedTimeoutError, TransactionClosedError
@@ -47,22 +48,36 @@ SLOW_SYNC_SECONDS = 0.005
 """A synchronous action that once took longer runs off the event loop from then on."""
 
 
+@dataclass(slots=True)
+class _Snapshot:
+    """What one wave reads: each space at one durable seq, each document read once.
+
+    ``readers`` remembers which principal may read which space, so a document
+    read for one charm's creator is served to another only once that one's
+    read access was checked too.
+    """
+
+    pins: dict[SpaceDID, int]
+    docs: dict[DocKey, JSONValue] = field(default_factory=dict)
+    readers: set[tuple[SpaceDID, DID]] = field(default_factory=set)
+
+
 class _WaveTransaction(Transaction):
     """An action's transaction: reads see the wave's outputs so far, else the wave's
-    pinned snapshot; it writes nothing itself."""
+    snapshot; it writes nothing itself."""
 
-    __slots__ = ("overlay", "pins")
+    __slots__ = ("overlay", "snapshot")
 
     def __init__(
         self,
         runtime: Runtime,
         principal: DID,
         overlay: dict[DocKey, JSONValue],
-        pins: dict[SpaceDID, int],
+        snapshot: _Snapshot,
     ) -> None:
         super().__init__(runtime, principal)
         self.overlay = overlay
-        self.pins = pins
+        self.snapshot = snapshot
 
     def read_doc(self, space: SpaceDID, id: EntityId, *, track: bool = True) -> JSONValue:
         if self.state != "open":
@@ -72,13 +87,19 @@ class _WaveTransaction(Transaction):
             self.reads[key] = 0
         if key in self.overlay:
             return self.overlay[key]
+        snapshot = self.snapshot
+        reader = (space, self.principal)
+        if key in snapshot.docs and reader in snapshot.readers:
+            return snapshot.docs[key]
         storage = self.runtime.storage
         rev = storage.read(space, id, self.principal)
-        pin = self.pins.get(space)
+        snapshot.readers.add(reader)
+        pin = snapshot.pins.get(space)
         if pin is None:
-            pin = self.pins[space] = storage.durable_head(space)
+            pin = snapshot.pins[space] = storage.durable_head(space)
         if rev.seq > pin:
             rev = storage.read(space, id, self.principal, at=pin)
+        snapshot.docs[key] = rev.value
         return rev.value
 
 
@@ -207,7 +228,7 @@ class Propagator:
         self._dirty_docs, self._dirty_actions = set(), set()
         overlay: dict[DocKey, JSONValue] = {}
         # The wave's snapshot: each followed space as far as its log was taken in.
-        pins: dict[SpaceDID, int] = dict(self.processed)
+        snapshot = _Snapshot(dict(self.processed))
         # Steps order what happened in this wave: external changes are step 0.
         changed_at: dict[DocKey, int] = dict.fromkeys(changed, 0)
         last_run: dict[Action, int] = {}
@@ -233,7 +254,7 @@ class Propagator:
                 forced.discard(action)
                 step += 1
                 last_run[action] = step
-                new = await self._compute(action, overlay, pins)
+                new = await self._compute(action, overlay, snapshot)
                 if new is _FAILED:
                     continue
                 key = action.output.doc
@@ -300,11 +321,11 @@ class Propagator:
         return self.runtime.storage.backend.read(key[0], key[1]).value
 
     async def _compute(
-        self, action: Action, overlay: dict[DocKey, JSONValue], pins: dict[SpaceDID, int]
+        self, action: Action, overlay: dict[DocKey, JSONValue], snapshot: _Snapshot
     ) -> Any:
         from charmspace.runtime.runtime import current_action
 
-        tx = _WaveTransaction(self.runtime, action.unit.creator, overlay, pins)
+        tx = _WaveTransaction(self.runtime, action.unit.creator, overlay, snapshot)
         tx_token = current_transaction.set(tx)
         action_token = current_action.set(action)
         try:
