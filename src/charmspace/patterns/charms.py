@@ -22,17 +22,23 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import CharmNotFoundError, ConflictError, PatternError
+from charmspace.errors import (
+    CharmNotFoundError,
+    ConflictError,
+    PatternError,
+    PatternNotInstalledError,
+)
 from charmspace.patterns.build import Built, build_charm, charm_docs, rebuilt_argument
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
-from charmspace.patterns.registry import resolve_pattern
+from charmspace.patterns.registry import known_pattern, register, resolve_pattern
 from charmspace.runtime.address import Address, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
@@ -49,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 5
+SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:<>-]{0,199}")
+"""What a stored pattern name may look like to be shown in an error or a log line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,7 @@ class Charms:
         pat = resolve_pattern(pattern) if isinstance(pattern, str) else pattern
         if not isinstance(pat, Pattern):
             raise PatternError(f"{pattern!r} is not a pattern (decorate it with @pattern)")
+        register(pat)  # so this process can rebuild the charm (see registry.known_pattern)
         runtime = self.runtime
         principal = principal or runtime.principal
         space = space or principal
@@ -225,7 +234,16 @@ class Charms:
             if child is None:  # the parent's pattern no longer builds it
                 raise CharmNotFoundError(space, charm_id)
             return child
-        pat = resolve_pattern(str(record.get("import") or record.get("pattern")))
+        pat = known_pattern(record.get("pattern"), record.get("import"))
+        if pat is None:
+            shown = _pattern_shown(record)
+            log.warning(
+                "charm %s names pattern %s, which is not installed; not starting it",
+                charm_id,
+                shown,
+                extra={"charm": charm_id, "space": space, "pattern": shown},
+            )
+            raise PatternNotInstalledError(space, charm_id, shown)
         if pat.source_hash != record.get("source_hash"):
             log.info(
                 "pattern %s changed since charm %s was saved; keeping its data",
@@ -334,6 +352,15 @@ class Charms:
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+def _pattern_shown(record: Mapping[str, Any]) -> str:
+    """The pattern a charm record names, fit to show: the record is data anyone may have edited."""
+    for key in ("pattern", "import"):
+        value = record.get(key)
+        if isinstance(value, str) and SHOWN_NAME.fullmatch(value):
+            return repr(value)
+    return "(a name that is not a pattern name)"
 
 
 def _family(charm: Charm) -> builtins.list[Charm]:

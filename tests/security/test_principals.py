@@ -1,0 +1,160 @@
+"""Attacks by principals on what the authoring layer does for them, and how each is refused.
+
+Alice owns a space and the charms in it; Bob is another user of the same
+server. Each test is one attack: what the attacker controls, what they try,
+and what the runtime does instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from charmspace.errors import PatternError, PatternNotInstalledError
+from charmspace.identity import Identity
+from charmspace.library.counter import counter
+from charmspace.patterns import Charm
+from charmspace.patterns.build import charm_docs
+from charmspace.runtime import Runtime
+from charmspace.values import setpath
+
+ALICE = Identity.from_passphrase("security suite: alice")
+BOB = Identity.from_passphrase("security suite: bob")
+SERVICE = Identity.from_passphrase("security suite: service")
+
+OpenRuntime = Callable[[], Awaitable[Runtime]]
+
+PLANTED = """
+from pathlib import Path
+
+Path(__file__).with_suffix(".imported").write_text("imported")
+"""
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[Runtime]:
+    """Alice's runtime, in memory."""
+    rt = Runtime("memory://", identity=ALICE, service=SERVICE, call_timeout=5)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def open_runtime(tmp_path: Path) -> AsyncIterator[OpenRuntime]:
+    """``await open_runtime()``: Alice's runtime on one SQLite directory, as after a restart."""
+    opened: list[Runtime] = []
+
+    async def open_() -> Runtime:
+        rt = Runtime(
+            f"sqlite:///{tmp_path / 'store'}", identity=ALICE, service=SERVICE, call_timeout=5
+        )
+        opened.append(rt)
+        return rt
+
+    yield open_
+    for rt in opened:
+        await rt.close()
+
+
+@pytest.fixture
+def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A module ``planted`` on ``sys.path`` that leaves ``planted.imported`` when imported."""
+    directory = tmp_path / "on_path"
+    directory.mkdir()
+    (directory / "planted.py").write_text(PLANTED)
+    monkeypatch.syspath_prepend(str(directory))
+    monkeypatch.delitem(sys.modules, "planted", raising=False)
+    return directory / "planted.imported"
+
+
+def was_imported(flag: Path) -> bool:
+    return flag.exists()
+
+
+async def edit_charm_record(runtime: Runtime, charm: Charm, **fields: str) -> None:
+    """Change fields of the charm's stored ``$charm`` record, as anyone with WRITE can."""
+    _argument, internal, _result = charm_docs(charm.space, charm.id)
+    async with runtime.edit() as tx:
+        doc = tx.read_doc(internal.space, internal.id)
+        for key, value in fields.items():
+            doc = setpath(doc, ("$charm", key), value)
+        tx.write_doc(internal.space, internal.id, doc)
+
+
+# --- code named by stored data ----------------------------------------------------------
+
+
+async def test_a_stored_import_path_edited_to_other_code_is_not_imported_on_restart(
+    open_runtime: OpenRuntime, planted: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: rebuilding a charm passed its stored import path to import_module.
+
+    Whoever could edit the charm's internal document chose which module the
+    server imported when the charm was next loaded (after a restart).
+    """
+    first = await open_runtime()
+    charm = await first.charms.create(counter, inputs={"value": 1})
+    await edit_charm_record(first, charm, pattern="planted", **{"import": "planted:anything"})
+    await first.close()
+
+    second = await open_runtime()
+    with pytest.raises(PatternError) as info:
+        await second.charms.get(charm.space, charm.id)
+    assert not was_imported(planted), "the module named by the document was imported"
+    assert "planted" not in sys.modules
+    assert "install the pattern" in str(info.value).lower()
+    assert charm.id in caplog.text  # the refusal is logged for the operator
+
+
+async def test_an_event_to_an_edited_charm_does_not_import_its_stored_module(
+    open_runtime: OpenRuntime, planted: Path
+) -> None:
+    """Regression: the same import ran when an event started the charm's stream owner."""
+    first = await open_runtime()
+    charm = await first.charms.create(counter, inputs={"value": 1})
+    address = charm.stream("adjust").address
+    await edit_charm_record(first, charm, pattern="planted", **{"import": "planted:anything"})
+    await first.close()
+
+    second = await open_runtime()
+    result = await second.stream(address.space, address.id, *address.path).call(
+        {"amount": 1}, timeout=1
+    )
+    assert not result.ok
+    assert not was_imported(planted), "the module named by the document was imported"
+
+
+async def test_an_edited_import_path_with_a_known_name_loads_only_the_known_pattern(
+    open_runtime: OpenRuntime, planted: Path
+) -> None:
+    """The stored import path is only a key among known patterns; the name finds ``counter``."""
+    first = await open_runtime()
+    charm = await first.charms.create(counter, inputs={"value": 3})
+    await edit_charm_record(first, charm, **{"import": "planted:counter"})
+    await first.close()
+
+    second = await open_runtime()
+    again = await second.charms.get(charm.space, charm.id)
+    assert again.pattern is counter
+    assert again["doubled"].get() == 6
+    assert not was_imported(planted)
+
+
+async def test_a_stored_pattern_name_is_not_repeated_unless_it_looks_like_one(
+    open_runtime: OpenRuntime,
+) -> None:
+    """Errors and logs never carry document values: an edited name could be a secret."""
+    first = await open_runtime()
+    charm = await first.charms.create(counter)
+    planted_secret = "ya29.a0AfH6SM token " + "x" * 300
+    await edit_charm_record(first, charm, pattern=planted_secret, **{"import": planted_secret})
+    await first.close()
+
+    second = await open_runtime()
+    with pytest.raises(PatternNotInstalledError) as info:
+        await second.charms.get(charm.space, charm.id)
+    assert "ya29" not in str(info.value)
+    assert info.value.pattern == "(a name that is not a pattern name)"
