@@ -7,18 +7,21 @@ and what the runtime does instead.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charmspace.errors import PatternError, PatternNotInstalledError
+from charmspace.errors import AuthorizationError, PatternError, PatternNotInstalledError
 from charmspace.identity import Identity
 from charmspace.library.counter import counter
-from charmspace.patterns import Charm
+from charmspace.patterns import Charm, cell, handler, pattern
 from charmspace.patterns.build import charm_docs
-from charmspace.runtime import Runtime
+from charmspace.runtime import Cell, JobContext, Runtime, start_job
+from charmspace.storage import Capability
 from charmspace.values import setpath
 
 ALICE = Identity.from_passphrase("security suite: alice")
@@ -158,3 +161,66 @@ async def test_a_stored_pattern_name_is_not_repeated_unless_it_looks_like_one(
         await second.charms.get(charm.space, charm.id)
     assert "ya29" not in str(info.value)
     assert info.value.pattern == "(a name that is not a pattern name)"
+
+
+# --- a refused remove -------------------------------------------------------------------
+
+
+async def watch(ctx: JobContext) -> None:
+    await asyncio.Event().wait()  # runs until cancelled
+
+
+@handler
+def start_watching(event: dict[str, Any], *, started: Cell[int]) -> None:
+    started.set(started.get() + 1)
+    start_job(watch, name="watch")
+
+
+@pattern
+def watcher() -> Any:
+    started = cell(0, name="started")
+    return {"started": started, "start": start_watching.bind(started=started)}
+
+
+async def test_a_refused_remove_leaves_the_charm_running(runtime: Runtime) -> None:
+    """Regression: charms.remove stopped the charm and cancelled its jobs before the refusal.
+
+    Bob, who may read Alice's space but not write it, asked to remove her
+    charm: the commit was refused, but the charm had already been stopped.
+    """
+    space = runtime.create_space()
+    runtime.storage.set_acl(space, ALICE.did, BOB.did, Capability.READ)
+    charm = await runtime.charms.create(watcher, space=space)
+    assert (await charm.stream("start").call({})).ok
+    await runtime.idle()
+    job = charm.unit.jobs["watch"]
+
+    with pytest.raises(AuthorizationError) as info:
+        await runtime.charms.remove(charm.space, charm.id, principal=BOB.did)
+    assert (info.value.principal, info.value.needed) == (BOB.did, "WRITE")
+    assert "ask the space's owner to grant write" in str(info.value).lower()
+    await runtime.idle()
+
+    assert job.task is not None and not job.task.done(), "the charm's job was cancelled"
+    assert job.status.get()["status"] == "running"
+    assert await runtime.charms.get(charm.space, charm.id) is charm
+    assert (await charm.stream("start").call({})).ok, "the charm's stream stopped answering"
+    assert charm["started"].get() == 2
+    assert [info.id for info in runtime.charms.list()] == [charm.id]
+
+
+async def test_a_remove_by_someone_without_any_access_loads_nothing(
+    open_runtime: OpenRuntime,
+) -> None:
+    """A refused remove of a charm that is not running does not start it either."""
+    first = await open_runtime()
+    charm = await first.charms.create(counter)
+    stream = charm.stream("adjust").address
+    await first.close()
+
+    second = await open_runtime()
+    with pytest.raises(AuthorizationError) as info:
+        await second.charms.remove(charm.space, charm.id, principal=BOB.did)
+    assert info.value.needed == "WRITE"
+    assert second.handler_at(stream) is None, "the refused remove started the charm"
+    assert [info.id for info in second.charms.list(charm.space)] == [charm.id]

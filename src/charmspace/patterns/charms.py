@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
+    AuthorizationError,
     CharmNotFoundError,
     ConflictError,
     PatternError,
@@ -44,7 +45,7 @@ from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
 from charmspace.runtime.unit import HandlerSpec, Unit
-from charmspace.storage import DELETE
+from charmspace.storage import DELETE, Capability
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 from charmspace.values import setpath
@@ -300,32 +301,57 @@ class Charms:
         """Stop the charm and its children; delete their documents (derived values too).
 
         A child charm is removed with the parent that built it, not on its own.
+        The deletion commits first and the charms stop only once it did: a
+        refused remove (no WRITE, a conflict) leaves them running, their jobs
+        too. Without WRITE nothing is even loaded.
         """
+        runtime = self.runtime
+        principal = principal or runtime.acting()
+        if not runtime.storage.has_space(space):
+            raise CharmNotFoundError(space, charm_id)
+        self._check_may_write(space, principal, f"remove charm {charm_id}")
         charm = await self.get(space, charm_id)
         if charm.parent is not None:
             raise PatternError(
                 f"charm {charm_id} ({charm.name}) is a child of charm {charm.parent.id} "
                 f"({charm.parent.name}), which built it: remove that charm instead"
             )
-        runtime = self.runtime
+        family = _family(charm)
         owned: builtins.list[Address] = []
-        for member in _family(charm):
+        derived: set[tuple[SpaceDID, EntityId]] = set()
+        for member in family:
             unit = member.unit
-            unit.stop()
-            self._running.pop((space, member.id), None)
+            outputs = [action.output for action in unit.actions]
+            derived.update(output.doc for output in outputs)
             owned += [
                 *charm_docs(space, member.id),
-                *(action.output for action in unit.actions),
+                *outputs,
                 unit.error_address,
                 unit.jobs_address,
             ]
-        async with runtime.edit(principal) as tx:
-            for address in owned:
-                tx.write_doc(space, address.id, DELETE)
-            bucket = index_address(space, bucket_of(charm_id))
-            current = tx.read(bucket, deep=False)
-            entries = current.get("charms", []) if isinstance(current, dict) else []
-            tx.write(bucket, {"charms": [e for e in entries if e.get("id") != charm_id]})
+        tx = Transaction(
+            runtime, principal, allowed_derived=frozenset(derived), meta={"remove": charm.name}
+        )
+        for address in owned:
+            tx.write_doc(space, address.id, DELETE)
+        bucket = index_address(space, bucket_of(charm_id))
+        current = tx.read(bucket, deep=False)
+        entries = current.get("charms", []) if isinstance(current, dict) else []
+        tx.write(bucket, {"charms": [e for e in entries if e.get("id") != charm_id]})
+        tx.commit()
+        for member in family:  # no await since the commit: no event runs on deleted documents
+            member.unit.stop()
+            self._running.pop((space, member.id), None)
+
+    def _check_may_write(self, space: SpaceDID, principal: DID, action: str) -> None:
+        """Refuse ``action`` before anything is loaded or stopped if ``principal`` lacks WRITE."""
+        storage = self.runtime.storage
+        try:
+            allowed = storage.allowed(storage.space(space, principal), principal, Capability.WRITE)
+        except AuthorizationError:  # not even READ
+            allowed = False
+        if not allowed:
+            raise AuthorizationError(principal, space, Capability.WRITE.name, action)
 
     async def link(
         self,
