@@ -21,6 +21,7 @@
     ├── SchemaError                    path, reason
     ├── StreamError
     │   ├── NotAStreamError            location
+    │   │   └── UnknownStreamError     charm id, name, the streams the charm has
     │   ├── DeadlockError              the cycle of charms
     │   └── CallTimeoutError           timeout
     ├── CycleError                     the names of the actions in a cycle
@@ -243,6 +244,21 @@ class NotAStreamError(StreamError):
         super().__init__(
             f"{location} holds no stream, so the event was not delivered. "
             'Send events to a handler exported by a charm (a value shaped {"$stream": true}).'
+        )
+
+
+class UnknownStreamError(NotAStreamError):
+    """A charm was asked for a stream under a name its result does not export as one."""
+
+    def __init__(self, charm_id: str, name: str, streams: Sequence[str]) -> None:
+        self.charm_id = charm_id
+        self.name = name
+        self.streams = tuple(streams)
+        self.location = f"{charm_id}/{name}"
+        StreamError.__init__(
+            self,
+            f"Charm {charm_id} has no stream {name!r}; its streams are: "
+            f"{', '.join(self.streams) or 'none'}. Use one of those names.",
         )
 
 

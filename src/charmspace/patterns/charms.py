@@ -31,16 +31,18 @@ from typing import TYPE_CHECKING, Any
 from charmspace.errors import (
     AuthorizationError,
     CharmNotFoundError,
+    CharmspaceError,
     ConflictError,
     PatternError,
     PatternNotInstalledError,
+    UnknownStreamError,
 )
 from charmspace.patterns.build import Built, build_charm, charm_docs, rebuilt_argument
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
 from charmspace.patterns.registry import known_pattern, register, resolve_pattern
-from charmspace.runtime.address import Address, link_to
+from charmspace.runtime.address import Address, is_stream_marker, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
@@ -120,8 +122,29 @@ class Charm:
         return self.result.get()
 
     def stream(self, name: str) -> Stream[Any]:
-        """The stream exported under ``name`` in the result."""
+        """The stream exported under ``name`` in the result.
+
+        An unknown name raises :class:`~charmspace.errors.UnknownStreamError`
+        listing the streams the charm has, here rather than at the first send.
+        """
+        streams = self._stream_names()
+        if name not in streams:
+            raise UnknownStreamError(self.id, name, streams)
         return Stream(self.runtime, self.result.address.key(name))
+
+    def _stream_names(self) -> builtins.list[str]:
+        """The result's keys that hold a stream (links followed), sorted."""
+        tx = Transaction(self.runtime, self.runtime.acting())
+        result = tx.read(self.result.address, deep=False)
+        names = []
+        for key in result if isinstance(result, dict) else ():
+            try:
+                value = tx.read(self.result.address.key(key), deep=False)
+            except CharmspaceError:  # a link this principal cannot follow: not a stream here
+                continue
+            if is_stream_marker(value):
+                names.append(key)
+        return sorted(names)
 
 
 class Charms:
