@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from charmspace.errors import AuthorizationError, PatternError, PatternNotInstalledError
+from charmspace.errors import (
+    AuthorizationError,
+    PatternError,
+    PatternNotInstalledError,
+    SchemaError,
+)
 from charmspace.identity import Identity
 from charmspace.library.counter import counter
 from charmspace.patterns import Charm, cell, handler, pattern
@@ -224,3 +229,37 @@ async def test_a_remove_by_someone_without_any_access_loads_nothing(
     assert info.value.needed == "WRITE"
     assert second.handler_at(stream) is None, "the refused remove started the charm"
     assert [info.id for info in second.charms.list(charm.space)] == [charm.id]
+
+
+# --- events that are not what the handler declared -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "path", "says"),
+    [
+        ({"amount": "5"}, ("amount",), "events are not converted: send the value as that type"),
+        ({"amount": True}, ("amount",), "events are not converted: send the value as that type"),
+        ({"amount": 1, "value": 100}, ("value",), "has no field 'value' (its fields: amount)"),
+    ],
+    ids=["digits-for-an-int", "true-for-an-int", "an-undeclared-key"],
+)
+async def test_an_event_that_is_not_what_the_handler_declared_is_refused_and_writes_nothing(
+    runtime: Runtime, event: dict[str, Any], path: tuple[str, ...], says: str
+) -> None:
+    """Regression: events were coerced ("5" became 5) and undeclared keys silently dropped.
+
+    Bob, a collaborator with WRITE, sends Alice's counter events its handler
+    never declared; whatever the handler would have made of them, it never runs.
+    """
+    space = runtime.create_space()
+    runtime.storage.set_acl(space, ALICE.did, BOB.did, Capability.WRITE)
+    charm = await runtime.charms.create(counter, space=space, inputs={"value": 1})
+    before = runtime.storage.head(space, ALICE.did)
+
+    result = await charm.stream("adjust").call(event, principal=BOB.did)
+    assert not result.ok
+    assert isinstance(result.error, SchemaError)
+    assert result.error.path == path
+    assert says in str(result.error)
+    assert charm["value"].get() == 1
+    assert runtime.storage.head(space, ALICE.did) == before + 1  # only the error cell
