@@ -21,12 +21,14 @@
     ├── SchemaError                    path, reason
     ├── StreamError
     │   ├── NotAStreamError            location
+    │   │   └── UnknownStreamError     charm id, name, the streams the charm has
     │   ├── DeadlockError              the cycle of charms
     │   └── CallTimeoutError           timeout
     ├── CycleError                     the names of the actions in a cycle
     ├── DerivedTimeoutError            action, timeout
     ├── JobError                       job id, reason
     ├── PatternError                   construction mistakes (captured cells, bad annotations)
+    │   └── PatternNotInstalledError   space, charm id, pattern (a stored charm's, not known)
     ├── CharmNotFoundError             space, charm id
     └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
 
@@ -246,6 +248,21 @@ class NotAStreamError(StreamError):
         )
 
 
+class UnknownStreamError(NotAStreamError):
+    """A charm was asked for a stream under a name its result does not export as one."""
+
+    def __init__(self, charm_id: str, name: str, streams: Sequence[str]) -> None:
+        self.charm_id = charm_id
+        self.name = name
+        self.streams = tuple(streams)
+        self.location = f"{charm_id}/{name}"
+        StreamError.__init__(
+            self,
+            f"Charm {charm_id} has no stream {name!r}; its streams are: "
+            f"{', '.join(self.streams) or 'none'}. Use one of those names.",
+        )
+
+
 class DeadlockError(StreamError):
     """A call would wait on itself: a charm calling itself, or a cycle of calls."""
 
@@ -302,6 +319,27 @@ class JobError(CharmspaceError):
 
 class PatternError(CharmspaceError):
     """A mistake in how a pattern or handler is written or built."""
+
+
+class PatternNotInstalledError(PatternError):
+    """A stored charm names a pattern this process does not know, so it cannot be rebuilt.
+
+    Why the runtime does not simply import what the charm's record names: the
+    record is a document, and anyone with WRITE on the space can edit it.
+    Importing a module is running its code, so only patterns the operator
+    installed (or the application registered) are ever used.
+    """
+
+    def __init__(self, space: str, charm_id: str, pattern: str) -> None:
+        self.space = space
+        self.charm_id = charm_id
+        self.pattern = pattern
+        super().__init__(
+            f"Charm {charm_id} in space {space} is an instance of pattern {pattern}, which is "
+            "not installed here, so it was not started. Install the pattern (a package declaring "
+            "the 'charmspace.patterns' entry point, or a file in the patterns directory) or "
+            "register it with charmspace.patterns.registry.register(), then load the charm again."
+        )
 
 
 class CharmNotFoundError(CharmspaceError):

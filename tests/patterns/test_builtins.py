@@ -318,6 +318,29 @@ async def test_wish_with_no_favorites_at_all_is_an_error(runtime: Runtime) -> No
     assert found["found"]["result"].get() is None
 
 
+async def test_a_wish_made_before_the_home_space_exists_resolves_once_a_favorite_is_added(
+    runtime: Runtime,
+) -> None:
+    """Regression: on a fresh install the first wish never resolved.
+
+    The user's home space (where favorites live) did not exist yet, so the
+    wish read nothing, recorded no dependency, and was never computed again.
+    """
+    work = runtime.create_space(name="work")
+    assert not runtime.storage.has_space(runtime.principal)
+    found = await runtime.charms.create(seeker, space=work)
+    await runtime.idle()
+    assert found["found"]["error"].get() == 'No favorite found matching "#googleAuth"'
+
+    auth = await runtime.charms.create(plain_auth, space=work)
+    await favorite(runtime, auth)  # creates the home space, then writes the favorite
+    assert found["found"].get() == {
+        "result": {"who": "plain"},
+        "candidates": [{"who": "plain"}],
+        "error": None,
+    }
+
+
 async def test_wish_never_matches_the_charm_that_makes_it(runtime: Runtime) -> None:
     me = await runtime.charms.create(self_seeker)
     await favorite(runtime, me)

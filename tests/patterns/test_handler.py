@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 from typing import Any, TypedDict
 
 import pydantic
 import pytest
+import typing_extensions
 
-from charmspace.errors import DeadlockError, PatternError, SchemaError
+from charmspace.errors import (
+    DeadlockError,
+    NotAStreamError,
+    PatternError,
+    SchemaError,
+    UnknownStreamError,
+)
 from charmspace.patterns import Default, cell, handler, pattern
 from charmspace.patterns.handler import HandlerDef
 from charmspace.runtime import Cell, Runtime, Stream
+from charmspace.runtime.schema import event_validator_for
 
 
 class Adjust(TypedDict):
@@ -263,6 +273,163 @@ async def test_valid_events_reach_the_handler_as_their_type(runtime: Runtime, ch
     assert charm["position"].get() == [3, 5]
     assert (await charm.stream("set_to").call(9)).ok
     assert charm["value"].get() == 9
+
+
+# --- events are validated strictly -----------------------------------------------------
+
+
+class Point(TypedDict):
+    x: int
+    weight: float
+
+
+class Scale(pydantic.BaseModel):
+    factor: int
+    offset: float = 0.0
+
+
+class Where(typing_extensions.TypedDict):
+    """Nested in a dataclass: on Python < 3.12 pydantic needs typing_extensions' TypedDict there."""
+
+    x: int
+    weight: float
+
+
+@dataclasses.dataclass
+class Shift:
+    by: int
+    at: Where | None = None
+
+
+@handler
+def place(event: Point, *, log: Cell[list[str]]) -> None:
+    log.push(f"{event['x']!r} {event['weight']!r}")
+
+
+@handler
+def scale(event: Scale, *, log: Cell[list[str]]) -> None:
+    log.push(f"{event.factor!r} {event.offset!r}")
+
+
+@handler
+def shift(event: Shift, *, log: Cell[list[str]]) -> None:
+    log.push(f"{event.by!r} {event.at!r}")
+
+
+@pattern
+def shapes() -> Any:
+    log = cell([], name="log")
+    return {
+        "log": log,
+        "place": place.bind(log=log),
+        "scale": scale.bind(log=log),
+        "shift": shift.bind(log=log),
+        "set_to": set_to.bind(value=cell(0, name="value")),
+    }
+
+
+@pytest.mark.parametrize(
+    ("stream", "event", "path", "got"),
+    [
+        ("place", {"x": "3", "weight": 1.5}, ("x",), "a string"),
+        ("place", {"x": True, "weight": 1.5}, ("x",), "a boolean"),
+        ("place", {"x": 3.0, "weight": 1.5}, ("x",), "a number with a decimal point"),
+        ("place", {"x": 3, "weight": "1.5"}, ("weight",), "a string"),
+        ("scale", {"factor": "2"}, ("factor",), "a string"),
+        ("shift", {"by": "1"}, ("by",), "a string"),
+        ("shift", {"by": 1, "at": {"x": 1.0, "weight": 1}}, ("at", "x"), "a number with a decimal"),
+        ("set_to", "3", (), "a string"),
+        ("set_to", False, (), "a boolean"),
+    ],
+    ids=[
+        "str-for-int",
+        "bool-for-int",
+        "float-for-int",
+        "str-for-float",
+        "model",
+        "dataclass",
+        "nested",
+        "top-level-str",
+        "top-level-bool",
+    ],
+)
+async def test_events_are_not_coerced(
+    runtime: Runtime, stream: str, event: Any, path: tuple[str, ...], got: str
+) -> None:
+    """Regression: event validation was lax, so "3", True and 3.0 all reached an int field as 3."""
+    charm = await runtime.charms.create(shapes)
+    result = await charm.stream(stream).call(event)
+    assert not result.ok
+    assert isinstance(result.error, SchemaError)
+    assert result.error.path == path
+    assert got in result.error.reason
+    assert "events are not converted: send the value as that type" in str(result.error)
+    assert charm["log"].get() == []
+
+
+async def test_json_natural_events_of_every_kind_of_type_are_accepted(runtime: Runtime) -> None:
+    """An int for a float field is JSON's way of writing 2.0; objects are dicts, not instances."""
+    charm = await runtime.charms.create(shapes)
+    assert (await charm.stream("place").call({"x": 3, "weight": 2})).ok
+    assert (await charm.stream("scale").call({"factor": 2, "offset": 1})).ok
+    assert (await charm.stream("shift").call({"by": 1, "at": {"x": 1, "weight": 0.5}})).ok
+    assert (await charm.stream("set_to").call(7)).ok
+    assert charm["log"].get() == ["3 2.0", "2 1.0", "1 {'x': 1, 'weight': 0.5}"]
+
+
+@pytest.mark.parametrize(
+    ("stream", "event", "path", "fields"),
+    [
+        ("place", {"x": 1, "weight": 1, "colour": "red"}, ("colour",), "x, weight"),
+        ("scale", {"factor": 1, "factr": 2}, ("factr",), "factor, offset"),
+        ("shift", {"by": 1, "to": 2}, ("to",), "by, at"),
+        ("shift", {"by": 1, "at": {"x": 1, "weight": 1, "z": 0}}, ("at", "z"), "x, weight"),
+    ],
+    ids=["typeddict", "model", "dataclass", "nested"],
+)
+async def test_unknown_event_keys_are_refused_with_the_fields_that_exist(
+    runtime: Runtime, stream: str, event: Any, path: tuple[str, ...], fields: str
+) -> None:
+    """Regression: unknown event keys were dropped silently, so a misspelt field did nothing."""
+    charm = await runtime.charms.create(shapes)
+    result = await charm.stream(stream).call(event)
+    assert not result.ok
+    assert isinstance(result.error, SchemaError)
+    assert result.error.path == path
+    assert f"the event has no field {path[-1]!r} (its fields: {fields})" in str(result.error)
+    assert "remove it or correct its name" in str(result.error)
+    assert charm["log"].get() == []
+
+
+class Open(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    at: datetime.datetime
+
+
+def test_what_json_writes_naturally_is_accepted_and_a_model_may_allow_extra_keys() -> None:
+    validate = event_validator_for(Open)
+    event = validate({"at": "2026-12-02T05:00:00Z", "note": "kept"})
+    assert event.at == datetime.datetime(2026, 12, 2, 5, tzinfo=datetime.UTC)
+    assert event.model_extra == {"note": "kept"}
+    assert event_validator_for(dict[str, int])({"any": 1}) == {"any": 1}
+    assert event_validator_for(tuple[int, float])([1, 2]) == (1, 2.0)
+    with pytest.raises(SchemaError, match="at 1: input should be a valid number, not a string"):
+        event_validator_for(tuple[int, float])([1, "2"])
+
+
+async def test_an_unknown_stream_name_lists_the_streams(runtime: Runtime) -> None:
+    """Regression: charm.stream("nope") failed only on send, naming an address, not the streams."""
+    charm = await runtime.charms.create(shapes)
+    with pytest.raises(UnknownStreamError) as info:
+        charm.stream("nope")
+    error = info.value
+    assert isinstance(error, NotAStreamError)
+    assert (error.charm_id, error.name) == (charm.id, "nope")
+    assert error.streams == ("place", "scale", "set_to", "shift")
+    assert "its streams are: place, scale, set_to, shift" in str(error)
+    with pytest.raises(UnknownStreamError, match="its streams are: place"):
+        charm.stream("log")  # a cell, not a stream
 
 
 # --- the bound stream ------------------------------------------------------------------

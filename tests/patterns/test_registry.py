@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charmspace.errors import PatternError
+from charmspace.errors import PatternError, PatternNotInstalledError
 from charmspace.library.counter import counter
-from charmspace.patterns import registry
-from charmspace.patterns.registry import add_patterns_directory, installed_patterns, resolve_pattern
+from charmspace.patterns import NAME, cell, pattern, registry
+from charmspace.patterns.registry import (
+    add_patterns_directory,
+    installed_patterns,
+    known_pattern,
+    register,
+    resolve_pattern,
+)
 from charmspace.runtime import Runtime
+
+OpenRuntime = Callable[[], Awaitable[Runtime]]
 
 GREETER = """
 from charmspace import NAME, Default, computed, pattern
@@ -28,6 +38,7 @@ def greeter(name: Default[str, "world"]):
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_directories", [])
     monkeypatch.setattr(registry, "_by_name", {})
+    monkeypatch.setattr(registry, "_registered", {})
 
 
 def test_the_bundled_library_is_installed() -> None:
@@ -90,3 +101,47 @@ def test_packages_declare_patterns_with_an_entry_point(
     )
     assert resolve_pattern("greeter").tags == ("#greeting",)
     monkeypatch.delitem(sys.modules, "greeting_pkg", raising=False)
+
+
+# --- which pattern rebuilds a stored charm -----------------------------------------------
+
+
+@pattern
+def journal() -> Any:
+    """A pattern of the application's own code: neither bundled nor installed."""
+    return {NAME: "Journal", "entries": cell(["first"], name="entries")}
+
+
+def test_a_stored_charm_finds_its_pattern_by_import_path_then_by_name() -> None:
+    assert known_pattern("counter", "charmspace.library.counter:counter") is counter
+    assert known_pattern("counter", "somewhere.else:counter") is counter  # moved: the name
+    assert known_pattern("journal", "tests.nowhere:journal") is None
+    register(journal)
+    assert known_pattern("journal", journal.import_path) is journal
+
+
+def test_only_patterns_can_be_registered() -> None:
+    with pytest.raises(PatternError, match="register\\(\\) takes patterns"):
+        register(len)  # type: ignore[arg-type]
+
+
+async def test_after_a_restart_a_charm_of_an_unregistered_pattern_says_to_install_it(
+    open_runtime: OpenRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await open_runtime()
+    charm = await first.charms.create(journal)
+    await first.close()
+    registry._registered.clear()  # a new process: only what it installs or registers is known
+
+    second = await open_runtime()
+    with pytest.raises(PatternNotInstalledError) as info:
+        await second.charms.get(charm.space, charm.id)
+    error = info.value
+    assert (error.space, error.charm_id, error.pattern) == (charm.space, charm.id, "'journal'")
+    assert "Install the pattern" in str(error)
+    assert "register it with charmspace.patterns.registry.register()" in str(error)
+    assert f"charm {charm.id} names pattern 'journal', which is not installed" in caplog.text
+
+    register(journal)
+    again = await second.charms.get(charm.space, charm.id)
+    assert again["entries"].get() == ["first"]

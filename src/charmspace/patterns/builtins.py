@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from charmspace.errors import PatternError
+from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
 from charmspace.patterns.refs import Ref, active_builder, current_builder
+from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
-from charmspace.runtime.transaction import current_transaction
+from charmspace.runtime.transaction import Transaction, current_transaction
 from charmspace.types import JSONValue
 
 TAG_PATTERN = re.compile(r"^#[A-Za-z][A-Za-z0-9_-]*$")
@@ -180,6 +181,25 @@ def check_wish_query(query: object) -> str:
     )
 
 
+def _favorites(tx: Transaction, favorites: Address) -> list[JSONValue]:
+    """The favorites list, read so that the wish depends on it even before it exists.
+
+    Why read rather than ask whether the home space exists: a derived value is
+    recomputed when a document it read changes, and only a read records that.
+    On a fresh install the user's home space does not exist yet; a wish that
+    skipped the read would never be computed again, even once the space and a
+    favorite appear. The read of a missing space raises, but a derived value's
+    transaction records a document as read before reading it, so the wish
+    still depends on the favorites document (the regression test
+    ``test_a_wish_made_before_the_home_space_exists_...`` pins this).
+    """
+    try:
+        entries = tx.read(favorites, deep=False)
+    except SpaceNotFoundError:
+        return []
+    return list(entries) if isinstance(entries, list) else []
+
+
 def wish(query: str) -> Ref:
     """Find what the user favorited: ``{result, candidates, error}``, kept up to date.
 
@@ -203,10 +223,7 @@ def wish(query: str) -> Ref:
             return to_json(
                 {"result": charm_links(tx, space, exclude=me), "candidates": [], "error": None}
             )
-        entries = (
-            tx.read(favorites, deep=False) if runtime.storage.has_space(favorites.space) else None
-        )
-        entries = entries if isinstance(entries, list) else []
+        entries = _favorites(tx, favorites)
         if query == "#favorites":
             return to_json({"result": list(entries), "candidates": [], "error": None})
         wanted = query.lower()

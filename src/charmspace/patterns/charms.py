@@ -22,23 +22,32 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import CharmNotFoundError, ConflictError, PatternError
+from charmspace.errors import (
+    AuthorizationError,
+    CharmNotFoundError,
+    CharmspaceError,
+    ConflictError,
+    PatternError,
+    PatternNotInstalledError,
+    UnknownStreamError,
+)
 from charmspace.patterns.build import Built, build_charm, charm_docs, rebuilt_argument
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
-from charmspace.patterns.registry import resolve_pattern
-from charmspace.runtime.address import Address, link_to
+from charmspace.patterns.registry import known_pattern, register, resolve_pattern
+from charmspace.runtime.address import Address, is_stream_marker, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
 from charmspace.runtime.unit import HandlerSpec, Unit
-from charmspace.storage import DELETE
+from charmspace.storage import DELETE, Capability
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 from charmspace.values import setpath
@@ -49,6 +58,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CREATE_ATTEMPTS = 5
+SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:<>-]{0,199}")
+"""What a stored pattern name may look like to be shown in an error or a log line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +122,29 @@ class Charm:
         return self.result.get()
 
     def stream(self, name: str) -> Stream[Any]:
-        """The stream exported under ``name`` in the result."""
+        """The stream exported under ``name`` in the result.
+
+        An unknown name raises :class:`~charmspace.errors.UnknownStreamError`
+        listing the streams the charm has, here rather than at the first send.
+        """
+        streams = self._stream_names()
+        if name not in streams:
+            raise UnknownStreamError(self.id, name, streams)
         return Stream(self.runtime, self.result.address.key(name))
+
+    def _stream_names(self) -> builtins.list[str]:
+        """The result's keys that hold a stream (links followed), sorted."""
+        tx = Transaction(self.runtime, self.runtime.acting())
+        result = tx.read(self.result.address, deep=False)
+        names = []
+        for key in result if isinstance(result, dict) else ():
+            try:
+                value = tx.read(self.result.address.key(key), deep=False)
+            except CharmspaceError:  # a link this principal cannot follow: not a stream here
+                continue
+            if is_stream_marker(value):
+                names.append(key)
+        return sorted(names)
 
 
 class Charms:
@@ -139,6 +171,7 @@ class Charms:
         pat = resolve_pattern(pattern) if isinstance(pattern, str) else pattern
         if not isinstance(pat, Pattern):
             raise PatternError(f"{pattern!r} is not a pattern (decorate it with @pattern)")
+        register(pat)  # so this process can rebuild the charm (see registry.known_pattern)
         runtime = self.runtime
         principal = principal or runtime.principal
         space = space or principal
@@ -225,7 +258,16 @@ class Charms:
             if child is None:  # the parent's pattern no longer builds it
                 raise CharmNotFoundError(space, charm_id)
             return child
-        pat = resolve_pattern(str(record.get("import") or record.get("pattern")))
+        pat = known_pattern(record.get("pattern"), record.get("import"))
+        if pat is None:
+            shown = _pattern_shown(record)
+            log.warning(
+                "charm %s names pattern %s, which is not installed; not starting it",
+                charm_id,
+                shown,
+                extra={"charm": charm_id, "space": space, "pattern": shown},
+            )
+            raise PatternNotInstalledError(space, charm_id, shown)
         if pat.source_hash != record.get("source_hash"):
             log.info(
                 "pattern %s changed since charm %s was saved; keeping its data",
@@ -282,32 +324,57 @@ class Charms:
         """Stop the charm and its children; delete their documents (derived values too).
 
         A child charm is removed with the parent that built it, not on its own.
+        The deletion commits first and the charms stop only once it did: a
+        refused remove (no WRITE, a conflict) leaves them running, their jobs
+        too. Without WRITE nothing is even loaded.
         """
+        runtime = self.runtime
+        principal = principal or runtime.acting()
+        if not runtime.storage.has_space(space):
+            raise CharmNotFoundError(space, charm_id)
+        self._check_may_write(space, principal, f"remove charm {charm_id}")
         charm = await self.get(space, charm_id)
         if charm.parent is not None:
             raise PatternError(
                 f"charm {charm_id} ({charm.name}) is a child of charm {charm.parent.id} "
                 f"({charm.parent.name}), which built it: remove that charm instead"
             )
-        runtime = self.runtime
+        family = _family(charm)
         owned: builtins.list[Address] = []
-        for member in _family(charm):
+        derived: set[tuple[SpaceDID, EntityId]] = set()
+        for member in family:
             unit = member.unit
-            unit.stop()
-            self._running.pop((space, member.id), None)
+            outputs = [action.output for action in unit.actions]
+            derived.update(output.doc for output in outputs)
             owned += [
                 *charm_docs(space, member.id),
-                *(action.output for action in unit.actions),
+                *outputs,
                 unit.error_address,
                 unit.jobs_address,
             ]
-        async with runtime.edit(principal) as tx:
-            for address in owned:
-                tx.write_doc(space, address.id, DELETE)
-            bucket = index_address(space, bucket_of(charm_id))
-            current = tx.read(bucket, deep=False)
-            entries = current.get("charms", []) if isinstance(current, dict) else []
-            tx.write(bucket, {"charms": [e for e in entries if e.get("id") != charm_id]})
+        tx = Transaction(
+            runtime, principal, allowed_derived=frozenset(derived), meta={"remove": charm.name}
+        )
+        for address in owned:
+            tx.write_doc(space, address.id, DELETE)
+        bucket = index_address(space, bucket_of(charm_id))
+        current = tx.read(bucket, deep=False)
+        entries = current.get("charms", []) if isinstance(current, dict) else []
+        tx.write(bucket, {"charms": [e for e in entries if e.get("id") != charm_id]})
+        tx.commit()
+        for member in family:  # no await since the commit: no event runs on deleted documents
+            member.unit.stop()
+            self._running.pop((space, member.id), None)
+
+    def _check_may_write(self, space: SpaceDID, principal: DID, action: str) -> None:
+        """Refuse ``action`` before anything is loaded or stopped if ``principal`` lacks WRITE."""
+        storage = self.runtime.storage
+        try:
+            allowed = storage.allowed(storage.space(space, principal), principal, Capability.WRITE)
+        except AuthorizationError:  # not even READ
+            allowed = False
+        if not allowed:
+            raise AuthorizationError(principal, space, Capability.WRITE.name, action)
 
     async def link(
         self,
@@ -334,6 +401,15 @@ class Charms:
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+def _pattern_shown(record: Mapping[str, Any]) -> str:
+    """The pattern a charm record names, fit to show: the record is data anyone may have edited."""
+    for key in ("pattern", "import"):
+        value = record.get(key)
+        if isinstance(value, str) and SHOWN_NAME.fullmatch(value):
+            return repr(value)
+    return "(a name that is not a pattern name)"
 
 
 def _family(charm: Charm) -> builtins.list[Charm]:

@@ -1,7 +1,9 @@
 """``@handler``: a function run for one event, with declared state.
 
 The handler's first parameter is the event (its annotation is the event
-schema, validated before the handler runs); keyword-only parameters are its
+schema, validated strictly before the handler runs: no conversions, no
+unknown keys, see :func:`~charmspace.runtime.schema.event_validator_for`);
+keyword-only parameters are its
 state, and their annotations decide what it receives: ``Cell[T]`` a live cell,
 ``Stream[T]`` a stream, plain ``T`` an immutable snapshot. A handler can reach
 nothing else — no cells captured from the pattern — which is what keeps its
@@ -18,7 +20,7 @@ from charmspace.errors import PatternError, SchemaError
 from charmspace.patterns.markers import unwrap
 from charmspace.patterns.refs import Ref, StreamRef, active_builder
 from charmspace.runtime.cell import to_json
-from charmspace.runtime.schema import AS_CELL, AS_STREAM, validator_for
+from charmspace.runtime.schema import AS_CELL, AS_STREAM, Validator, event_validator_for
 from charmspace.types import Schema
 
 
@@ -44,9 +46,10 @@ class HandlerDef:
                 "and its state as keyword-only parameters: def h(event: E, *, count: Cell[int])"
             )
         self.event_type: Any = hints.get(positional[0].name)
+        self.validate_event: Validator | None = None
         if self.event_type is not None and self.event_type is not Any:
             try:
-                validator_for(self.event_type)
+                self.validate_event = event_validator_for(self.event_type)
             except SchemaError as e:
                 raise PatternError(
                     f"handler {self.name}: the event type {self.event_type!r} "
@@ -104,7 +107,7 @@ class HandlerDef:
             self.fn,
             state=bound,
             state_schema=self.state_schema,
-            event=self.event_type,
+            event=self.validate_event,
             at=address,
         )
         return StreamRef(builder.runtime, address, f"{builder.pattern_name}.{self.name}")

@@ -5,6 +5,16 @@ in-process sandbox, so only installed patterns can be instantiated: the bundled
 library, packages that declare the ``charmspace.patterns`` entry point group, and
 files in a patterns directory the operator configured. There is no way to
 upload code.
+
+An application that embeds the runtime and creates charms of its own patterns
+makes them known with :func:`register` (``charms.create`` registers the
+pattern it is given, for the life of the process).
+
+A charm is rebuilt (after a restart, or when an event reaches a charm that is
+not running) from :func:`known_pattern`, never from :func:`resolve_pattern`:
+the charm's record is a document anyone with WRITE on its space can edit, so
+the import path stored there is only a key among the patterns already known,
+and is never imported.
 """
 
 from __future__ import annotations
@@ -26,6 +36,20 @@ LIBRARY_MODULES = ("charmspace.library.counter", "charmspace.library.notes")
 
 _directories: list[Path] = []
 _by_name: dict[str, Pattern] = {}
+_registered: dict[str, Pattern] = {}
+"""Patterns the application registered, by import path."""
+
+
+def register(*patterns: Pattern) -> None:
+    """Make patterns of the application's own code known, so charms of them can be rebuilt.
+
+    Call it at startup, before charms are loaded: after a restart a charm is
+    rebuilt only from a known pattern (see :func:`known_pattern`).
+    """
+    for pat in patterns:
+        if not isinstance(pat, Pattern):
+            raise PatternError(f"register() takes patterns (decorated with @pattern), not {pat!r}")
+        _registered[pat.import_path] = pat
 
 
 def add_patterns_directory(path: str | Path) -> None:
@@ -109,3 +133,26 @@ def resolve_pattern(ref: str) -> Pattern:
         f"No installed pattern is named {ref!r}. "
         f"Installed: {', '.join(sorted(patterns)) or 'none'}."
     )
+
+
+def known_pattern(name: object, import_path: object) -> Pattern | None:
+    """The known pattern a stored charm record names, or None; imports nothing the record names.
+
+    The import path is looked up first (it tells two patterns of one name
+    apart), then the name (the pattern may have moved to another module).
+    Installed patterns come before registered ones of the same name.
+    """
+    for attempt in range(2):
+        installed = list(_by_name.values())
+        registered = list(_registered.values())
+        if isinstance(import_path, str):
+            for pat in (*installed, *registered):
+                if pat.import_path == import_path:
+                    return pat
+        if isinstance(name, str):
+            for pat in (*installed, *reversed(registered)):
+                if pat.name == name:
+                    return pat
+        if attempt == 0:
+            _by_name.update(installed_patterns())  # scanning is slow: only on a miss
+    return None

@@ -1,9 +1,9 @@
 """Schemas: Python types validate events; ``asCell``/``asStream`` mark live state.
 
 Type hints are the schema. A handler's event type is validated with pydantic
-before the handler runs; its state schema's properties carry the markers that
-decide what the handler receives for each field (a live cell, a stream, or an
-immutable snapshot).
+before the handler runs (strictly: see :func:`event_validator_for`); its state
+schema's properties carry the markers that decide what the handler receives
+for each field (a live cell, a stream, or an immutable snapshot).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import typing_extensions
 
 from charmspace.errors import SchemaError
 from charmspace.types import JSONValue, Schema
+from charmspace.values import dumps
 
 Validator = Callable[[JSONValue], Any]
 
@@ -93,7 +94,7 @@ def validator_for(tp: Any) -> Validator:
     """
     try:
         adapter = _adapter(tp)
-    except (pydantic.PydanticSchemaGenerationError, TypeError) as e:
+    except (pydantic.PydanticUserError, TypeError) as e:
         raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
 
     def validate(value: JSONValue) -> Any:
@@ -106,15 +107,124 @@ def validator_for(tp: Any) -> Validator:
     return validate
 
 
+def event_validator_for(tp: Any) -> Validator:
+    """A function that validates an event against ``tp``: strictly, as JSON, no unknown keys.
+
+    Why strict: an event comes from another principal, a UI or a stored
+    delivery, and a lax validator would turn ``"3"``, ``True`` and ``3.0``
+    into the ``3`` an ``int`` field asks for, hiding the sender's mistake.
+    Why as JSON: events are JSON wherever they come from, so what JSON writes
+    naturally is accepted: ``3`` for a ``float``, an object for a TypedDict,
+    a pydantic model or a dataclass, a string for a ``datetime``. Why no
+    unknown keys: a misspelt field would otherwise be dropped silently, as a
+    pattern's unknown inputs would be (and those are refused too). A model
+    whose config says ``extra="allow"`` still accepts them.
+    """
+    try:
+        adapter = _adapter(tp)
+    except (pydantic.PydanticUserError, TypeError) as e:
+        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+    try:
+        schema: Schema | None = json_schema_for(tp)
+    except SchemaError:
+        schema = None  # validated all the same; unknown keys cannot be told apart
+
+    def validate(value: JSONValue) -> Any:
+        if schema is not None:
+            _refuse_unknown_keys(value, _options(schema, schema), schema, ())
+        try:
+            return adapter.validate_json(dumps(value), strict=True)
+        except pydantic.ValidationError as e:
+            raise _event_error(e.errors(include_url=False)[0]) from None
+
+    return validate
+
+
+def _event_error(error: Any) -> SchemaError:
+    """A pydantic error as a SchemaError that says what to send instead.
+
+    Never includes the value sent: events can carry secrets.
+    """
+    path = tuple(error["loc"])
+    msg = str(error["msg"]).lower()
+    if str(error["type"]).endswith("_type") and "input" in error:
+        return SchemaError(
+            path,
+            f"{msg}, not {_json_kind(error['input'])}; "
+            "events are not converted: send the value as that type",
+        )
+    return SchemaError(path, msg)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a decimal point"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _options(node: object, root: Schema) -> list[Mapping[str, Any]]:
+    """The schemas a JSON Schema ``node`` may be: references followed, unions flattened."""
+    if not isinstance(node, Mapping):
+        return []
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        return _options(root.get("$defs", {}).get(ref.rsplit("/", 1)[-1]), root)
+    branches = node.get("anyOf") or node.get("oneOf") or node.get("allOf")
+    if isinstance(branches, list):
+        return [option for branch in branches for option in _options(branch, root)]
+    return [node]
+
+
+def _refuse_unknown_keys(
+    value: JSONValue, nodes: list[Mapping[str, Any]], root: Schema, path: tuple[str | int, ...]
+) -> None:
+    """Raise SchemaError for the first key of ``value`` that no object schema in ``nodes`` has.
+
+    An object schema with ``properties`` and no ``additionalProperties`` is a
+    TypedDict, model or dataclass: its keys are all it may have.
+    """
+    if isinstance(value, dict):
+        objects = [n for n in nodes if isinstance(n.get("properties"), Mapping)]
+        open_ = any(
+            n.get("additionalProperties")
+            or (not n.get("properties") and n.get("type") in (None, "object"))
+            for n in nodes
+        )
+        closed = bool(objects) and not open_
+        fields = list(dict.fromkeys(k for n in objects for k in n["properties"]))
+        for key, item in value.items():
+            if closed and key not in fields:
+                raise SchemaError(
+                    (*path, key),
+                    f"the event has no field {key!r} (its fields: {', '.join(fields)}); "
+                    "remove it or correct its name",
+                )
+            inner = [o for n in objects for o in _options(n["properties"].get(key), root)]
+            inner += [o for n in nodes for o in _options(n.get("additionalProperties"), root)]
+            _refuse_unknown_keys(item, inner, root, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            inner = [o for n in nodes for o in _options(n.get("items"), root)]
+            prefix = [n["prefixItems"][i] for n in nodes if len(n.get("prefixItems", ())) > i]
+            inner += [o for p in prefix for o in _options(p, root)]
+            _refuse_unknown_keys(item, inner, root, (*path, i))
+
+
 def json_schema_for(tp: Any) -> Schema:
     """The JSON Schema of a Python type (as pydantic generates it)."""
     try:
         return _adapter(tp).json_schema()
-    except (
-        pydantic.PydanticSchemaGenerationError,
-        pydantic.errors.PydanticInvalidForJsonSchema,
-        TypeError,
-    ) as e:
+    except (pydantic.PydanticUserError, TypeError) as e:
         raise SchemaError((), f"{tp!r} has no JSON Schema: {e}") from None
 
 
