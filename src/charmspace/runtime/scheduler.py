@@ -69,8 +69,7 @@ class Event:
     delivery: Delivery | None = None
     future: asyncio.Future[CallResult] | None = None
     finished: bool = False
-    delivery_id: str | None = None  # set for durable (outbox) deliveries
-    outbox: Address | None = None
+    send: outbox.StagedSend | None = None  # set for durable (outbox) deliveries
 
 
 class Scheduler:
@@ -126,11 +125,13 @@ class Scheduler:
         delivery: Delivery | None = None,
         future: asyncio.Future[CallResult] | None = None,
         *,
-        delivery_id: str | None = None,
-        outbox: Address | None = None,
+        send: outbox.StagedSend | None = None,
     ) -> None:
-        """Queue an event for the charm that owns the target's handler (starting it if needed)."""
-        event = Event(target, payload, principal, delivery, future, False, delivery_id, outbox)
+        """Queue an event for the charm that owns the target's handler (starting it if needed).
+
+        ``send`` is the outbox entry of a durable delivery (a handler's send).
+        """
+        event = Event(target, payload, principal, delivery, future, False, send)
         self.runtime.activity(+1)
         if target.spec is not None:
             self._enqueue(target.spec.unit, event)
@@ -249,9 +250,7 @@ class Scheduler:
             )
             token = current_transaction.set(tx)
             try:
-                if event.delivery_id is not None and outbox.already_consumed(
-                    tx, spec.unit, event.delivery_id
-                ):
+                if event.send is not None and outbox.already_consumed(tx, spec.unit, event.send):
                     tx.commit()  # a redelivery after a crash: applied once already
                     self._finish(event, EMPTY_COMMIT, None)
                     return yielded
@@ -261,8 +260,8 @@ class Scheduler:
                     yielded = True
                     value = await value
                 value = to_json(value)
-                if event.delivery_id is not None:
-                    outbox.consume(tx, spec.unit, event.delivery_id, runtime.clock.now())
+                if event.send is not None:
+                    outbox.consume(tx, spec.unit, event.send)
                 tx.commit(on_durable=partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
@@ -307,8 +306,9 @@ class Scheduler:
         if event.finished:
             return
         event.finished = True
-        if event.outbox is not None and event.delivery_id is not None:
-            outbox.clear(self.runtime, event.outbox, event.delivery_id)
+        send = event.send
+        if send is not None and send.outbox is not None:
+            outbox.clear(self.runtime, send.outbox, send.unit_id, send.delivery_id)
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)

@@ -130,8 +130,7 @@ class Stream(Generic[T]):
                         payload,
                         sender,
                         delivery,
-                        delivery_id=staged.delivery_id,
-                        outbox=staged.outbox,
+                        send=staged,
                     )
                 )
             else:
