@@ -178,12 +178,17 @@ class Scheduler:
         if caller is not None and callee is not None:
             self._waiting_on[caller] = callee
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), limit)
-        except TimeoutError:
-            raise CallTimeoutError(str(target.address), limit) from None
+            # Not wait_for(shield(...)): on Python 3.11 it swallows a cancellation that
+            # arrives as the answer does, and Ctrl-C then takes several tries. A
+            # cancelled caller gets CancelledError at once; its event, already queued,
+            # still runs to completion (and commits, or not) without anyone waiting.
+            done, _ = await asyncio.wait((future,), timeout=limit)
         finally:
             if caller is not None:
                 self._waiting_on.pop(caller, None)
+        if not done:
+            raise CallTimeoutError(str(target.address), limit)
+        result = future.result()
         if result.ok and result.seq and result.space and tx is not None and tx.state == "open":
             tx.saw_commit(result.space, result.seq)
         return result
@@ -312,6 +317,8 @@ class Scheduler:
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)
+            if event.delivery is not None:
+                _log_failed_send(event, error)
         if event.delivery is not None:
             try:
                 event.delivery.resolve(result)
@@ -321,3 +328,25 @@ class Scheduler:
             event.future.set_result(
                 CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)
             )
+
+
+def _log_failed_send(event: Event, error: BaseException | None) -> None:
+    """Say that a send failed, so it is not silent without an on_error listener.
+
+    Only the stream, the error's type and the charm: the event and the error's
+    message come from user code and may hold secrets.
+    """
+    spec = event.target.spec
+    charm = f"{spec.unit.name} ({spec.unit.id})" if spec is not None else "no running charm"
+    kind = type(error).__name__ if error is not None else "unknown error"
+    log.warning(
+        "send to %s failed with %s in charm %s",
+        event.target.address,
+        kind,
+        charm,
+        extra={
+            "stream": str(event.target.address),
+            "error_type": kind,
+            "charm": spec.unit.id if spec is not None else None,
+        },
+    )
