@@ -18,7 +18,7 @@ import pytest
 
 from charmspace.identity import Identity
 from charmspace.runtime import Address, Cell, FakeClock, Runtime, Stream, Unit, outbox
-from charmspace.storage import Storage, open_storage
+from charmspace.storage import Capability, Storage, open_storage
 from charmspace.types import SpaceDID
 
 ALICE = Identity.from_passphrase("delivery threats: alice")
@@ -233,4 +233,100 @@ async def test_a_redelivery_after_a_thousand_other_deliveries_is_still_skipped(
     assert count.get() == 1001
     index = again.cell(unit.space, outbox.outbox_id(unit.id)).get()
     assert index["pending"] == {}
+    await again.close()
+
+
+def forward(event: Any, *, counter: Stream[Any]) -> None:
+    counter.send({})
+
+
+async def start_shop(rt: Runtime, increment: Stream[Any]) -> tuple[Unit, Stream[Any]]:
+    """Bob's shop with a ``forward`` handler that tells Alice's counter."""
+    unit = rt.unit(bobs_space(rt), "shop")
+    stream = unit.handler("forward", forward, state={"counter": increment})
+    await unit.start(BOB.did)
+    return unit, stream
+
+
+async def alice_pending_in_bobs_shop(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Stream[Any], Unit, dict[str, Any]]:
+    """Alice's event passes through Bob's shop (she may write there; Bob may increment
+    her counter too) and a crash leaves it undelivered in the shop's outbox."""
+    increment, _ = await alices_counter(runtime)
+    runtime.storage.set_acl(increment.address.space, ALICE.did, BOB.did, Capability.WRITE)
+    runtime.storage.set_acl(bobs_space(runtime), BOB.did, ALICE.did, Capability.WRITE)
+    shop, forwards = await start_shop(runtime, increment)
+    real_dispatch = runtime.scheduler.dispatch
+
+    def crash_before_delivery(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("send") is None:
+            real_dispatch(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.scheduler, "dispatch", crash_before_delivery)
+    assert (await forwards.send({})).ok  # runs as Alice in Bob's shop
+    await runtime.idle()
+    monkeypatch.undo()
+    index: Any = runtime.storage.read(shop.space, outbox.outbox_id(shop.id), BOB.did).value
+    return increment, shop, dict(index)
+
+
+async def test_bob_cannot_make_the_counter_skip_alices_pending_delivery(
+    open_runtime: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox keys its records by outbox *and* committing principal. Bob plants an
+    entry of his own in his shop's outbox, resent before Alice's pending one, whose
+    low mark claims every lower sequence number is done; keyed by outbox alone,
+    the counter would then skip Alice's event."""
+    runtime = open_runtime()
+    increment, shop, index = await alice_pending_in_bobs_shop(runtime, monkeypatch)
+    [(alices, seq)] = index["pending"].items()
+    async with runtime.edit(BOB.did) as tx:
+        tx.write_doc(
+            shop.space,
+            outbox.entry_id(shop.id, "planted"),
+            {
+                "to": target_json(increment),
+                "event": {},
+                "principal": BOB.did,
+                "seq": 0,
+                "low": 1000,
+            },
+        )
+        tx.write_doc(
+            shop.space,
+            outbox.outbox_id(shop.id),
+            {"next": index["next"], "pending": {alices: seq, "planted": 0}},
+        )
+    await runtime.close()
+
+    again = open_runtime()
+    _, count = await alices_counter(again)
+    await start_shop(again, increment)  # resends Bob's entry (as Bob), then Alice's (as Alice)
+    await again.idle()
+    assert count.get() == 2
+    await again.close()
+
+
+async def test_bob_rewriting_alices_pending_entry_cannot_send_it_as_alice(
+    open_runtime: Open, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tampering with a genuine entry makes Bob its committer: it claims Alice, so it
+    is dropped instead of running as Alice with Bob's event."""
+    runtime = open_runtime()
+    increment, shop, index = await alice_pending_in_bobs_shop(runtime, monkeypatch)
+    [alices] = index["pending"]
+    entry = outbox.entry_id(shop.id, alices)
+    genuine: Any = runtime.storage.read(shop.space, entry, BOB.did).value
+    async with runtime.edit(BOB.did) as tx:
+        tx.write_doc(shop.space, entry, {**genuine, "event": {"note": SECRET}})
+    await runtime.close()
+
+    again = open_runtime()
+    _, count = await alices_counter(again)
+    with caplog.at_level(logging.WARNING, logger="charmspace"):
+        await start_shop(again, increment)
+        await again.idle()
+    assert count.get() == 0
+    assert "claims principal" in caplog.text and SECRET not in caplog.text
     await again.close()
