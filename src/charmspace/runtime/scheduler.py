@@ -317,7 +317,7 @@ class Scheduler:
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)
-            if event.delivery is not None:
+            if event.future is None:  # a send (a caller gets its answer instead)
                 _log_failed_send(event, error)
         if event.delivery is not None:
             try:

@@ -176,6 +176,10 @@ class Stream(Generic[T]):
         Raises :class:`~charmspace.errors.DeadlockError` for a call that would
         wait on itself and :class:`~charmspace.errors.CallTimeoutError` when no
         answer comes in ``timeout`` seconds (default: the runtime's, 30 s).
+
+        Cancelling the calling task raises ``CancelledError`` in it at once; the
+        event is already queued and still runs to completion (its commit, if
+        any, stands), so read the target's state to learn whether it committed.
         """
         from charmspace.runtime.cell import to_json
 
