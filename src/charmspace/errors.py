@@ -23,7 +23,8 @@
     │   ├── NotAStreamError            location
     │   │   └── UnknownStreamError     charm id, name, the streams the charm has
     │   ├── DeadlockError              the cycle of charms
-    │   └── CallTimeoutError           timeout
+    │   ├── CallTimeoutError           timeout
+    │   └── AwaitedSendError           location (a handler awaited its own send)
     ├── CycleError                     the names of the actions in a cycle
     ├── DerivedTimeoutError            action, timeout
     ├── JobError                       job id, reason
@@ -282,6 +283,25 @@ class CallTimeoutError(StreamError):
         self.timeout = timeout
         super().__init__(
             f"Call to {location} got no answer within {timeout:g} s; the event may still run."
+        )
+
+
+class AwaitedSendError(StreamError):
+    """A handler awaited a send it made itself.
+
+    Why it cannot work: a handler's send is delivered only once the handler's
+    transaction commits (an aborted handler sends nothing), and the handler
+    cannot commit while it waits — so the wait would never end and the charm
+    would hang. ``call()`` is delivered at once and waits for the answer.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"A handler awaited its own send to {location}, which is delivered only after "
+            "the handler commits, so it would wait forever. To wait for the target inside "
+            "a handler, use `await stream.call(event)`; or send without awaiting and pass "
+            "on_commit= to learn the outcome."
         )
 
 

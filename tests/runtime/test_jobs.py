@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from charmspace.errors import TransactionRequiredError
+from charmspace.errors import ConflictError, TransactionRequiredError
 from charmspace.runtime import Cell, ErrorReport, JobContext, Runtime, Stream, Unit, start_job
 from charmspace.types import SpaceDID
 
@@ -279,3 +279,32 @@ async def test_a_job_acts_for_whoever_started_it(
     assert call_result.error.principal == bob.did
     assert type(edit_error).__name__ == "AuthorizationError"
     assert entries.get() == []
+
+
+async def test_jobs_racing_on_one_counter_lose_no_update(runtime: Runtime, space: SpaceDID) -> None:
+    """Bug: jobs change state through runtime.edit(), whose read-modify-write lost
+    updates when the value written equalled what another job had just committed."""
+    unit = runtime.unit(space, "tally")
+    count = unit.cell("count", 0)
+    acknowledged: list[int] = []
+
+    async def tally(ctx: JobContext) -> None:
+        for _ in range(30):
+            try:
+                async with ctx.runtime.edit():
+                    seen = count.get()
+                    await asyncio.sleep(0)
+                    count.set(seen + 1)
+                acknowledged.append(1)
+            except ConflictError:
+                pass
+
+    def start(event: Any) -> None:
+        for i in range(5):
+            start_job(tally, name=f"tally {i}")
+
+    go = unit.handler("start", start)
+    await unit.start()
+    assert (await go.send({})).ok
+    await runtime.idle(jobs=True)
+    assert count.get() == len(acknowledged) > 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
 from charmspace.errors import (
     AuthorizationError,
+    AwaitedSendError,
     CallTimeoutError,
     DeadlockError,
     NotAStreamError,
@@ -491,3 +493,131 @@ async def test_send_and_call_on_every_backend(runtime: Runtime) -> None:
     assert [ok for ok, _, _ in seen] == [True] * 3
     assert all(len(log_then) >= 1 for _, _, log_then in seen)
     assert token.get()["n"] == 6
+
+
+# --- a handler awaiting its own send ---------------------------------------------------------
+
+
+async def test_a_handler_awaiting_its_own_send_gets_an_error_instead_of_hanging(
+    runtime: Runtime, space: SpaceDID, auth: tuple[Stream[Any], Cell[Any]]
+) -> None:
+    """Bug: ``await stream.send(...)`` inside a handler waited for a delivery that is
+    made only once the handler commits, so the handler — and its charm — hung for good."""
+    refresh, token = auth
+    unit = runtime.unit(space, "impatient")
+
+    async def go(event: Any, *, auth: Stream[Any]) -> None:
+        await auth.send({})
+
+    stream = unit.handler("go", go, state={"auth": refresh})
+    await unit.start()
+    result = await asyncio.wait_for(stream.call({}), 5)
+    assert not result.ok and isinstance(result.error, AwaitedSendError)
+    assert result.error.location == str(refresh.address)
+    assert "call(" in str(result.error)
+    await runtime.idle()
+    assert token.get()["n"] == 0  # the handler aborted, so its send was dropped
+    assert (await asyncio.wait_for(stream.send({"after": True}), 5)) is not None  # not stuck
+
+
+async def test_awaiting_a_send_after_the_handler_is_fine_from_outside(
+    runtime: Runtime, auth: tuple[Stream[Any], Cell[Any]]
+) -> None:
+    refresh, token = auth
+    assert (await refresh.send({})).ok
+    assert token.get()["n"] == 1
+
+
+# --- cancelling a caller -----------------------------------------------------------------------
+
+
+async def test_a_cancelled_caller_stops_at_once_and_the_event_still_runs(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    """Bug: on Python 3.11 ``wait_for(shield(...))`` in call() swallowed a cancellation
+    that arrived as the answer did, so one Ctrl-C did not stop a program awaiting a
+    call. The caller's cancellation now always propagates; the event, already
+    queued, runs to completion and its commit stands."""
+    unit = runtime.unit(space, "slow")
+    done = unit.cell("done", False)
+    gate = asyncio.Event()
+
+    async def slow(event: Any, *, done: Cell[Any]) -> str:
+        await gate.wait()
+        done.set(True)
+        return "finished"
+
+    stream = unit.handler("slow", slow, state={"done": done})
+    await unit.start()
+    task = asyncio.create_task(stream.call({}))
+    loop = asyncio.get_running_loop()
+    # Cancel in the very loop iteration in which the answer arrives.
+    runtime.storage.subscribe(space, lambda change: loop.call_soon(task.cancel))
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert task.cancelled()
+    await runtime.idle()
+    assert done.get() is True
+    await asyncio.wait_for(runtime.close(), 2)
+
+
+async def test_cancelling_a_caller_of_a_slow_handler_ends_it_promptly(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    unit = runtime.unit(space, "slower")
+    gate = asyncio.Event()
+
+    async def slow(event: Any) -> None:
+        await gate.wait()
+
+    stream = unit.handler("slow", slow)
+    await unit.start()
+    task = asyncio.create_task(stream.call({}))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+    gate.set()
+    await asyncio.wait_for(runtime.close(), 2)
+
+
+# --- failed sends are logged -------------------------------------------------------------------
+
+
+async def test_a_send_nobody_can_handle_is_logged_as_a_warning(
+    runtime: Runtime, other_space: SpaceDID, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bug: a failed send was silent unless someone read the error cell or listened
+    with on_error."""
+    unit, _ = auth_unit(runtime, other_space)
+    await unit.start()
+    refresh = Stream(runtime, unit.handlers[0].address)
+    unit.stop()
+
+    async def load(address: Address) -> HandlerSpec | None:
+        return None
+
+    runtime.owner_loader = load
+    with caplog.at_level(logging.WARNING, logger="charmspace"):
+        assert not (await refresh.send({"password": "hunter2"})).ok
+    [record] = [r for r in caplog.records if "send to" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.name.startswith("charmspace.")
+    assert str(refresh.address) in record.getMessage()
+    assert "StreamError" in record.getMessage()
+    assert "hunter2" not in caplog.text
+
+
+async def test_a_send_whose_handler_fails_is_logged_without_payload_or_message(
+    runtime: Runtime, other_space: SpaceDID, caplog: pytest.LogCaptureFixture
+) -> None:
+    unit, _ = auth_unit(runtime, other_space, fail=True)
+    await unit.start()
+    refresh = Stream(runtime, unit.handlers[0].address)
+    with caplog.at_level(logging.WARNING, logger="charmspace"):
+        assert not (await refresh.send({"password": "hunter2"})).ok
+    [record] = [r for r in caplog.records if "send to" in r.getMessage()]
+    text = record.getMessage()
+    assert str(refresh.address) in text and "Boom" in text and "auth" in text
+    assert "hunter2" not in text and "refresh endpoint said no" not in text

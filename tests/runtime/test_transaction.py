@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sys
+from asyncio.subprocess import PIPE
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,10 @@ from charmspace.identity import Identity
 from charmspace.runtime import Cell, CommitResult, Runtime, link_to
 from charmspace.storage import Capability, entity_id
 from charmspace.types import SpaceDID
+
+PASSPHRASE = "runtime suite: user"  # the conftest's USER, for a runtime in another process
+USER = Identity.from_passphrase(PASSPHRASE)
+SERVICE = Identity.from_passphrase("runtime suite: service")
 
 
 class Boom(Exception):
@@ -320,3 +329,144 @@ async def test_conflict_and_abort_on_every_backend(runtime: Runtime) -> None:
             raise Boom
     assert (counter.get(), total.get()) == (2, None)
     assert head(runtime, space) == 2
+
+
+# --- no lost updates: a write that turned out equal still validates its reads --------------
+
+
+async def increment(cell: Cell[Any]) -> bool:
+    """One read-modify-write increment with an await in between; False on conflict."""
+    try:
+        async with cell.runtime.edit():
+            seen = cell.get()
+            await asyncio.sleep(0)
+            cell.set(seen + 1)
+    except ConflictError:
+        return False
+    return True
+
+
+async def test_racing_increments_lose_no_update(any_runtime: Runtime) -> None:
+    """Bug: 20 tasks x 50 read-modify-write increments in runtime.edit() were all
+    acknowledged but the counter ended at 50: a write equal to a fresh re-read (the
+    value another task had just committed) was dropped as a no-op, and a transaction
+    without writes committed without validating its reads."""
+    runtime = any_runtime
+    counter = doc(runtime, runtime.create_space(name="home"), "counter")
+    await put(counter, 0)
+
+    async def worker() -> int:
+        return sum([await increment(counter) for _ in range(50)])
+
+    acknowledged = sum(await asyncio.gather(*(worker() for _ in range(20))))
+    assert counter.get() == acknowledged
+    assert 0 < acknowledged < 1000
+
+
+async def test_an_equal_write_over_a_changed_read_conflicts(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    counter = doc(runtime, space, "counter")
+    await put(counter, 1)
+    with pytest.raises(ConflictError) as info:
+        async with runtime.edit():
+            seen = counter.get()
+            await put(counter, 2)  # another edit commits the very value we will write
+            counter.set(seen + 1)
+    assert (info.value.expected_seq, info.value.actual_seq) == (1, 2)
+
+
+async def test_an_equal_write_over_an_unchanged_read_still_writes_nothing(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    counter = doc(runtime, space, "counter")
+    await put(counter, 1)
+    async with runtime.edit() as tx:
+        counter.set(counter.get())
+    assert tx.result is not None and tx.result.seq == 0
+    assert head(runtime, space) == 1
+
+
+async def test_two_runtimes_on_one_sqlite_directory_lose_no_update(tmp_path: Path) -> None:
+    """Bug: two Storage/Runtime objects on one SQLite directory (as two processes)
+    lost hundreds of racing increments without a ConflictError."""
+    url = f"sqlite:///{tmp_path / 'store'}"
+    first = Runtime(url, identity=USER, service=SERVICE, random=random.Random(0))
+    second = Runtime(url, identity=USER, service=SERVICE, random=random.Random(1))
+    space = first.create_space(name="home")
+    await put(doc(first, space, "counter"), 0)
+
+    async def worker(runtime: Runtime) -> int:
+        return sum([await increment(doc(runtime, space, "counter")) for _ in range(100)])
+
+    counts = await asyncio.gather(*(worker(rt) for rt in (first, second) for _ in range(5)))
+    assert doc(first, space, "counter").get() == sum(counts)
+    await first.close()
+    await second.close()
+
+
+INCREMENTS = """
+import asyncio, sys
+from charmspace.errors import ConflictError
+from charmspace.identity import Identity
+from charmspace.runtime import Runtime
+from charmspace.storage import entity_id
+
+async def main() -> None:
+    runtime = Runtime(sys.argv[1], identity=Identity.from_passphrase(sys.argv[2]))
+    counter = runtime.cell(sys.argv[3], entity_id({"test": "counter"}))
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together
+
+    async def worker() -> int:
+        done = 0
+        for _ in range(int(sys.argv[4])):
+            try:
+                async with runtime.edit():
+                    seen = counter.get()
+                    await asyncio.sleep(0)
+                    counter.set(seen + 1)
+                done += 1
+            except ConflictError:
+                pass
+        return done
+
+    done = sum(await asyncio.gather(*(worker() for _ in range(5))))
+    await runtime.close()
+    print(done)
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_on_one_sqlite_directory_lose_no_update(tmp_path: Path) -> None:
+    """The same race across real processes: every acknowledged increment is counted."""
+    url = f"sqlite:///{tmp_path / 'store'}"
+    runtime = Runtime(url, identity=USER, service=SERVICE)
+    space = runtime.create_space(name="home")
+    counter = doc(runtime, space, "counter")
+    await put(counter, 0)
+    script = tmp_path / "increments.py"
+    script.write_text(INCREMENTS)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(script), url, PASSPHRASE, space, "100", stdin=PIPE, stdout=PIPE
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        assert p.stdout is not None and await p.stdout.readline() == b"ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(b"go\n")
+        await p.stdin.drain()
+
+    async def worker() -> int:
+        return sum([await increment(counter) for _ in range(100)])
+
+    ours = sum(await asyncio.gather(*(worker() for _ in range(5))))
+    outputs = [await p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    theirs = sum(int(out.decode()) for out, _ in outputs)
+    assert counter.get() == ours + theirs
+    await runtime.close()

@@ -9,9 +9,11 @@ aborts, in any order. The model is ``02-runtime.md``:
 - writing a value equal to the current one is a no-op; the first real write
   fixes the writer space, and a write to the other space raises
   ``WriteIsolationError`` and is not journaled;
-- a transaction that wrote nothing commits trivially; otherwise it commits iff
-  no document it read in its writer space changed since it first read it
-  (per-space serializability), under the space's next seq.
+- a transaction commits iff no document it read in its writer space, or in a
+  space it wrote an equal value to, changed since it first read it
+  (per-space serializability; an equal write must not hide a lost update);
+  one that wrote nothing then commits trivially, any other under the space's
+  next seq.
 
 The storage must always hold exactly the serial application, in commit order,
 of the transactions the model says committed. Two drivers share the model: a
@@ -92,6 +94,8 @@ class OpenEdit:
     """The seq of each document when this transaction first read it."""
     writes: dict[DocKey, Doc] = field(default_factory=dict)
     writer: SpaceDID | None = None
+    noop: set[SpaceDID] = field(default_factory=set)
+    """Spaces this transaction wrote an equal value to (a write that wrote nothing)."""
 
 
 class EditModel:
@@ -158,6 +162,7 @@ class EditModel:
         view = self.view(t, key)
         if isinstance(view, dict) and name in view and same(view[name], value):
             self.context.run(self.cell(t, address).set, value)  # a no-op
+            t.noop.add(address.space)
             return
         if t.writer is not None and address.space != t.writer:
             with pytest.raises(WriteIsolationError) as refused:
@@ -172,6 +177,21 @@ class EditModel:
 
     def commit(self, t: OpenEdit) -> None:
         self.open.remove(t)
+        validated = t.noop | ({t.writer} if t.writer is not None else set())
+        stale = {
+            key: seen
+            for key, seen in t.reads.items()
+            if key[0] in validated and seen != self.latest(key)[1]
+        }
+        if stale:
+            with pytest.raises(ConflictError) as conflict:
+                self.context.run(t.edit.__exit__, None, None, None)
+            error = conflict.value
+            key = (error.space, error.id)
+            assert key in stale
+            assert (error.expected_seq, error.actual_seq) == (stale[key], self.latest(key)[1])
+            assert t.tx.state == "aborted"
+            return
         if not t.writes:
             self.context.run(t.edit.__exit__, None, None, None)
             assert t.tx.state == "committed"
@@ -179,20 +199,6 @@ class EditModel:
             return
         space = t.writer
         assert space is not None
-        stale = {
-            key: seen
-            for key, seen in t.reads.items()
-            if key[0] == space and seen != self.latest(key)[1]
-        }
-        if stale:
-            with pytest.raises(ConflictError) as conflict:
-                self.context.run(t.edit.__exit__, None, None, None)
-            error = conflict.value
-            key = (space, error.id)
-            assert error.space == space and key in stale
-            assert (error.expected_seq, error.actual_seq) == (stale[key], self.latest(key)[1])
-            assert t.tx.state == "aborted"
-            return
         self.context.run(t.edit.__exit__, None, None, None)
         seq = self.heads[space] + 1
         assert t.tx.result == CommitResult(True, space, seq)

@@ -315,15 +315,9 @@ class Runtime:
             except CharmspaceError as error:
                 log.warning("an outbox event cannot be delivered: %s", error)
                 if send.outbox is not None:
-                    outbox.clear(self, send.outbox, send.delivery_id)
+                    outbox.clear(self, send.outbox, send.unit_id, send.delivery_id)
                 continue
-            self.scheduler.dispatch(
-                target,
-                send.payload,
-                send.principal,
-                delivery_id=send.delivery_id,
-                outbox=send.outbox,
-            )
+            self.scheduler.dispatch(target, send.payload, send.principal, send=send)
 
     def stop_unit(self, unit: Unit) -> None:
         for spec in unit.handlers:

@@ -69,8 +69,7 @@ class Event:
     delivery: Delivery | None = None
     future: asyncio.Future[CallResult] | None = None
     finished: bool = False
-    delivery_id: str | None = None  # set for durable (outbox) deliveries
-    outbox: Address | None = None
+    send: outbox.StagedSend | None = None  # set for durable (outbox) deliveries
 
 
 class Scheduler:
@@ -126,11 +125,13 @@ class Scheduler:
         delivery: Delivery | None = None,
         future: asyncio.Future[CallResult] | None = None,
         *,
-        delivery_id: str | None = None,
-        outbox: Address | None = None,
+        send: outbox.StagedSend | None = None,
     ) -> None:
-        """Queue an event for the charm that owns the target's handler (starting it if needed)."""
-        event = Event(target, payload, principal, delivery, future, False, delivery_id, outbox)
+        """Queue an event for the charm that owns the target's handler (starting it if needed).
+
+        ``send`` is the outbox entry of a durable delivery (a handler's send).
+        """
+        event = Event(target, payload, principal, delivery, future, False, send)
         self.runtime.activity(+1)
         if target.spec is not None:
             self._enqueue(target.spec.unit, event)
@@ -177,12 +178,17 @@ class Scheduler:
         if caller is not None and callee is not None:
             self._waiting_on[caller] = callee
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), limit)
-        except TimeoutError:
-            raise CallTimeoutError(str(target.address), limit) from None
+            # Not wait_for(shield(...)): on Python 3.11 it swallows a cancellation that
+            # arrives as the answer does, and Ctrl-C then takes several tries. A
+            # cancelled caller gets CancelledError at once; its event, already queued,
+            # still runs to completion (and commits, or not) without anyone waiting.
+            done, _ = await asyncio.wait((future,), timeout=limit)
         finally:
             if caller is not None:
                 self._waiting_on.pop(caller, None)
+        if not done:
+            raise CallTimeoutError(str(target.address), limit)
+        result = future.result()
         if result.ok and result.seq and result.space and tx is not None and tx.state == "open":
             tx.saw_commit(result.space, result.seq)
         return result
@@ -249,9 +255,7 @@ class Scheduler:
             )
             token = current_transaction.set(tx)
             try:
-                if event.delivery_id is not None and outbox.already_consumed(
-                    tx, spec.unit, event.delivery_id
-                ):
+                if event.send is not None and outbox.already_consumed(tx, spec.unit, event.send):
                     tx.commit()  # a redelivery after a crash: applied once already
                     self._finish(event, EMPTY_COMMIT, None)
                     return yielded
@@ -261,8 +265,8 @@ class Scheduler:
                     yielded = True
                     value = await value
                 value = to_json(value)
-                if event.delivery_id is not None:
-                    outbox.consume(tx, spec.unit, event.delivery_id, runtime.clock.now())
+                if event.send is not None:
+                    outbox.consume(tx, spec.unit, event.send)
                 tx.commit(on_durable=partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
@@ -307,11 +311,14 @@ class Scheduler:
         if event.finished:
             return
         event.finished = True
-        if event.outbox is not None and event.delivery_id is not None:
-            outbox.clear(self.runtime, event.outbox, event.delivery_id)
+        send = event.send
+        if send is not None and send.outbox is not None:
+            outbox.clear(self.runtime, send.outbox, send.unit_id, send.delivery_id)
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)
+            if event.future is None:  # a send (a caller gets its answer instead)
+                _log_failed_send(event, error)
         if event.delivery is not None:
             try:
                 event.delivery.resolve(result)
@@ -321,3 +328,25 @@ class Scheduler:
             event.future.set_result(
                 CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)
             )
+
+
+def _log_failed_send(event: Event, error: BaseException | None) -> None:
+    """Say that a send failed, so it is not silent without an on_error listener.
+
+    Only the stream, the error's type and the charm: the event and the error's
+    message come from user code and may hold secrets.
+    """
+    spec = event.target.spec
+    charm = f"{spec.unit.name} ({spec.unit.id})" if spec is not None else "no running charm"
+    kind = type(error).__name__ if error is not None else "unknown error"
+    log.warning(
+        "send to %s failed with %s in charm %s",
+        event.target.address,
+        kind,
+        charm,
+        extra={
+            "stream": str(event.target.address),
+            "error_type": kind,
+            "charm": spec.unit.id if spec is not None else None,
+        },
+    )

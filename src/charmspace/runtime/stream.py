@@ -14,9 +14,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from charmspace.errors import StreamError
+from charmspace.errors import AwaitedSendError, StreamError
 from charmspace.runtime.address import Address
-from charmspace.runtime.transaction import CommitResult, current_transaction
+from charmspace.runtime.transaction import CommitResult, Transaction, current_transaction
 from charmspace.types import DID, JSONValue, SpaceDID
 
 if TYPE_CHECKING:
@@ -44,14 +44,26 @@ class Delivery:
     ``on_commit`` callbacks run exactly once: after the target's transaction
     committed, or with ``ok=False`` when it failed or the event was dropped
     because the sending transaction aborted. They never receive a transaction.
+
+    Awaiting a send from inside the transaction that staged it raises
+    :class:`~charmspace.errors.AwaitedSendError`: it is delivered only once that
+    transaction commits, which cannot happen while it waits.
     """
 
-    __slots__ = ("_callbacks", "_future", "_result")
+    __slots__ = ("_callbacks", "_future", "_result", "location", "staged_in")
 
-    def __init__(self, on_commit: OnCommit | None = None) -> None:
+    def __init__(
+        self,
+        on_commit: OnCommit | None = None,
+        *,
+        location: Address | None = None,
+        staged_in: Transaction | None = None,
+    ) -> None:
         self._callbacks: list[OnCommit] = [on_commit] if on_commit else []
         self._result: CommitResult | None = None
         self._future: asyncio.Future[CommitResult] | None = None
+        self.location = location
+        self.staged_in = staged_in
 
     @property
     def done(self) -> bool:
@@ -74,6 +86,9 @@ class Delivery:
     def __await__(self) -> Generator[Any, None, CommitResult]:
         if self._result is not None:
             return self._result
+        tx = self.staged_in
+        if tx is not None and tx.state == "open" and current_transaction.get() is tx:
+            raise AwaitedSendError(str(self.location))
         if self._future is None:
             self._future = asyncio.get_running_loop().create_future()
         return (yield from self._future.__await__())
@@ -113,9 +128,10 @@ class Stream(Generic[T]):
 
         payload = to_json(event)
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
-        delivery = Delivery(on_commit)
         tx = current_transaction.get()
-        if tx is not None and tx.state == "open":
+        staging = tx is not None and tx.state == "open"
+        delivery = Delivery(on_commit, location=self.address, staged_in=tx if staging else None)
+        if tx is not None and staging:
             from charmspace.runtime.outbox import stage
             from charmspace.runtime.scheduler import current_unit
 
@@ -130,8 +146,7 @@ class Stream(Generic[T]):
                         payload,
                         sender,
                         delivery,
-                        delivery_id=staged.delivery_id,
-                        outbox=staged.outbox,
+                        send=staged,
                     )
                 )
             else:
@@ -161,6 +176,10 @@ class Stream(Generic[T]):
         Raises :class:`~charmspace.errors.DeadlockError` for a call that would
         wait on itself and :class:`~charmspace.errors.CallTimeoutError` when no
         answer comes in ``timeout`` seconds (default: the runtime's, 30 s).
+
+        Cancelling the calling task raises ``CancelledError`` in it at once; the
+        event is already queued and still runs to completion (its commit, if
+        any, stands), so read the target's state to learn whether it committed.
         """
         from charmspace.runtime.cell import to_json
 

@@ -84,6 +84,7 @@ class Transaction:
         "_after_commit",
         "_before_commit",
         "_cache",
+        "_noop_spaces",
         "_on_abort",
         "_on_applied",
         "_reads",
@@ -125,6 +126,7 @@ class Transaction:
         self._reads: dict[DocKey, int] = {}
         self._cache: dict[DocKey, JSONValue] = {}
         self._writes: dict[DocKey, JSONValue | object] = {}
+        self._noop_spaces: set[SpaceDID] = set()
         self._after_commit: list[Callable[[CommitResult], None]] = []
         self._on_abort: list[Callable[[], None]] = []
         self._on_applied: list[Callable[[], None]] = []
@@ -289,7 +291,11 @@ class Transaction:
     def write(self, address: Address, value: JSONValue) -> None:
         """Write ``value`` at ``address``; links on the way are followed, redirect links too.
 
-        Writing a value equal to the current one is a no-op and triggers nobody.
+        Writing a value equal to the current one writes nothing and triggers
+        nobody, but the transaction's reads of that space are still validated
+        at commit: the value may be equal only because another commit wrote it
+        since this transaction read (two read-modify-write increments racing),
+        and committing then would lose an update without a conflict.
         """
         target, doc = self._write_target(address)
         limit = self.runtime.storage.limits.max_path_segments
@@ -297,8 +303,10 @@ class Transaction:
             raise LimitExceededError("The path length", len(target.path), limit)
         if target.path:
             if same(getpath(doc, target.path), value) and _exists(doc, target.path):
+                self._noop_spaces.add(target.space)
                 return
         elif same(doc, value):
+            self._noop_spaces.add(target.space)
             return
         self.write_doc(target.space, target.id, setpath(doc, target.path, value))
 
@@ -398,6 +406,8 @@ class Transaction:
         self._check_open()
         for callback in self._before_commit:
             callback(self)
+        if self._noop_spaces:
+            self._validate_noop_spaces()
         if not self._writes:
             self.state = "committed"
             self.result = EMPTY_COMMIT
@@ -433,6 +443,31 @@ class Transaction:
         elif settled:
             self._settle(settled[0], on_durable)
         return self.result
+
+    def _validate_noop_spaces(self) -> None:
+        """Raise ConflictError (aborting) if a read of a space written only by no-op
+        writes changed since; the writer space's reads are validated by storage.
+
+        Why checking one document after another is enough: each read seq was
+        seen before the first check, so a document found unchanged at its check
+        was unchanged when the first check ran, and all of them held together
+        then. ``head`` first makes storage look past its cache of other
+        processes' commits.
+        """
+        storage = self.runtime.storage
+        for space in self._noop_spaces:
+            if space == self.writer:
+                continue
+            try:
+                storage.head(space, self.principal)
+                for (s, id), seen in self._reads.items():
+                    if s == space:
+                        actual = storage.read(space, id, self.principal).seq
+                        if actual != seen:
+                            raise ConflictError(space, id, seen, actual)
+            except BaseException as e:
+                self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
+                raise
 
     def _settle(
         self, error: BaseException | None, on_durable: Callable[[CommitResult], None] | None
