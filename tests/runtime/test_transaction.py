@@ -346,12 +346,11 @@ async def increment(cell: Cell[Any]) -> bool:
     return True
 
 
-async def test_racing_increments_lose_no_update(any_runtime: Runtime) -> None:
+async def test_racing_increments_lose_no_update(runtime: Runtime) -> None:
     """Bug: 20 tasks x 50 read-modify-write increments in runtime.edit() were all
     acknowledged but the counter ended at 50: a write equal to a fresh re-read (the
     value another task had just committed) was dropped as a no-op, and a transaction
     without writes committed without validating its reads."""
-    runtime = any_runtime
     counter = doc(runtime, runtime.create_space(name="home"), "counter")
     await put(counter, 0)
 
