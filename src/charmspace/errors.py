@@ -31,6 +31,7 @@
     ├── PatternError                   construction mistakes (captured cells, bad annotations)
     │   └── PatternNotInstalledError   space, charm id, pattern (a stored charm's, not known)
     ├── CharmNotFoundError             space, charm id
+    ├── CharmCreatorError              space, charm id, claimed creator, who wrote the claim
     └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
 
 ``TypeError`` for a non-JSON value is raised as :class:`NotJSONError`, which is
@@ -369,6 +370,26 @@ class CharmNotFoundError(CharmspaceError):
         self.space = space
         self.charm_id = charm_id
         super().__init__(f"No charm {charm_id} in space {space}.")
+
+
+class CharmCreatorError(CharmspaceError):
+    """A stored charm names a creator storage cannot vouch for: it is not rebuilt.
+
+    Why: a rebuilt charm's derived values act for its creator, and anyone with
+    WRITE on the space can edit the charm's documents; a creator is believed only
+    if storage recorded that very principal writing the claim.
+    """
+
+    def __init__(self, space: str, charm_id: str, claimed: str, written_by: str | None) -> None:
+        self.space = space
+        self.charm_id = charm_id
+        self.claimed = claimed
+        self.written_by = written_by
+        super().__init__(
+            f"Charm {charm_id} in space {space} names {claimed} as its creator, but that "
+            f"claim was written by {written_by or 'an unknown principal'}; it is not started "
+            "with another principal's rights. Its creator can remove it and create it again."
+        )
 
 
 class IntegrationError(CharmspaceError):

@@ -17,14 +17,15 @@ import pytest
 
 from charmspace.errors import (
     AuthorizationError,
+    CharmCreatorError,
     PatternError,
     PatternNotInstalledError,
     SchemaError,
 )
 from charmspace.identity import Identity
 from charmspace.library.counter import counter
-from charmspace.patterns import Charm, cell, handler, pattern
-from charmspace.patterns.build import charm_docs
+from charmspace.patterns import Charm, Default, cell, derive, handler, pattern
+from charmspace.patterns.build import charm_docs, creator_doc
 from charmspace.runtime import Cell, JobContext, Runtime, start_job
 from charmspace.storage import Capability
 from charmspace.values import setpath
@@ -43,9 +44,9 @@ Path(__file__).with_suffix(".imported").write_text("imported")
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
-    """Alice's runtime, in memory."""
-    rt = Runtime("memory://", identity=ALICE, service=SERVICE, call_timeout=5)
+async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
+    """Alice's runtime, in memory and on SQLite."""
+    rt = Runtime(storage_url, identity=ALICE, service=SERVICE, call_timeout=5)
     yield rt
     await rt.close()
 
@@ -263,3 +264,43 @@ async def test_an_event_that_is_not_what_the_handler_declared_is_refused_and_wri
     assert says in str(result.error)
     assert charm["value"].get() == 1
     assert runtime.storage.head(space, ALICE.did) == before + 1  # only the error cell
+
+
+@pattern
+def mirror(source: Default[Cell[Any], None]):
+    return {"copy": derive(source, lambda value: value)}
+
+
+async def test_rewriting_a_charms_creator_does_not_borrow_the_named_users_rights(
+    open_runtime: OpenRuntime,
+) -> None:
+    """Attack: Bob, with WRITE on a space Alice shares, makes a charm there whose input
+    is linked to Alice's private cell (as Bob it cannot read it), then rewrites the
+    charm's stored creator to name Alice. After a restart the rebuilt charm would
+    compute as Alice and copy her secret into the shared space.
+    Refusal: the claimed creator is checked against the principal storage recorded
+    writing it; the charm is not started, and nothing of Alice's is copied."""
+    runtime = await open_runtime()
+    private = runtime.create_space(name="private")
+    secret = await runtime.charms.create(mirror, space=private, inputs={"source": "alice-only"})
+    shared = runtime.create_space(name="shared")
+    runtime.storage.set_acl(shared, ALICE.did, BOB.did, Capability.WRITE)
+    charm = await runtime.charms.create(
+        mirror, space=shared, inputs={"source": secret["copy"]}, principal=BOB.did
+    )
+    await runtime.idle()
+    assert charm["copy"].get() is None  # as Bob, the link resolves to an error
+
+    async with runtime.edit(BOB.did) as tx:
+        tx.write(creator_doc(shared, charm.id), {"creator": ALICE.did})
+        internal = charm_docs(shared, charm.id)[1]
+        tx.write(internal.key("$charm", "creator"), ALICE.did)
+    await runtime.close()
+
+    runtime = await open_runtime()
+    with pytest.raises(CharmCreatorError) as refused:
+        await runtime.charms.get(shared, charm.id)
+    assert refused.value.written_by == BOB.did
+    assert "create it again" in str(refused.value)
+    await runtime.idle()
+    assert runtime.read(charm["copy"].address, BOB.did) is None

@@ -44,6 +44,11 @@ def charm_docs(space: SpaceDID, charm_id: EntityId) -> tuple[Address, Address, A
     )
 
 
+def creator_doc(space: SpaceDID, charm_id: EntityId) -> Address:
+    """The document naming a charm's creator, written only by that creator (see ``Charms``)."""
+    return Address(space, entity_id({"charm": charm_id, "doc": "creator"}))
+
+
 @dataclass(eq=False, slots=True)
 class Built:
     """A charm as its pattern built it, with the children it called."""

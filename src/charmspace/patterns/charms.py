@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
     AuthorizationError,
+    CharmCreatorError,
     CharmNotFoundError,
     CharmspaceError,
     ConflictError,
@@ -37,7 +38,13 @@ from charmspace.errors import (
     PatternNotInstalledError,
     UnknownStreamError,
 )
-from charmspace.patterns.build import Built, build_charm, charm_docs, rebuilt_argument
+from charmspace.patterns.build import (
+    Built,
+    build_charm,
+    charm_docs,
+    creator_doc,
+    rebuilt_argument,
+)
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
@@ -193,6 +200,7 @@ class Charms:
             tx = Transaction(runtime, principal, meta={"create": pat.name})
             arg_address, _internal, result_address = charm_docs(space, charm_id)
             tx.write(arg_address, argument)
+            tx.write(creator_doc(space, charm_id), {"creator": principal})
             for node in built.walk():
                 argument_doc, internal_doc, result_doc = node.docs
                 if node.argument is not None:
@@ -276,9 +284,10 @@ class Charms:
                 extra={"charm": charm_id, "space": space},
             )
             record = {**record, "source_hash": pat.source_hash}
-        creator = str(record.get("creator"))
+        creator = self._vouched_creator(space, charm_id, record)
         built = build_charm(runtime, pat, space, charm_id, creator, record)
         tx = Transaction(runtime, creator, meta={"rebuild": pat.name}, confine=space)
+        tx.write(creator_doc(space, charm_id), {"creator": creator})
         for node in built.walk():
             argument_doc, internal_doc, result_doc = node.docs
             if node.argument is not None:
@@ -295,6 +304,34 @@ class Charms:
         if charm is not None:  # started concurrently while we read
             return charm
         return await self._start(built, creator)
+
+    def _vouched_creator(
+        self, space: SpaceDID, charm_id: EntityId, record: Mapping[str, Any]
+    ) -> DID:
+        """The charm's creator, if storage recorded that principal writing the claim.
+
+        The claim is the charm's creator document (or, for a charm stored before
+        it existed, the internal document holding its record). Anyone with WRITE
+        on the space could rewrite either; the commit log says who did.
+        """
+        storage, service = self.runtime.storage, self.runtime.service_did
+        rev = storage.read(space, creator_doc(space, charm_id).id, service)
+        if rev.exists and isinstance(rev.value, dict):
+            claimed = str(rev.value.get("creator"))
+        else:
+            claimed = str(record.get("creator"))
+            rev = storage.read(space, charm_docs(space, charm_id)[1].id, service)
+        written_by = storage.committer(space, rev.seq, service)
+        if written_by != claimed:
+            log.warning(
+                "charm %s claims creator %s, written by %s: not starting it",
+                charm_id,
+                claimed,
+                written_by,
+                extra={"charm": charm_id, "space": space},
+            )
+            raise CharmCreatorError(space, charm_id, claimed, written_by)
+        return claimed
 
     async def start_stream_owner(self, address: Address) -> HandlerSpec | None:
         """The runtime's owner loader: start the charm whose internal document holds ``address``."""
@@ -348,6 +385,7 @@ class Charms:
             derived.update(output.doc for output in outputs)
             owned += [
                 *charm_docs(space, member.id),
+                creator_doc(space, member.id),
                 *outputs,
                 unit.error_address,
                 unit.jobs_address,

@@ -41,12 +41,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import CharmspaceError
 from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction
 from charmspace.storage import DELETE
 from charmspace.storage.ids import entity_id
-from charmspace.types import DID, EntityId, JSONValue, SpaceDID
+from charmspace.types import DID, EntityId, JSONValue
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -246,7 +245,7 @@ def _verified(
             "skipping a malformed outbox entry", extra={"charm": unit.id, "outbox": str(address)}
         )
         return None
-    recorded = _committer(runtime, space, rev.seq)
+    recorded = storage.committer(space, rev.seq, service)
     if recorded != claimed:
         log.warning(
             "dropping an outbox entry of %s that claims principal %s but was committed by %s",
@@ -262,17 +261,6 @@ def _verified(
         )
         return None
     return StagedSend(delivery_id, target, payload, claimed, unit.id, address, seq, low)
-
-
-def _committer(runtime: Runtime, space: SpaceDID, seq: int) -> DID | None:
-    """The principal storage recorded for commit ``seq`` of ``space``."""
-    if seq <= 0:
-        return None
-    try:
-        [entry] = runtime.storage.log(space, runtime.service_did, since=seq - 1, limit=1)
-    except (CharmspaceError, ValueError):
-        return None
-    return entry.principal if entry.seq == seq else None
 
 
 def _drop_legacy(runtime: Runtime, address: Address, count: int) -> None:

@@ -355,6 +355,18 @@ class Storage:
         self._check(space, principal, Capability.READ, "read the log")
         return self.backend.log(space, since, limit)
 
+    def committer(self, space: SpaceDID, seq: int, principal: DID) -> DID | None:
+        """Who made commit ``seq`` of ``space``, as storage recorded it (needs READ).
+
+        What a document says about who wrote it proves nothing (anyone with WRITE
+        can write anything); this is the record to check such claims against.
+        None if that commit is not (or no longer) in the log.
+        """
+        if seq <= 0:
+            return None
+        entries = self.log(space, principal, since=seq - 1, limit=1)
+        return entries[0].principal if entries and entries[0].seq == seq else None
+
     def prune(self, space: SpaceDID, principal: DID, *, before: int) -> int:
         """Drop revisions older than seq ``before``; current values are kept. Needs OWNER."""
         self._check(space, principal, Capability.OWNER, "prune history")
