@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from charmspace.errors import PatternError
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell
-from charmspace.runtime.schema import Validator, field_kind, validator_for
+from charmspace.runtime.schema import Validator, event_validator_for, field_kind
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
 from charmspace.storage.ids import entity_id
@@ -175,7 +175,7 @@ class Unit:
         elif inspect.isfunction(event) and not isinstance(event, type):
             validate = event
         else:
-            validate = validator_for(event)
+            validate = event_validator_for(event)
         address = at or self.address("stream", name)
         spec = HandlerSpec(
             self,
