@@ -27,9 +27,10 @@ from charmspace.runtime import (
     Runtime,
     Stream,
     Unit,
+    context,
     link_to,
 )
-from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import SpaceDID
 from charmspace.values import FrozenDict
 
@@ -67,7 +68,7 @@ class GoogleAuth:
         self.transactions: list[Transaction] = []
 
         def refresh_token(event: Any, *, auth: Cell[Any]) -> str:
-            tx = current_transaction.get()
+            tx = context.current().transaction
             assert tx is not None
             self.transactions.append(tx)
             generation = auth.get()["generation"] + 1
@@ -214,7 +215,7 @@ async def test_calling_the_refresh_stream_then_reading_the_new_token(
     async def start_scan(
         event: Any, *, auth: Cell[Any], refresh: Stream[Any], log: Cell[Any]
     ) -> str:
-        tx = current_transaction.get()
+        tx = context.current().transaction
         assert tx is not None
         consumer_transactions.append(tx)
         log.push("scan started")

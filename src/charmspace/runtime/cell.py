@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from charmspace.errors import SchemaError, TransactionRequiredError
+from charmspace.runtime import context
 from charmspace.runtime.address import Address, link_to
-from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import JSONValue, Path, PathSegment
 from charmspace.values import FrozenDict, FrozenList, freeze
 
@@ -66,14 +67,14 @@ class Cell(Generic[T]):
         tx = self._tx
         if tx is not None and tx.state == "open":
             return tx
-        tx = current_transaction.get()
+        tx = context.current().transaction
         return tx if tx is not None and tx.state == "open" else None
 
     def _writing_tx(self, verb: str) -> Transaction:
         if self._tx is not None:
             self._tx._check_open()
             return self._tx
-        tx = current_transaction.get()
+        tx = context.current().transaction
         if tx is None:
             raise TransactionRequiredError(f"{verb} {self.address}")
         tx._check_open()

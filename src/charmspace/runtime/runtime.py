@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
-from charmspace.runtime import outbox
+from charmspace.runtime import context, outbox
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
@@ -32,10 +32,8 @@ from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import (
     DocKey,
     Transaction,
-    acting_principal,
-    current_transaction,
 )
-from charmspace.runtime.unit import Action, HandlerSpec, Unit
+from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
@@ -45,10 +43,6 @@ if TYPE_CHECKING:
     from charmspace.patterns.favorites import Favorites
 
 log = logging.getLogger(__name__)
-
-current_action: contextvars.ContextVar[Action | None] = contextvars.ContextVar(
-    "charmspace_action", default=None
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +89,10 @@ class Edit:
 
     def __init__(self, runtime: Runtime, principal: DID) -> None:
         self.tx = Transaction(runtime, principal, meta={"edit": True})
-        self._token: contextvars.Token[Transaction | None] | None = None
+        self._token: contextvars.Token[context.RunContext] | None = None
 
     def __enter__(self) -> Transaction:
-        self._token = current_transaction.set(self.tx)
+        self._token = context.enter(transaction=self.tx)
         return self.tx
 
     def __exit__(
@@ -108,7 +102,7 @@ class Edit:
         tb: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            current_transaction.reset(self._token)
+            context.leave(self._token)
         if exc is not None:
             self.tx.abort()
         elif self.tx.state == "open":
@@ -181,10 +175,10 @@ class Runtime:
 
     def acting(self) -> DID:
         """The principal the current code acts for: its transaction's, its job's, or the user."""
-        tx = current_transaction.get()
+        tx = context.current().transaction
         if tx is not None and tx.state == "open":
             return tx.principal
-        return acting_principal.get() or self.principal
+        return context.current().principal or self.principal
 
     @property
     def service_did(self) -> DID:
@@ -389,8 +383,8 @@ class Runtime:
         """
         if self._offload is None:
             self._offload = ThreadPoolExecutor(1, thread_name_prefix="charmspace-derive")
-        context = contextvars.copy_context()
-        return await self.loop.run_in_executor(self._offload, partial(context.run, fn, *args))
+        here = contextvars.copy_context()
+        return await self.loop.run_in_executor(self._offload, partial(here.run, fn, *args))
 
     # --- time, randomness ----------------------------------------------------------------
 
@@ -402,7 +396,7 @@ class Runtime:
         """
         t = self.clock.now()
         if resolution:
-            action = current_action.get()
+            action = context.current().action
             if action is not None:
                 self.host(action.unit.space).propagator.on_time(action, resolution)
             t = math.floor(t / resolution) * resolution

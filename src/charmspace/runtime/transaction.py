@@ -15,7 +15,6 @@ result when it reads again.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,15 +43,6 @@ log = logging.getLogger(__name__)
 
 MAX_HOPS = 64
 DocKey = tuple[SpaceDID, EntityId]
-
-current_transaction: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
-    "charmspace_transaction", default=None
-)
-
-acting_principal: contextvars.ContextVar[DID | None] = contextvars.ContextVar(
-    "charmspace_principal", default=None
-)
-"""Who code outside any transaction acts for (a job acts for whoever started it)."""
 
 
 @dataclass(frozen=True, slots=True)
