@@ -17,6 +17,7 @@ from charmspace.errors import (
     AuthorizationError,
     ConflictError,
     LimitExceededError,
+    SpaceClaimError,
     SpaceNotFoundError,
     StorageError,
 )
@@ -34,6 +35,7 @@ from charmspace.storage.model import (
     Revision,
     SpaceRecord,
 )
+from charmspace.storage.proof import is_creation_proof
 from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import FrozenDict, dumps, freeze
 
@@ -92,21 +94,50 @@ class Storage:
     # --- spaces and access control ------------------------------------------------
 
     def create_space(
-        self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability] | None = None
+        self,
+        space: SpaceDID,
+        owner: DID,
+        acl: Mapping[str, Capability] | None = None,
+        *,
+        proof: bytes | None = None,
     ) -> SpaceRecord:
-        """Create a space owned by ``owner``. Default closed: no one else may use it."""
+        """Create a space owned by ``owner``. Default closed: no one else may use it.
+
+        ``owner`` is the acting principal. It may create ``space`` only if it
+        holds the space's key: ``owner == space`` (a user's home space), or
+        ``proof`` is :func:`~charmspace.storage.proof.creation_proof` signed with
+        the space's key for this owner (a named space). Otherwise
+        :class:`~charmspace.errors.SpaceClaimError`: nobody can create, and so
+        own, a space named by someone else's DID.
+        """
         from charmspace.identity import parse_did
 
         parse_did(space)
         parse_did(owner)
-        record = self.backend.create_space(space, owner, dict(acl or {}), self.clock())
+        if owner != space:
+            if proof is None:
+                raise SpaceClaimError(
+                    space, owner, "the owner is not the space's DID and no proof was given"
+                )
+            if not is_creation_proof(space, owner, proof):
+                raise SpaceClaimError(
+                    space, owner, "the proof is not a signature by the space's key for this owner"
+                )
+        checked: dict[str, Capability] = {}
+        for subject, capability in (acl or {}).items():
+            if subject != ANYONE:
+                parse_did(subject)
+            checked[subject] = Capability(capability)
+        record = self.backend.create_space(space, owner, checked, self.clock())
         self._records[space] = record
         return record
 
-    def ensure_space(self, space: SpaceDID, owner: DID) -> SpaceRecord:
+    def ensure_space(
+        self, space: SpaceDID, owner: DID, *, proof: bytes | None = None
+    ) -> SpaceRecord:
         """The space's record, creating the space for ``owner`` if it does not exist."""
         record = self._record_or_none(space)
-        return record if record is not None else self.create_space(space, owner)
+        return record if record is not None else self.create_space(space, owner, proof=proof)
 
     def has_space(self, space: SpaceDID) -> bool:
         return self._record_or_none(space) is not None

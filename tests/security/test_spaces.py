@@ -1,0 +1,91 @@
+"""Attacks on spaces, and how storage refuses them.
+
+Storage trusts the acting principal it is given (the layer above authenticates
+it) and nothing else: not a claim to a space named by someone else's key, not
+a missing principal, not a record it read before another process changed it,
+not an empty file where a space used to be. Each test is one attack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from charmspace.errors import (
+    SpaceClaimError,
+)
+from charmspace.identity import Identity
+from charmspace.runtime import Runtime
+from charmspace.storage import (
+    Capability,
+    Storage,
+    creation_proof,
+    entity_id,
+    open_storage,
+)
+
+ALICE = Identity.from_passphrase("security suite: alice")
+BOB = Identity.from_passphrase("security suite: bob")
+X = entity_id({"security": "x"})
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A storage with no service identity: nobody is allowed everywhere."""
+    url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path / 'store'}"
+    with open_storage(url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def two_processes(tmp_path: Path) -> Iterator[tuple[Storage, Storage]]:
+    """Two independent storages on one SQLite directory, as two processes would have."""
+    url = f"sqlite://{tmp_path / 'shared'}"
+    with open_storage(url) as one, open_storage(url) as two:
+        yield one, two
+
+
+# --- squatting ---------------------------------------------------------------------------
+
+
+def test_bob_cannot_create_alices_home_space(storage: Storage) -> None:
+    """Regression: create_space(space=<Alice's DID>, owner=<Bob>) made Bob its owner."""
+    with pytest.raises(SpaceClaimError) as err:
+        storage.create_space(ALICE.did, BOB.did, {BOB.did: Capability.WRITE})
+    assert (err.value.space, err.value.owner) == (ALICE.did, BOB.did)
+    assert "creation_proof" in str(err.value)
+    assert not storage.has_space(ALICE.did)
+    assert storage.create_space(ALICE.did, ALICE.did).owner == ALICE.did  # hers to create
+
+
+def test_bob_cannot_create_alices_named_space(storage: Storage) -> None:
+    notes = ALICE.derive("notes")
+    for proof in (
+        None,  # no proof at all
+        creation_proof(BOB, BOB.did),  # signed, but by Bob's own key
+        creation_proof(notes, ALICE.did),  # Alice's real proof, replayed for Bob
+        b"\0" * 64,
+    ):
+        with pytest.raises(SpaceClaimError) as err:
+            storage.create_space(notes.did, BOB.did, proof=proof)
+        assert "signed with the space's key" in str(err.value)
+    assert not storage.has_space(notes.did)
+    record = storage.create_space(notes.did, ALICE.did, proof=creation_proof(notes, ALICE.did))
+    assert record.owner == ALICE.did
+
+
+async def test_a_runtime_creates_its_users_spaces_and_nobody_elses(tmp_path: Path) -> None:
+    shared = open_storage(f"sqlite://{tmp_path / 'store'}")
+    alice, bob = Runtime(shared, identity=ALICE), Runtime(shared, identity=BOB)
+    try:
+        with pytest.raises(SpaceClaimError):
+            bob.create_space(ALICE.derive("notes").did)
+        assert alice.create_space(name="notes") == ALICE.derive("notes").did
+        assert alice.create_space() == ALICE.did
+        assert shared.space(ALICE.derive("notes").did, ALICE.did).owner == ALICE.did
+        assert bob.create_space(name="notes") == BOB.derive("notes").did
+    finally:
+        await bob.close()
+        await alice.close()
