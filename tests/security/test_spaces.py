@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from charmspace.errors import (
-    SpaceClaimError,
-)
+from charmspace.errors import AuthorizationError, MissingPrincipalError, SpaceClaimError
 from charmspace.identity import Identity
 from charmspace.runtime import Runtime
 from charmspace.storage import (
+    ANYONE,
     Capability,
+    Commit,
     Storage,
     creation_proof,
     entity_id,
@@ -89,3 +89,33 @@ async def test_a_runtime_creates_its_users_spaces_and_nobody_elses(tmp_path: Pat
     finally:
         await bob.close()
         await alice.close()
+
+
+# --- no principal ------------------------------------------------------------------------
+
+
+ATTEMPTS = {
+    "read": lambda s, space: s.read(space, X, None),
+    "head": lambda s, space: s.head(space, None),
+    "log": lambda s, space: s.log(space, None),
+    "acl": lambda s, space: s.space(space, None),
+    "list": lambda s, space: s.spaces(None),
+    "commit": lambda s, space: s.commit(Commit(space, None, {X: "anonymous"})),
+    "grant": lambda s, space: s.set_acl(space, None, ANYONE, Capability.OWNER),
+    "prune": lambda s, space: s.prune(space, None, before=2),
+    "delete": lambda s, space: s.delete_space(space, None),
+}
+
+
+@pytest.mark.parametrize("attempt", ATTEMPTS.values(), ids=ATTEMPTS.keys())
+def test_a_missing_principal_is_refused_everywhere(storage: Storage, attempt: object) -> None:
+    """Regression: with no service identity, principal=None passed every check (None == None)."""
+    storage.create_space(ALICE.did, ALICE.did)
+    storage.commit(Commit(ALICE.did, ALICE.did, {X: "hers"}))
+    with pytest.raises(MissingPrincipalError) as err:
+        attempt(storage, ALICE.did)  # type: ignore[operator]
+    assert "Pass the DID of the identity acting" in str(err.value)
+    assert isinstance(err.value, AuthorizationError)
+    assert storage.space(ALICE.did, ALICE.did).acl == {}
+    assert storage.read(ALICE.did, X, ALICE.did).value == "hers"
+    assert storage.head(ALICE.did, ALICE.did) == 1

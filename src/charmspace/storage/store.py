@@ -17,6 +17,7 @@ from charmspace.errors import (
     AuthorizationError,
     ConflictError,
     LimitExceededError,
+    MissingPrincipalError,
     SpaceClaimError,
     SpaceNotFoundError,
     StorageError,
@@ -58,8 +59,9 @@ def _run(settle: list[Settle]) -> None:
 class Storage:
     """Spaces of documents with per-space sequence numbers and ACLs.
 
-    Every method takes the acting ``principal``. The optional ``service`` DID is
-    the server's own identity: it is allowed everywhere (the server hosts the
+    Every method takes the acting ``principal``; a missing one (``None``) is
+    refused, never treated as anyone in particular. The optional ``service`` DID
+    is the server's own identity: it is allowed everywhere (the server hosts the
     data anyway) and each use is logged with its reason.
     """
 
@@ -112,6 +114,7 @@ class Storage:
         """
         from charmspace.identity import parse_did
 
+        self._require_principal(owner, space, "create the space")
         parse_did(space)
         parse_did(owner)
         if owner != space:
@@ -148,6 +151,7 @@ class Storage:
 
     def spaces(self, principal: DID) -> list[SpaceRecord]:
         """The spaces ``principal`` can read (one that cannot be opened is logged and skipped)."""
+        self._require_principal(principal, "(every space)", "list spaces")
         out = []
         for space in self.backend.list_spaces():
             try:
@@ -196,7 +200,9 @@ class Storage:
             _run(settle)
 
     def allowed(self, record: SpaceRecord, principal: DID, needed: Capability) -> bool:
-        if principal == self.service and principal is not None:
+        if not isinstance(principal, str) or not principal:
+            return False
+        if self.service is not None and principal == self.service:
             return True
         have = record.capability(principal)
         return have is not None and have >= needed
@@ -209,13 +215,18 @@ class Storage:
                 self._records[space] = record
         return record
 
+    def _require_principal(self, principal: object, space: SpaceDID, action: str) -> None:
+        if not isinstance(principal, str) or not principal:
+            raise MissingPrincipalError(space, action, principal)
+
     def _check(
         self, space: SpaceDID, principal: DID, needed: Capability, action: str
     ) -> SpaceRecord:
+        self._require_principal(principal, space, action)
         record = self._records.get(space) or self._record_or_none(space)
         if record is None:
             raise SpaceNotFoundError(space)
-        if principal == self.service:
+        if self.service is not None and principal == self.service:
             log.debug("service identity used", extra={"space": space, "reason": action})
             return record
         have = record.capability(principal)
