@@ -16,6 +16,7 @@ from typing import Any
 from charmspace.errors import (
     AuthorizationError,
     ConflictError,
+    InvalidIdError,
     LimitExceededError,
     MissingPrincipalError,
     SpaceClaimError,
@@ -241,6 +242,7 @@ class Storage:
     ) -> Revision:
         """The document's current value and seq, or as of commit ``at``. Needs READ."""
         self._check(space, principal, Capability.READ, "read")
+        self._check_id(space, id)
         return self.backend.read(space, id, at)
 
     def head(self, space: SpaceDID, principal: DID) -> int:
@@ -355,15 +357,42 @@ class Storage:
     def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
         return [(on_durable, error) for _, on_durable in self._pending.pop(space, None) or ()]
 
+    def _check_id(self, space: SpaceDID, id: object) -> None:
+        """Refuse an id no backend can store, before it can join (and fail) a group."""
+        if not isinstance(id, str):
+            raise InvalidIdError(space, id, f"it is {type(id).__name__}, not a string")
+        if not id:
+            raise InvalidIdError(space, id, "it is empty")
+        if id.isascii():
+            size = len(id)
+        else:
+            try:
+                size = len(id.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise InvalidIdError(
+                    space, id, "it is not valid Unicode text (it holds a lone surrogate)"
+                ) from None
+        if size > self.limits.max_id_bytes:
+            raise LimitExceededError(
+                "The size of a document id in bytes",
+                size,
+                self.limits.max_id_bytes,
+                "make ids with entity_id(cause), which are 55 bytes",
+            )
+
     def _prepare(self, commit: Commit) -> PreparedCommit:
         limits = self.limits
+        space = commit.space
         if len(commit.writes) > limits.max_commit_writes:
             raise LimitExceededError(
                 "The number of writes in the commit", len(commit.writes), limits.max_commit_writes
             )
+        for id in commit.reads:
+            self._check_id(space, id)
         writes = []
         total = 0
         for id, value in commit.writes.items():
+            self._check_id(space, id)
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))
                 continue
