@@ -8,16 +8,25 @@ not an empty file where a space used to be. Each test is one attack.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from charmspace.errors import AuthorizationError, MissingPrincipalError, SpaceClaimError
+from charmspace.errors import (
+    AuthorizationError,
+    MissingPrincipalError,
+    SpaceClaimError,
+    SpaceNotFoundError,
+)
 from charmspace.identity import Identity
 from charmspace.runtime import Runtime
 from charmspace.storage import (
     ANYONE,
+    MISSING,
     Capability,
     Commit,
     Storage,
@@ -25,6 +34,7 @@ from charmspace.storage import (
     entity_id,
     open_storage,
 )
+from charmspace.storage.backends.sqlite import READ_SYNC_INTERVAL
 
 ALICE = Identity.from_passphrase("security suite: alice")
 BOB = Identity.from_passphrase("security suite: bob")
@@ -119,3 +129,79 @@ def test_a_missing_principal_is_refused_everywhere(storage: Storage, attempt: ob
     assert storage.space(ALICE.did, ALICE.did).acl == {}
     assert storage.read(ALICE.did, X, ALICE.did).value == "hers"
     assert storage.head(ALICE.did, ALICE.did) == 1
+
+
+# --- stale records in another process -------------------------------------------------------
+
+
+def test_a_grant_revoked_by_another_process_stops_the_next_write(
+    two_processes: tuple[Storage, Storage],
+) -> None:
+    """Regression: the other process kept its copy of the ACL and let Bob write on."""
+    alices, bobs = two_processes
+    alices.create_space(ALICE.did, ALICE.did)
+    alices.set_acl(ALICE.did, ALICE.did, BOB.did, Capability.WRITE)
+    bobs.commit(Commit(ALICE.did, BOB.did, {X: "while allowed"}))  # Bob's side knows the ACL
+
+    alices.set_acl(ALICE.did, ALICE.did, BOB.did, None)
+    with pytest.raises(AuthorizationError) as err:
+        bobs.commit(Commit(ALICE.did, BOB.did, {X: "after the revocation"}))
+    assert "Ask the space's owner to grant WRITE" in str(err.value)
+    time.sleep(READ_SYNC_INTERVAL * 2)  # reads see it as soon as they see other commits
+    with pytest.raises(AuthorizationError):
+        bobs.read(ALICE.did, X, BOB.did)
+    assert alices.read(ALICE.did, X, ALICE.did).value == "while allowed"
+
+
+def test_a_space_deleted_by_another_process_takes_no_more_commits(
+    two_processes: tuple[Storage, Storage],
+) -> None:
+    """Regression: the other process acknowledged commits into the deleted file, and lost them."""
+    one, two = two_processes
+    one.create_space(ALICE.did, ALICE.did)
+    two.commit(Commit(ALICE.did, ALICE.did, {X: "before"}))  # two has the file open
+
+    one.delete_space(ALICE.did, ALICE.did)
+    with pytest.raises(SpaceNotFoundError):
+        two.commit(Commit(ALICE.did, ALICE.did, {X: "into the void"}))
+    assert not two.has_space(ALICE.did)
+
+    one.create_space(ALICE.did, ALICE.did)  # created again: two sees the new, empty space
+    assert two.read(ALICE.did, X, ALICE.did) == MISSING
+    assert two.commit(Commit(ALICE.did, ALICE.did, {X: "after"})) == 1
+    assert one.read(ALICE.did, X, ALICE.did).value == "after"
+
+
+_OTHER_PROCESS = """
+import sys
+from charmspace.identity import Identity
+from charmspace.storage import open_storage
+
+url, action = sys.argv[1], sys.argv[2]
+alice = Identity.from_passphrase("security suite: alice").did
+bob = Identity.from_passphrase("security suite: bob").did
+with open_storage(url) as storage:
+    if action == "revoke":
+        storage.set_acl(alice, alice, bob, None)
+    else:
+        storage.delete_space(alice, alice)
+"""
+
+
+@pytest.mark.parametrize("action", ["revoke", "delete"])
+def test_a_real_second_process_revoking_or_deleting_is_seen_at_once(
+    tmp_path: Path, action: str
+) -> None:
+    url = f"sqlite://{tmp_path / 'shared'}"
+    with open_storage(url) as storage:
+        storage.create_space(ALICE.did, ALICE.did, {BOB.did: Capability.WRITE})
+        assert storage.commit(Commit(ALICE.did, BOB.did, {X: "kept"})) == 1
+        subprocess.run([sys.executable, "-c", _OTHER_PROCESS, url, action], check=True)
+        refused = AuthorizationError if action == "revoke" else SpaceNotFoundError
+        with pytest.raises(refused):
+            storage.commit(Commit(ALICE.did, BOB.did, {X: "never acknowledged"}))
+    with open_storage(url) as again:
+        if action == "revoke":
+            assert again.read(ALICE.did, X, ALICE.did).value == "kept"
+        else:
+            assert not again.has_space(ALICE.did)

@@ -2,7 +2,11 @@
 
 Access control lives here, below the runtime and the HTTP layer, so that no code
 path (runtime, CLI, background work) can read or write a space without the
-acting principal being checked.
+acting principal being checked. The rules live here; the backend applies them
+(through a ``check`` callback) to the space's record as it is inside its write
+transaction, or for reads under the same lock and freshness as the documents,
+because another process may have revoked a grant or deleted the space since
+this one last looked.
 """
 
 from __future__ import annotations
@@ -80,7 +84,6 @@ class Storage:
         self.limits = limits or Limits()
         self.service = service
         self.clock = clock
-        self._records: dict[SpaceDID, SpaceRecord] = {}
         self._commit_locks: dict[SpaceDID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
@@ -132,9 +135,7 @@ class Storage:
             if subject != ANYONE:
                 parse_did(subject)
             checked[subject] = Capability(capability)
-        record = self.backend.create_space(space, owner, checked, self.clock())
-        self._records[space] = record
-        return record
+        return self.backend.create_space(space, owner, checked, self.clock())
 
     def ensure_space(
         self, space: SpaceDID, owner: DID, *, proof: bytes | None = None
@@ -170,23 +171,27 @@ class Storage:
         """Grant ``capability`` to ``subject`` (a DID or ``"*"``); None revokes. Needs OWNER."""
         from charmspace.identity import parse_did
 
-        record = self._check(space, principal, Capability.OWNER, "change the ACL")
+        self._check(space, principal, Capability.OWNER, "change the ACL")
         if subject != ANYONE:
             parse_did(subject)
-        acl = dict(record.acl)
-        if capability is None:
-            acl.pop(subject, None)
-        else:
-            acl[subject] = Capability(capability)
+        granted = None if capability is None else Capability(capability)
+
+        def update(current: SpaceRecord) -> Mapping[str, Capability]:
+            self._authorize(current, principal, Capability.OWNER, "change the ACL")
+            acl = dict(current.acl)
+            if granted is None:
+                acl.pop(subject, None)
+            else:
+                acl[subject] = granted
+            return acl
+
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                record = self.backend.save_acl(space, acl)
-                self._records[space] = record
+                return self.backend.save_acl(space, update)
         finally:
             _run(settle)
-        return record
 
     def delete_space(self, space: SpaceDID, principal: DID) -> None:
         """Remove a space and everything in it. Needs OWNER."""
@@ -195,8 +200,12 @@ class Storage:
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                self.backend.delete_space(space)
-                self._records.pop(space, None)
+                self.backend.delete_space(
+                    space,
+                    lambda current: self._authorize(
+                        current, principal, Capability.OWNER, "delete the space"
+                    ),
+                )
         finally:
             _run(settle)
 
@@ -209,12 +218,8 @@ class Storage:
         return have is not None and have >= needed
 
     def _record_or_none(self, space: SpaceDID) -> SpaceRecord | None:
-        record = self._records.get(space)
-        if record is None:
-            record = self.backend.load_space(space)
-            if record is not None:
-                self._records[space] = record
-        return record
+        """The space's record as fresh as its data (the backend keeps it so; no copy here)."""
+        return self.backend.load_space(space)
 
     def _require_principal(self, principal: object, space: SpaceDID, action: str) -> None:
         if not isinstance(principal, str) or not principal:
@@ -224,16 +229,22 @@ class Storage:
         self, space: SpaceDID, principal: DID, needed: Capability, action: str
     ) -> SpaceRecord:
         self._require_principal(principal, space, action)
-        record = self._records.get(space) or self._record_or_none(space)
+        record = self.backend.load_space(space)
         if record is None:
             raise SpaceNotFoundError(space)
+        self._authorize(record, principal, needed, action)
+        return record
+
+    def _authorize(
+        self, record: SpaceRecord, principal: DID, needed: Capability, action: str
+    ) -> None:
+        """Raise unless ``principal`` may ``action`` under ``record`` (backends call it too)."""
         if self.service is not None and principal == self.service:
-            log.debug("service identity used", extra={"space": space, "reason": action})
-            return record
+            log.debug("service identity used", extra={"space": record.space, "reason": action})
+            return
         have = record.capability(principal)
         if have is None or have < needed:
-            raise AuthorizationError(principal, space, needed.name, action)
-        return record
+            raise AuthorizationError(principal, record.space, needed.name, action)
 
     # --- documents ---------------------------------------------------------------------
 
@@ -241,9 +252,14 @@ class Storage:
         self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
     ) -> Revision:
         """The document's current value and seq, or as of commit ``at``. Needs READ."""
-        self._check(space, principal, Capability.READ, "read")
+        self._require_principal(principal, space, "read")
         self._check_id(space, id)
-        return self.backend.read(space, id, at)
+        return self.backend.read(
+            space,
+            id,
+            at,
+            lambda current: self._authorize(current, principal, Capability.READ, "read"),
+        )
 
     def head(self, space: SpaceDID, principal: DID) -> int:
         """The seq of the space's latest commit (0 for an empty space)."""
@@ -278,20 +294,29 @@ class Storage:
         :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
         called — or ``on_durable(error)`` if the group could not be written.
         """
-        self._check(commit.space, commit.principal, Capability.WRITE, "write")
         if not commit.writes:
+            self._check(commit.space, commit.principal, Capability.WRITE, "write")
             if on_durable is not None:
                 on_durable(None)
             return 0
+        # WRITE is checked by the backend, inside its write transaction.
+        self._require_principal(commit.principal, commit.space, "write")
         prepared = self._prepare(commit)
         space = commit.space
+        principal = commit.principal
         defer = on_durable is not None and self.backend.batches
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
                 try:
-                    seq = self.backend.apply(prepared, defer=defer)
-                except ConflictError:
+                    seq = self.backend.apply(
+                        prepared,
+                        defer=defer,
+                        check=lambda current: self._authorize(
+                            current, principal, Capability.WRITE, "write"
+                        ),
+                    )
+                except (ConflictError, AuthorizationError, SpaceNotFoundError):
                     if not defer:  # the backend made the open group durable on the way
                         settle = self._durable(space)
                     raise
@@ -445,7 +470,13 @@ class Storage:
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                return self.backend.prune(space, before)
+                return self.backend.prune(
+                    space,
+                    before,
+                    lambda current: self._authorize(
+                        current, principal, Capability.OWNER, "prune history"
+                    ),
+                )
         finally:
             _run(settle)
 

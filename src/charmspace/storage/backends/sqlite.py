@@ -6,11 +6,21 @@ a file. History comes for free from the schema: ``revisions`` is append-only
 and a document's current value is its revision with the highest seq.
 
 Why a cache of current revisions: the runtime reads far more than it writes.
-Each open space keeps ``id → Revision`` in memory; this backend's own commits
-update it after ``COMMIT`` succeeds, and ``PRAGMA data_version`` — which changes
-exactly when *another* connection (another process, or another
-:class:`SQLiteBackend` on the same directory) has committed — throws it away.
+Each open space keeps ``id → Revision`` and its :class:`SpaceRecord` (owner and
+ACL) in memory; this backend's own commits update them after ``COMMIT``
+succeeds, and ``PRAGMA data_version`` — which changes exactly when *another*
+connection (another process, or another :class:`SQLiteBackend` on the same
+directory) has committed — throws them away. The ACL is cached exactly like the
+documents it guards, so a revocation is seen as soon as a write would be.
 Point-in-time reads go to the database.
+
+Why the file's identity is checked too: deleting a space unlinks its file, and
+a connection another process still holds keeps writing to the unlinked file,
+where every commit is acknowledged and lost. Each connection remembers the
+inode it opened; whenever it looks for other processes' commits it also checks
+that the path still names that inode, and drops the connection if not.
+Deletion unlinks while holding the space's write lock, so a commit either lands
+before the deletion or sees the file gone.
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from charmspace.errors import (
     ConflictError,
@@ -34,6 +45,7 @@ from charmspace.errors import (
     StorageError,
 )
 from charmspace.identity import is_did, parse_did
+from charmspace.storage.backends.base import Check
 from charmspace.storage.model import (
     MISSING,
     Capability,
@@ -46,6 +58,8 @@ from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import dumps, loads
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
 SCHEMA_VERSION = 1
@@ -67,6 +81,7 @@ _CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMI
 _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
+_RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
 
 READ_SYNC_INTERVAL = 0.001
 """Seconds a read may trust the cache without asking whether another process committed.
@@ -85,6 +100,10 @@ _PRUNE = (
 )
 
 
+class _Gone(Exception):
+    """The connection's file was deleted (or replaced) by another process: drop the connection."""
+
+
 class _Conn:
     """One open space: its connection, the lock serializing it, and its caches."""
 
@@ -96,15 +115,25 @@ class _Conn:
         "data_version",
         "db",
         "head",
+        "inode",
         "lock",
+        "path",
+        "record",
+        "space",
         "synced_at",
     )
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, space: SpaceDID, path: Path, inode: tuple[int, int]
+    ) -> None:
         self.db = db
+        self.space = space
+        self.path = path
+        self.inode = inode
         self.cur = db.cursor()  # reused: the lock serializes every use of the connection
         self.lock = threading.Lock()
         self.cache: dict[EntityId, Revision] = {}
+        self.record: SpaceRecord | None = None  # None: unknown, read it from the database
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
         self.synced_at = time.monotonic()
@@ -112,12 +141,40 @@ class _Conn:
         self.closed = False
 
     def sync(self) -> None:
-        """Forget cached state if another connection committed since we last looked."""
+        """Forget cached state if another connection committed since we last looked.
+
+        Raises :class:`_Gone` if the path no longer names the file this
+        connection has open (the space was deleted, perhaps created again).
+        """
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise _Gone from None
+        if (now.st_dev, now.st_ino) != self.inode:
+            raise _Gone
         version = self.cur.execute(_DATA_VERSION).fetchone()[0]
         if version != self.data_version:
             self.data_version = version
             self.cache.clear()
+            self.record = None
             self.head = -1
+
+    def refresh(self) -> None:
+        """:meth:`sync`, unless it was done less than READ_SYNC_INTERVAL ago."""
+        now = time.monotonic()
+        if now - self.synced_at >= READ_SYNC_INTERVAL:
+            self.sync()
+            self.synced_at = now
+
+    def space_record(self) -> SpaceRecord:
+        record = self.record
+        if record is None:
+            row = self.cur.execute(_RECORD, (self.space,)).fetchone()
+            if row is None:
+                raise CorruptStorageError(self.space, str(self.path), "it holds no space record")
+            owner, acl, created_at = row
+            record = self.record = SpaceRecord(self.space, owner, _load_acl(acl), created_at)
+        return record
 
     def current(self, id: EntityId) -> Revision:
         rev = self.cache.get(id)
@@ -131,6 +188,8 @@ class _Conn:
         return self.head
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         self.cache.clear()
         self.cur.close()  # else an unfinished statement keeps the file open after db.close()
@@ -206,6 +265,9 @@ class SQLiteBackend:
                 if self._closed:
                     raise StorageError(f"The storage in {self.directory} is closed.")
                 conn = self._conns.get(space)
+                if conn is not None and conn.closed:  # its file was deleted: look again
+                    del self._conns[space]
+                    conn = None
                 if conn is None:
                     conn = self._open(space)
                     self._conns[space] = conn
@@ -217,6 +279,26 @@ class SQLiteBackend:
             if not conn.closed:
                 return conn
             conn.lock.release()  # evicted or deleted meanwhile: look again
+
+    def _with(self, space: SpaceDID, operation: Callable[[_Conn], T]) -> T:
+        """Run ``operation`` on the space's connection (lock held).
+
+        If the connection's file turns out to be gone (another process deleted
+        the space), the connection is dropped and the operation runs again on
+        whatever the path holds now: a space created since, or nothing
+        (:class:`SpaceNotFoundError`).
+        """
+        for _ in range(3):
+            conn = self._acquire(space)
+            try:
+                return operation(conn)
+            except _Gone:
+                if not conn.batch:
+                    _rollback(conn.db)
+                conn.close()
+            finally:
+                conn.lock.release()
+        raise SpaceNotFoundError(space)
 
     def _add(self, space: SpaceDID, conn: _Conn) -> None:
         self._conns[space] = conn
@@ -259,10 +341,14 @@ class SQLiteBackend:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            return _Conn(db)
+            found = os.stat(path)
+            return _Conn(db, space, path, (found.st_dev, found.st_ino))
         except sqlite3.DatabaseError as error:
             db.close()
             raise CorruptStorageError(space, str(path), str(error)) from None
+        except FileNotFoundError:
+            db.close()
+            raise SpaceNotFoundError(space) from None
         except BaseException:
             db.close()
             raise
@@ -298,7 +384,8 @@ class SQLiteBackend:
         with self._lock:
             if self._closed:
                 raise StorageError(f"The storage in {self.directory} is closed.")
-            if space in self._conns:
+            known = self._conns.get(space)
+            if known is not None and not known.closed:
                 raise SpaceExistsError(space)
             conn = self._open(space, create=True)
             db = conn.db
@@ -327,50 +414,58 @@ class SQLiteBackend:
         return record
 
     def load_space(self, space: SpaceDID) -> SpaceRecord | None:
+        def record(conn: _Conn) -> SpaceRecord:
+            conn.refresh()
+            return conn.space_record()
+
         try:
-            conn = self._acquire(space)
+            return self._with(space, record)
         except SpaceNotFoundError:
             return None
-        try:
-            return self._record(conn, space)
-        finally:
-            conn.lock.release()
 
-    def _record(self, conn: _Conn, space: SpaceDID) -> SpaceRecord:
-        owner, acl, created_at = conn.db.execute(
-            "SELECT owner, acl, created_at FROM space WHERE did = ?", (space,)
-        ).fetchone()
-        return SpaceRecord(space, owner, _load_acl(acl), created_at)
-
-    def save_acl(self, space: SpaceDID, acl: Mapping[str, Capability]) -> SpaceRecord:
-        conn = self._acquire(space)
-        db = conn.db
-        try:
+    def save_acl(
+        self, space: SpaceDID, update: Callable[[SpaceRecord], Mapping[str, Capability]]
+    ) -> SpaceRecord:
+        def save(conn: _Conn) -> SpaceRecord:
+            db = conn.db
             db.execute("BEGIN IMMEDIATE")
             try:
+                conn.sync()
+                current = conn.space_record()
+                acl = dict(update(current))
                 db.execute("UPDATE space SET acl = ? WHERE did = ?", (_dump_acl(acl), space))
-                record = self._record(conn, space)
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
-            return record
-        finally:
-            conn.lock.release()
+            conn.record = SpaceRecord(space, current.owner, acl, current.created_at)
+            return conn.record
 
-    def delete_space(self, space: SpaceDID) -> None:
-        if not is_did(space):
-            raise SpaceNotFoundError(space)
-        path = self.path(space)
-        with self._lock:
-            conn = self._conns.pop(space, None)
-            if conn is None and not path.is_file():
-                raise SpaceNotFoundError(space)
-            if conn is not None:
-                with conn.lock:
-                    conn.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+        return self._with(space, save)
+
+    def delete_space(self, space: SpaceDID, check: Check) -> None:
+        """Unlink the space's files while holding its write lock.
+
+        Holding the lock orders the deletion after any commit in flight in
+        another process; a commit that waits for the lock finds the file gone
+        (see :meth:`_Conn.sync`) instead of writing into the unlinked file.
+        """
+
+        def delete(conn: _Conn) -> None:
+            db = conn.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                conn.sync()
+                check(conn.space_record())
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(conn.path) + suffix).unlink(missing_ok=True)
+            finally:
+                _rollback(db)
+            # SQLite sees the file has moved and neither checkpoints nor deletes
+            # the WAL by name, which could be a new space's by now.
+            conn.close()
+
+        self._with(space, delete)
 
     def list_spaces(self) -> list[SpaceDID]:
         spaces = []
@@ -382,73 +477,77 @@ class SQLiteBackend:
 
     # --- documents ----------------------------------------------------------------
 
-    def read(self, space: SpaceDID, id: EntityId, at: int | None = None) -> Revision:
-        conn = self._acquire(space)
-        try:
+    def read(
+        self, space: SpaceDID, id: EntityId, at: int | None = None, check: Check | None = None
+    ) -> Revision:
+        """The document, read under the same lock and freshness as the record ``check`` sees."""
+
+        def read_(conn: _Conn) -> Revision:
+            conn.refresh()
+            if check is not None:
+                check(conn.space_record())
             if at is None:
-                now = time.monotonic()
-                if now - conn.synced_at >= READ_SYNC_INTERVAL:
-                    conn.sync()
-                    conn.synced_at = now
                 return conn.current(id)
             return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
-        finally:
-            conn.lock.release()
 
-    def apply(self, commit: PreparedCommit, *, defer: bool = False) -> int:
+        return self._with(space, read_)
+
+    def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
 
         Deferred commits share one SQLite write transaction (group commit): each
         still gets its own seq and is validated against everything before it, but
         the ``COMMIT`` — and its WAL work — is paid once for the group. A
         commit that is not deferred makes the whole group durable with it.
+        ``check`` is called with the space's record inside the write lock, where
+        no other process can change it.
         """
-        conn = self._acquire(commit.space)
+        return self._with(commit.space, lambda conn: self._apply(conn, commit, check, defer))
+
+    def _apply(self, conn: _Conn, commit: PreparedCommit, check: Check, defer: bool) -> int:
         cur = conn.cur
         writes = commit.writes
-        try:
-            began = not conn.batch
-            if began:
-                cur.execute("BEGIN IMMEDIATE")
+        began = not conn.batch
+        if began:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
                 conn.sync()  # inside the write lock: nobody else can commit now
-            try:
-                for id, seen in commit.reads.items():
-                    actual = conn.current(id).seq
-                    if actual != seen:
-                        raise ConflictError(commit.space, id, seen, actual)
             except BaseException:
-                if began:  # nothing of ours is pending in this write transaction
-                    _rollback(conn.db)
-                elif not defer:
-                    self._commit_batch(conn)
+                _rollback(conn.db)
                 raise
-            try:
-                seq = conn.current_head() + 1
-                if len(writes) == 1:
-                    w = writes[0]
-                    cur.execute(_INSERT_REVISION, (w.id, seq, w.text))
-                    ids = _one_id_text(w.id)
-                else:
-                    cur.executemany(_INSERT_REVISION, [(w.id, seq, w.text) for w in writes])
-                    ids = dumps([w.id for w in writes])
-                cur.execute(
-                    _INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text)
-                )
-            except BaseException:
-                self._abandon_batch(conn)
-                raise
-            conn.head = seq
-            cache = conn.cache
-            for w in writes:
-                cache[w.id] = (
-                    Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
-                )
-            conn.batch += 1
-            if not defer:
+        try:
+            check(conn.space_record())
+            for id, seen in commit.reads.items():
+                actual = conn.current(id).seq
+                if actual != seen:
+                    raise ConflictError(commit.space, id, seen, actual)
+        except BaseException:
+            if began:  # nothing of ours is pending in this write transaction
+                _rollback(conn.db)
+            elif not defer:
                 self._commit_batch(conn)
-            return seq
-        finally:
-            conn.lock.release()
+            raise
+        try:
+            seq = conn.current_head() + 1
+            if len(writes) == 1:
+                w = writes[0]
+                cur.execute(_INSERT_REVISION, (w.id, seq, w.text))
+                ids = _one_id_text(w.id)
+            else:
+                cur.executemany(_INSERT_REVISION, [(w.id, seq, w.text) for w in writes])
+                ids = dumps([w.id for w in writes])
+            cur.execute(_INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text))
+        except BaseException:
+            self._abandon_batch(conn)
+            raise
+        conn.head = seq
+        cache = conn.cache
+        for w in writes:
+            cache[w.id] = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
+        conn.batch += 1
+        if not defer:
+            self._commit_batch(conn)
+        return seq
 
     def flush(self, space: SpaceDID) -> None:
         """Make the deferred commits of ``space`` durable (on failure: raise, having lost them)."""
@@ -476,42 +575,41 @@ class SQLiteBackend:
         conn.head = -1
 
     def head(self, space: SpaceDID) -> int:
-        conn = self._acquire(space)
-        try:
+        def head_(conn: _Conn) -> int:
             conn.sync()
             return conn.current_head()
-        finally:
-            conn.lock.release()
+
+        return self._with(space, head_)
 
     def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]:
-        conn = self._acquire(space)
-        try:
-            rows = conn.db.execute(
+        rows = self._with(
+            space,
+            lambda conn: conn.db.execute(
                 "SELECT seq, principal, time, ids, meta FROM commits"
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (since, limit),
-            ).fetchall()
-        finally:
-            conn.lock.release()
+            ).fetchall(),
+        )
         return [
             LogEntry(seq, principal, time, tuple(json.loads(ids)), loads(meta))  # type: ignore[arg-type]
             for seq, principal, time, ids, meta in rows
         ]
 
-    def prune(self, space: SpaceDID, before: int) -> int:
-        conn = self._acquire(space)
-        db = conn.db
-        try:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
+        def prune_(conn: _Conn) -> int:
+            db = conn.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                removed = db.execute(_PRUNE, (before,)).rowcount
+                conn.sync()
+                check(conn.space_record())
+                removed: int = db.execute(_PRUNE, (before,)).rowcount
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
             return removed
-        finally:
-            conn.lock.release()
+
+        return self._with(space, prune_)
 
     def close(self) -> None:
         """Close every open file; later calls raise. Calling it again does nothing."""
