@@ -18,6 +18,7 @@ import pytest
 
 from charmspace.errors import (
     AuthorizationError,
+    CorruptStorageError,
     MissingPrincipalError,
     SpaceClaimError,
     SpaceNotFoundError,
@@ -205,3 +206,31 @@ def test_a_real_second_process_revoking_or_deleting_is_seen_at_once(
             assert again.read(ALICE.did, X, ALICE.did).value == "kept"
         else:
             assert not again.has_space(ALICE.did)
+
+
+# --- damaged spaces -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("left", [0, 100, 4096])
+def test_nobody_can_create_a_space_again_over_its_damaged_file(tmp_path: Path, left: int) -> None:
+    """Regression: a zero-length file made the space vanish, and anyone could create it anew."""
+    url = f"sqlite://{tmp_path / 'store'}"
+    with open_storage(url) as storage:
+        storage.create_space(ALICE.did, ALICE.did)
+        storage.commit(Commit(ALICE.did, ALICE.did, {X: "precious"}))
+        path: Path = storage.backend.path(ALICE.did)  # type: ignore[attr-defined]
+    damaged = path.read_bytes()[:left]
+    path.write_bytes(damaged)
+
+    with open_storage(url) as storage:
+        for attempt in (
+            lambda: storage.create_space(ALICE.did, ALICE.did),
+            lambda: storage.ensure_space(ALICE.did, ALICE.did),
+            lambda: storage.commit(Commit(ALICE.did, ALICE.did, {X: "overwritten"})),
+        ):
+            with pytest.raises(CorruptStorageError) as err:
+                attempt()
+            assert err.value.path == str(path)
+            assert "Keep the file" in str(err.value)
+        assert storage.spaces(ALICE.did) == []  # left out of listings, not forgotten
+    assert path.read_bytes() == damaged

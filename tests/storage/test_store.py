@@ -705,14 +705,17 @@ def test_sqlite_a_garbage_file_named_like_a_space_is_a_clear_error(
     assert [r.owner for r in storage.spaces(owner)] == [owner]
 
 
-def test_sqlite_an_interrupted_create_leaves_no_space(
+def test_sqlite_an_interrupted_create_leaves_no_space_and_nothing_in_the_way(
     reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
 ) -> None:
+    """A space is written under a temporary name and linked into place when complete."""
     storage = reopen()
     key = Identity.generate()
     space = key.did
-    (sqlite_dir / (space.replace(":", "_") + ".sqlite")).touch()
+    leftover = sqlite_dir / f".{space.replace(':', '_')}.sqlite.0123456789abcdef.new"
+    leftover.write_bytes(b"")  # what a crash while writing the new space leaves
     assert not storage.has_space(space)
+    assert storage.spaces(owner) == []
     storage.create_space(space, owner, proof=creation_proof(key, owner))
     assert storage.commit(Commit(space, owner, {X: 1})) == 1
 

@@ -21,15 +21,23 @@ inode it opened; whenever it looks for other processes' commits it also checks
 that the path still names that inode, and drops the connection if not.
 Deletion unlinks while holding the space's write lock, so a commit either lands
 before the deletion or sees the file gone.
+
+Why a space is created in a temporary file and linked into place: the path
+then only ever holds a complete space, so an empty or half-written file there
+is damage (:class:`CorruptStorageError`), never "no space yet" that anyone
+could create over.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
 import os
+import secrets
 import sqlite3
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -40,9 +48,12 @@ from typing import TypeVar
 from charmspace.errors import (
     ConflictError,
     CorruptStorageError,
+    DiskFullError,
     SpaceExistsError,
     SpaceNotFoundError,
     StorageError,
+    StorageIOError,
+    StoragePermissionError,
 )
 from charmspace.identity import is_did, parse_did
 from charmspace.storage.backends.base import Check
@@ -238,7 +249,10 @@ class SQLiteBackend:
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}.")
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise _os_error(error, str(self.directory), "create the storage directory") from None
         self.synchronous = synchronous
         self.max_open = max(1, max_open)
         self.busy_timeout_ms = busy_timeout_ms
@@ -281,7 +295,7 @@ class SQLiteBackend:
             conn.lock.release()  # evicted or deleted meanwhile: look again
 
     def _with(self, space: SpaceDID, operation: Callable[[_Conn], T]) -> T:
-        """Run ``operation`` on the space's connection (lock held).
+        """Run ``operation`` on the space's connection (lock held), with SQLite errors explained.
 
         If the connection's file turns out to be gone (another process deleted
         the space), the connection is dropped and the operation runs again on
@@ -296,13 +310,13 @@ class SQLiteBackend:
                 if not conn.batch:
                     _rollback(conn.db)
                 conn.close()
+            except sqlite3.Error as error:
+                raise _sqlite_error(error, space, conn.path) from error
+            except OSError as error:
+                raise _os_error(error, str(conn.path), "use the space's file") from error
             finally:
                 conn.lock.release()
         raise SpaceNotFoundError(space)
-
-    def _add(self, space: SpaceDID, conn: _Conn) -> None:
-        self._conns[space] = conn
-        self._evict(keep=space)
 
     def _evict(self, keep: SpaceDID) -> None:
         """Close least recently used idle connections while more than max_open are open."""
@@ -316,16 +330,24 @@ class SQLiteBackend:
                 finally:
                     old.lock.release()
 
-    def _open(self, space: SpaceDID, *, create: bool = False) -> _Conn:
+    def _open(self, space: SpaceDID) -> _Conn:
         # The DID is checked before it becomes a file name, so no crafted name can
         # point outside the directory.
         if not is_did(space):
             raise SpaceNotFoundError(space)
         path = self.path(space)
-        if create:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        elif not path.is_file():
-            raise SpaceNotFoundError(space)
+        try:
+            before = os.stat(path)
+        except FileNotFoundError:
+            raise SpaceNotFoundError(space) from None
+        except OSError as error:
+            raise _os_error(error, str(path), "open the space's file") from None
+        if not stat.S_ISREG(before.st_mode):
+            raise CorruptStorageError(space, str(path), "it is not a regular file")
+        if before.st_size == 0:
+            raise CorruptStorageError(
+                space, str(path), "it is empty (0 bytes), so whatever it held is lost"
+            )
         try:
             db = sqlite3.connect(
                 path.absolute().as_uri() + "?mode=rw",
@@ -334,18 +356,20 @@ class SQLiteBackend:
                 check_same_thread=False,
                 timeout=self.busy_timeout_ms / 1000,
             )
-        except sqlite3.OperationalError:
-            raise SpaceNotFoundError(space) from None  # removed since we looked
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, path) from None
         try:
-            self._check_file(db, space, path, create)
+            self._check_file(db, space, path)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            found = os.stat(path)
-            return _Conn(db, space, path, (found.st_dev, found.st_ino))
-        except sqlite3.DatabaseError as error:
+            after = os.stat(path)
+            if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+                raise SpaceNotFoundError(space)  # replaced while opening; the caller looks again
+            return _Conn(db, space, path, (before.st_dev, before.st_ino))
+        except sqlite3.Error as error:
             db.close()
-            raise CorruptStorageError(space, str(path), str(error)) from None
+            raise _sqlite_error(error, space, path) from None
         except FileNotFoundError:
             db.close()
             raise SpaceNotFoundError(space) from None
@@ -353,9 +377,7 @@ class SQLiteBackend:
             db.close()
             raise
 
-    def _check_file(
-        self, db: sqlite3.Connection, space: SpaceDID, path: Path, create: bool
-    ) -> None:
+    def _check_file(self, db: sqlite3.Connection, space: SpaceDID, path: Path) -> None:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         if app_id == APPLICATION_ID:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -371,8 +393,7 @@ class SQLiteBackend:
         tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id != 0 or tables:
             raise CorruptStorageError(space, str(path), "it is an SQLite database of another kind")
-        if not create:
-            raise SpaceNotFoundError(space)  # an empty file left by an interrupted create
+        raise CorruptStorageError(space, str(path), "it is an SQLite database with no space in it")
 
     # --- spaces -------------------------------------------------------------------
 
@@ -380,38 +401,66 @@ class SQLiteBackend:
         self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability], created_at: float
     ) -> SpaceRecord:
         parse_did(space)
-        record = SpaceRecord(space, owner, dict(acl), created_at)
         with self._lock:
             if self._closed:
                 raise StorageError(f"The storage in {self.directory} is closed.")
-            known = self._conns.get(space)
-            if known is not None and not known.closed:
-                raise SpaceExistsError(space)
-            conn = self._open(space, create=True)
-            db = conn.db
-            try:
-                # Another process may be creating the same space: the write lock decides.
-                db.execute("BEGIN IMMEDIATE")
-                if db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
-                    db.execute("ROLLBACK")
-                    self._add(space, conn)
-                    raise SpaceExistsError(space)
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO space (did, owner, acl, created_at) VALUES (?, ?, ?, ?)",
-                    (space, owner, _dump_acl(acl), created_at),
-                )
-                db.execute("COMMIT")
-            except SpaceExistsError:
-                raise
-            except BaseException:
-                _rollback(db)
-                conn.close()
-                raise
-            conn.head = 0
-            self._add(space, conn)
-        return record
+        path = self.path(space)
+        if self._exists(space):
+            raise SpaceExistsError(space)
+        new = self.directory / f".{path.name}.{secrets.token_hex(8)}.new"
+        try:
+            self._write_new(new, space, owner, acl, created_at)
+            # link(), unlike rename(), never replaces: of two processes creating the
+            # same space, one wins and the other finds the file there.
+            os.link(new, path)
+        except FileExistsError:
+            self._exists(space)  # a damaged file there is reported as such
+            raise SpaceExistsError(space) from None
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, path) from None
+        except OSError as error:
+            raise _os_error(error, str(path), "create the space's file") from None
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(new) + suffix).unlink(missing_ok=True)
+        if self.synchronous == "FULL":
+            _fsync_directory(self.directory)
+        return SpaceRecord(space, owner, dict(acl), created_at)
+
+    def _exists(self, space: SpaceDID) -> bool:
+        """Whether the space's file holds a space; raises if it holds something damaged."""
+        try:
+            self._with(space, lambda conn: conn.sync())
+        except SpaceNotFoundError:
+            return False
+        return True
+
+    def _write_new(
+        self,
+        new: Path,
+        space: SpaceDID,
+        owner: DID,
+        acl: Mapping[str, Capability],
+        created_at: float,
+    ) -> None:
+        """Write a complete space into ``new``, a file nobody else knows of yet."""
+        db = sqlite3.connect(new, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # kept in the file
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO space (did, owner, acl, created_at) VALUES (?, ?, ?, ?)",
+                (space, owner, _dump_acl(acl), created_at),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        finally:
+            db.close()  # the last connection: checkpoints the WAL into the file
 
     def load_space(self, space: SpaceDID) -> SpaceRecord | None:
         def record(conn: _Conn) -> SpaceRecord:
@@ -557,7 +606,10 @@ class SQLiteBackend:
             return
         with conn.lock:
             if conn.batch and not conn.closed:
-                self._commit_batch(conn)
+                try:
+                    self._commit_batch(conn)
+                except sqlite3.Error as error:
+                    raise _sqlite_error(error, space, conn.path) from error
 
     def _commit_batch(self, conn: _Conn) -> None:
         try:
@@ -625,6 +677,63 @@ class SQLiteBackend:
                         except sqlite3.Error:
                             log.exception("could not commit deferred commits while closing")
                     conn.close()
+
+
+_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_DENIED = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH)
+
+
+def _sqlite_error(error: sqlite3.Error, space: SpaceDID, path: Path) -> StorageError:
+    """The charmspace error for what SQLite reported about a space's file.
+
+    Raw ``sqlite3`` errors never reach callers: each cause asks for a different
+    response (free disk space, fix permissions, restore a backup, retry), and
+    telling a user with a read-only directory to move a "damaged" file away
+    would lose good data.
+    """
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(error)
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return DiskFullError(str(path))
+    if primary in _CORRUPT or "not a database" in text or "malformed" in text:
+        return CorruptStorageError(space, str(path), text)
+    if primary in _DENIED or "readonly" in text:
+        return StoragePermissionError(str(path), f"SQLite cannot write it ({text})")
+    if primary == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
+        if not path.exists():
+            return SpaceNotFoundError(space)
+        return StoragePermissionError(
+            str(path), f"SQLite cannot open it or create its -wal and -shm files beside it ({text})"
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        return StorageIOError(
+            str(path), "another connection held the space's write lock longer than the busy timeout"
+        )
+    return StorageIOError(str(path), f"SQLite reported: {text}")
+
+
+def _os_error(error: OSError, path: str, doing: str) -> StorageError:
+    """The charmspace error for an operating-system error while trying to ``doing`` at ``path``."""
+    if error.errno == errno.ENOSPC:
+        return DiskFullError(path)
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionError(path, f"cannot {doing} ({error.strerror})")
+    return StorageIOError(path, f"cannot {doing} ({error.strerror})")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's name in ``directory`` survive power loss (where the OS allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _dump_acl(acl: Mapping[str, Capability]) -> str:
