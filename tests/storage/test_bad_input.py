@@ -318,6 +318,13 @@ def test_a_read_only_directory_is_a_permissions_problem_not_damage(
         assert not isinstance(err.value, CorruptStorageError)
         assert "The data is not damaged" in str(err.value)
         assert "read and write access" in str(err.value)
+        with _read_only(sqlite_dir), pytest.raises(StoragePermissionError) as err:
+            storage = open_storage(f"sqlite://{sqlite_dir}")
+            try:
+                storage.create_space(owner, owner)
+            finally:
+                storage.close()
+        assert err.value.path == str(sqlite_dir)
     finally:
         sqlite_dir.chmod(0o700)
         for file in sqlite_dir.iterdir():

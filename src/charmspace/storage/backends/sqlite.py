@@ -417,12 +417,11 @@ class SQLiteBackend:
             self._exists(space)  # a damaged file there is reported as such
             raise SpaceExistsError(space) from None
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, path) from None
+            raise _sqlite_error(error, space, new, creating=True) from None
         except OSError as error:
             raise _os_error(error, str(path), "create the space's file") from None
         finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(str(new) + suffix).unlink(missing_ok=True)
+            _remove_quietly(new)
         if self.synchronous == "FULL":
             _fsync_directory(self.directory)
         return SpaceRecord(space, owner, dict(acl), created_at)
@@ -683,7 +682,9 @@ _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _DENIED = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH)
 
 
-def _sqlite_error(error: sqlite3.Error, space: SpaceDID, path: Path) -> StorageError:
+def _sqlite_error(
+    error: sqlite3.Error, space: SpaceDID, path: Path, *, creating: bool = False
+) -> StorageError:
     """The charmspace error for what SQLite reported about a space's file.
 
     Raw ``sqlite3`` errors never reach callers: each cause asks for a different
@@ -701,6 +702,10 @@ def _sqlite_error(error: sqlite3.Error, space: SpaceDID, path: Path) -> StorageE
     if primary in _DENIED or "readonly" in text:
         return StoragePermissionError(str(path), f"SQLite cannot write it ({text})")
     if primary == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
+        if creating:
+            return StoragePermissionError(
+                str(path.parent), f"SQLite cannot create a file in it ({text})"
+            )
         if not path.exists():
             return SpaceNotFoundError(space)
         return StoragePermissionError(
@@ -720,6 +725,17 @@ def _os_error(error: OSError, path: str, doing: str) -> StorageError:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoragePermissionError(path, f"cannot {doing} ({error.strerror})")
     return StorageIOError(path, f"cannot {doing} ({error.strerror})")
+
+
+def _remove_quietly(new: Path) -> None:
+    """Remove a temporary space and its SQLite side files; one left behind is only clutter."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        leftover = Path(str(new) + suffix)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as error:  # a read-only file system refuses even a missing file
+            if leftover.exists():
+                log.warning("could not remove %s: %s", leftover, error.strerror)
 
 
 def _fsync_directory(directory: Path) -> None:
