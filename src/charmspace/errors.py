@@ -117,11 +117,12 @@ class MissingPrincipalError(AuthorizationError):
         self.needed = "a principal"
         self.action = action
         self.given = given
+        where = f" in space {space}" if space else ""
         StorageError.__init__(
             self,
-            f"No acting principal was given to {action} in space {space} "
-            f"(principal={given!r}); storage refuses anonymous calls. Pass the DID of the "
-            "identity acting (for a runtime, runtime.principal).",
+            f"No acting principal was given to {action}{where} (principal={given!r}); "
+            "storage refuses anonymous calls. Pass the DID of the identity acting "
+            "(for a runtime, runtime.principal).",
         )
 
 

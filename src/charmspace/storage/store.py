@@ -153,7 +153,7 @@ class Storage:
 
     def spaces(self, principal: DID) -> list[SpaceRecord]:
         """The spaces ``principal`` can read (one that cannot be opened is logged and skipped)."""
-        self._require_principal(principal, "(every space)", "list spaces")
+        self._require_principal(principal, "", "list spaces")
         out = []
         for space in self.backend.list_spaces():
             try:
