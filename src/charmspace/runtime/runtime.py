@@ -36,6 +36,7 @@ from charmspace.runtime.transaction import (
 from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
+from charmspace.storage.proof import creation_proof
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
 
 if TYPE_CHECKING:
@@ -210,12 +211,18 @@ class Runtime:
     def create_space(self, space: SpaceDID | None = None, *, name: str | None = None) -> SpaceDID:
         """Create (or find) a space owned by this runtime's user.
 
-        ``name`` gives the user's named space (its DID derived from the user's key);
-        with neither argument, the user's home space.
+        ``name`` gives the user's named space (its DID derived from the user's key,
+        so the runtime can sign the proof storage asks for); with neither
+        argument, the user's home space. A ``space`` DID that is neither can be
+        found but not created: only its key's holder may create it.
         """
-        if space is None:
-            space = self.identity.derive(name).did if name else self.principal
-        self.storage.ensure_space(space, self.principal)
+        proof = None
+        if space is None and name:
+            key = self.identity.derive(name)
+            space, proof = key.did, creation_proof(key, self.principal)
+        elif space is None:
+            space = self.principal
+        self.storage.ensure_space(space, self.principal, proof=proof)
         return space
 
     def edit(self, principal: DID | None = None) -> Edit:
