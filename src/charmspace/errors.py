@@ -17,7 +17,9 @@
     │   ├── StoragePermissionError     path, reason (the data is fine; access is not)
     │   ├── DiskFullError              path
     │   ├── StorageIOError             path, reason (busy, I/O error: retry)
-    │   └── CorruptStorageError        space, path, reason
+    │   ├── CorruptStorageError        space, path, reason
+    │   ├── StorageVersionError        path, version, supported (written by a newer release)
+    │   └── HistoryPrunedError         space, at, horizon (a point in time retention dropped)
     ├── TransactionError
     │   ├── WriteIsolationError        open, requested
     │   ├── TransactionRequiredError
@@ -264,6 +266,42 @@ class CorruptStorageError(StorageError):
             f"{reason}. Keep the file (it may be recoverable; charmspace never overwrites it) "
             "and restore the space from a backup, or move the file out of the storage "
             "directory if it does not belong there."
+        )
+
+
+class StorageVersionError(StorageError):
+    """A space's file was written by a newer charmspace, in a format this one cannot read.
+
+    Not damage: the file is left untouched, and the release that wrote it reads it.
+    """
+
+    def __init__(self, path: str, version: int, supported: int) -> None:
+        self.path = path
+        self.version = version
+        self.supported = supported
+        super().__init__(
+            f"The file {path} has storage format {version}, written by a newer charmspace; "
+            f"this one reads formats up to {supported}. Upgrade charmspace to open it "
+            "(the file is untouched)."
+        )
+
+
+class HistoryPrunedError(StorageError):
+    """A point-in-time read asked for a seq older than the space's retention horizon.
+
+    Retention keeps every document's value as of the horizon and everything
+    after it; older revisions are gone, so the read cannot be answered exactly
+    (and a wrong answer, such as "did not exist", would be worse than none).
+    """
+
+    def __init__(self, space: str, at: int, horizon: int) -> None:
+        self.space = space
+        self.at = at
+        self.horizon = horizon
+        super().__init__(
+            f"Space {space} keeps history from seq {horizon} on; seq {at} is older and its "
+            f"revisions were pruned by the retention policy. Read at seq {horizon} or later, "
+            "or keep more history (the keep_commits / keep_seconds options)."
         )
 
 

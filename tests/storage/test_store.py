@@ -23,6 +23,7 @@ from charmspace.errors import (
     AuthorizationError,
     ConflictError,
     CorruptStorageError,
+    HistoryPrunedError,
     IdentityError,
     LimitExceededError,
     NotJSONError,
@@ -540,10 +541,42 @@ def test_prune_drops_old_revisions_and_keeps_current_values(
     assert storage.read(space, X, owner).value == 5
     assert storage.read(space, Y, owner).value == "only"  # current, though older than 5
     assert storage.read(space, Z, owner).deleted
-    assert storage.read(space, X, owner, at=4) == MISSING
-    assert storage.read(space, Z, owner, at=3) == MISSING
-    assert storage.read(space, Y, owner, at=4).value == "only"
+    assert storage.read(space, Y, owner, at=5).value == "only"
+    assert storage.read(space, Z, owner, at=5).deleted
+    assert storage.horizon(space, owner) == 5
     assert storage.prune(space, owner, before=5) == 0
+
+
+def test_a_read_older_than_the_horizon_is_refused_naming_it(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    """Regression: after prune(before=5), X as of seq 4 read as "did not exist" (it was 3)."""
+    write(storage, space, owner, x=1)  # 1
+    write(storage, space, owner, x=2)  # 2
+    write(storage, space, owner, y="other")  # 3
+    storage.prune(space, owner, before=3)
+    assert storage.read(space, X, owner, at=3).value == 2  # X as of the horizon is kept
+    with pytest.raises(HistoryPrunedError) as error:
+        storage.read(space, X, owner, at=2)
+    assert (error.value.at, error.value.horizon) == (2, 3)
+    assert "keeps history from seq 3 on" in str(error.value)
+    assert storage.prune(space, owner, before=1) == 0  # the horizon never moves back
+    assert storage.horizon(space, owner) == 3
+    assert storage.prune(space, owner, before=99) == 0  # nor past the head
+    assert storage.horizon(space, owner) == 3
+
+
+def test_pruning_keeps_the_log_of_every_revision_still_stored(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    """The outbox asks who committed a document's current revision, however old it is."""
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    write(storage, space, alice, y="by alice")  # 1
+    for i in range(5):
+        write(storage, space, owner, x=i)  # 2..6
+    storage.prune(space, owner, before=6)
+    assert [e.seq for e in storage.log(space, owner)] == [1, 6]
+    assert storage.committer(space, 1, owner) == alice
 
 
 # --- concurrency --------------------------------------------------------------------------

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from charmspace.errors import StorageVersionError
 from charmspace.identity import Identity
 from charmspace.storage import Storage, open_storage
+from charmspace.storage.backends.sqlite import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SERVICE = Identity.from_passphrase("fixture v1: service").did
@@ -57,3 +60,54 @@ def test_a_directory_written_by_the_previous_release_reads_the_same(v1: Path) ->
     with open_storage(f"sqlite:///{v1}", service=SERVICE) as storage:
         assert {r.space for r in storage.spaces(SERVICE)} == set(expected)
         assert contents(storage, expected) == expected
+
+
+def pragma(path: Path, name: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+    finally:
+        db.close()
+
+
+def dump(path: Path) -> list[str]:
+    db = sqlite3.connect(path)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+def test_opening_migrates_each_file_in_place_after_backing_it_up(v1: Path) -> None:
+    files = sorted(v1.glob("*.sqlite"))
+    originals = {f: dump(f) for f in files}
+    assert {pragma(f, "user_version") for f in files} == {1}
+    expected = json.loads((FIXTURES / "expected.json").read_text())
+    with open_storage(f"sqlite:///{v1}", service=SERVICE) as storage:
+        assert contents(storage, expected) == expected
+    for f in files:
+        assert pragma(f, "user_version") == SCHEMA_VERSION
+        assert pragma(f, "auto_vacuum") == 2  # incremental: pruning gives disk back
+        backup = f.with_name(f.name + ".schema1.bak")
+        assert pragma(backup, "user_version") == 1
+        assert dump(backup) == originals[f]
+    with open_storage(f"sqlite:///{v1}", service=SERVICE) as storage:  # once is enough
+        assert contents(storage, expected) == expected
+        assert len(storage.spaces(SERVICE)) == 3  # backups are not spaces
+
+
+def test_a_file_from_a_newer_release_is_refused_and_left_untouched(v1: Path) -> None:
+    target = sorted(v1.glob("*.sqlite"))[0]
+    db = sqlite3.connect(target)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    before = target.read_bytes()
+    space = target.name.removesuffix(".sqlite").replace("_", ":")
+    with (
+        open_storage(f"sqlite:///{v1}", service=SERVICE) as storage,
+        pytest.raises(StorageVersionError) as error,
+    ):
+        storage.read(space, "x", SERVICE)
+    assert (error.value.version, error.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert "written by a newer charmspace" in str(error.value)
+    assert target.read_bytes() == before

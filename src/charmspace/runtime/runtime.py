@@ -163,6 +163,7 @@ class Runtime:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = storage.subscribe(None, self._on_change)
+        self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
         self._charms: Charms | None = None
         self._offload: ThreadPoolExecutor | None = None
@@ -257,6 +258,18 @@ class Runtime:
     def follow(self, space: SpaceDID, propagator: Propagator) -> None:
         """Hand ``propagator`` every durable commit of ``space`` from now on."""
         self._followers.setdefault(space, set()).add(propagator)
+
+    def _retention_floor(self, space: SpaceDID) -> int | None:
+        """The oldest processed watermark on ``space``: its propagators still read from there.
+
+        Called from the storage's pruner thread, while this loop may change the
+        followers: a set changed mid-look holds all history this time round.
+        """
+        try:
+            marks = [p.processed.get(space, 0) for p in tuple(self._followers.get(space, ()))]
+        except RuntimeError:
+            return 0
+        return min(marks) if marks else None
 
     def unfollow(self, space: SpaceDID, propagator: Propagator) -> None:
         followers = self._followers.get(space)
@@ -473,6 +486,7 @@ class Runtime:
         for job in list(self.jobs.running):
             await job.wait()
         self._unsubscribe()
+        self._remove_floor()
         self.storage.close()
 
     async def __aenter__(self) -> Runtime:

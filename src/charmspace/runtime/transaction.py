@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from charmspace.errors import (
     AuthorizationError,
     ConflictError,
+    HistoryPrunedError,
     LimitExceededError,
     LinkError,
     ReadOnlyCellError,
@@ -354,7 +355,11 @@ class Transaction:
             seen = self._reads.get(key)
             if seen is None or key in self._writes:
                 continue  # our own write over theirs must still conflict
-            if storage.read(space, id, self.principal, at=seq - 1).seq == seen:
+            try:
+                before = storage.read(space, id, self.principal, at=seq - 1)
+            except HistoryPrunedError:
+                continue  # pruned already: validate as read, at worst a conflict and a retry
+            if before.seq == seen:
                 self._reads[key] = seq
 
     # --- lifecycle ---------------------------------------------------------------------

@@ -173,3 +173,52 @@ class Limits:
     max_id_bytes: int = 1024
     """A document id's UTF-8 size. Ids are keys, stored in every revision and log entry;
     :func:`~charmspace.storage.entity_id` makes 55-byte ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history a space keeps; older revisions are pruned in the background.
+
+    History is kept from a *horizon* seq on: every document's value as of the
+    horizon and every revision after it, so a point-in-time read at any seq
+    from the horizon on is exact, and an older one raises
+    :class:`~charmspace.errors.HistoryPrunedError`. Current values are never
+    pruned, nor the log entry of any revision still stored.
+
+    The horizon keeps at least the last ``keep_commits`` commits and every
+    commit from the last ``keep_seconds`` — unless the revisions after it hold
+    more than ``max_history_bytes`` of JSON, in which case it moves on until
+    they do not: a user's disk is the one limit that must always hold. (One
+    document of 1 MiB rewritten by each commit would otherwise keep 100 MiB of
+    copies.) Work the runtime still needs — a propagator's processed
+    watermark — holds the horizon back whatever the policy says.
+    """
+
+    keep_commits: int = 1000
+    keep_seconds: float = 24 * 3600.0
+    max_history_bytes: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        from charmspace.errors import SchemaError
+
+        if not isinstance(self.keep_commits, int) or self.keep_commits < 1:
+            raise SchemaError(("keep_commits",), "keep at least 1 commit (the current one)")
+        if not self.keep_seconds >= 0:
+            raise SchemaError(("keep_seconds",), "a number of seconds, 0 or more")
+        if not isinstance(self.max_history_bytes, int) or self.max_history_bytes < 0:
+            raise SchemaError(("max_history_bytes",), "a number of bytes, 0 or more")
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "keep_commits": self.keep_commits,
+            "keep_seconds": self.keep_seconds,
+            "max_history_bytes": self.max_history_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JSONValue]) -> Retention:
+        return cls(
+            keep_commits=int(data["keep_commits"]),  # type: ignore[arg-type]
+            keep_seconds=float(data["keep_seconds"]),  # type: ignore[arg-type]
+            max_history_bytes=int(data["max_history_bytes"]),  # type: ignore[arg-type]
+        )

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from charmspace.errors import StorageURLError
-from charmspace.storage.model import Limits
+from charmspace.errors import SchemaError, StorageURLError
+from charmspace.storage.model import Limits, Retention
 from charmspace.storage.store import Storage
 from charmspace.types import DID
 
-_OPTIONS = {"memory": frozenset(), "sqlite": frozenset({"durability"})}
+_RETENTION = frozenset({"keep_commits", "keep_seconds", "max_history_bytes"})
+_OPTIONS = {"memory": _RETENTION, "sqlite": _RETENTION | {"durability"}}
 
 
 def open_storage(
@@ -28,6 +29,7 @@ def open_storage(
     limits: Limits | None = None,
     clock: Callable[[], float] = time.time,
     durability: str | None = None,
+    retention: Retention | None = None,
 ) -> Storage:
     """Open the storage named by ``url``.
 
@@ -35,6 +37,10 @@ def open_storage(
     ``sqlite:///./rel/dir``. ``?durability=full`` (or the ``durability``
     argument) makes every commit survive power loss, at a cost. Anything else
     raises :class:`~charmspace.errors.StorageURLError` saying how to write it.
+
+    ``?keep_commits=N&keep_seconds=T&max_history_bytes=B`` (or ``retention``)
+    set the default :class:`~charmspace.storage.model.Retention` of every space;
+    a space's own policy (:meth:`Storage.set_retention`) overrides it.
     """
     if not isinstance(url, str):
         raise StorageURLError(repr(url), f"a storage URL is a string, not {type(url).__name__}")
@@ -43,10 +49,18 @@ def open_storage(
     if scheme not in _OPTIONS:
         raise StorageURLError(url, f"unknown scheme {scheme!r}" if scheme else "it has no scheme")
     options = _options(url, parts.query, _OPTIONS[scheme])
+    retention = retention or _retention(url, options)
     if scheme == "memory":
         from charmspace.storage.backends.memory import MemoryBackend
 
-        return Storage(MemoryBackend(), url=url, limits=limits, service=service, clock=clock)
+        return Storage(
+            MemoryBackend(),
+            url=url,
+            limits=limits,
+            service=service,
+            clock=clock,
+            retention=retention,
+        )
 
     from charmspace.storage.backends.sqlite import SQLiteBackend
 
@@ -55,7 +69,25 @@ def open_storage(
     if mode not in ("normal", "full"):
         raise StorageURLError(url, f"durability must be 'normal' or 'full', not {mode!r}")
     backend = SQLiteBackend(path, synchronous=mode.upper())
-    return Storage(backend, url=url, limits=limits, service=service, clock=clock)
+    return Storage(
+        backend, url=url, limits=limits, service=service, clock=clock, retention=retention
+    )
+
+
+def _retention(url: str, options: dict[str, str]) -> Retention:
+    default = Retention()
+    try:
+        return Retention(
+            keep_commits=int(options.get("keep_commits", default.keep_commits)),
+            keep_seconds=float(options.get("keep_seconds", default.keep_seconds)),
+            max_history_bytes=int(options.get("max_history_bytes", default.max_history_bytes)),
+        )
+    except (ValueError, SchemaError) as error:
+        raise StorageURLError(
+            url,
+            "keep_commits (1 or more), keep_seconds and max_history_bytes (0 or more) "
+            f"are whole numbers ({error})",
+        ) from None
 
 
 def _options(url: str, query: str, known: frozenset[str]) -> dict[str, str]:

@@ -38,10 +38,12 @@ from charmspace.storage.model import (
     LogEntry,
     PreparedCommit,
     PreparedWrite,
+    Retention,
     Revision,
     SpaceRecord,
 )
 from charmspace.storage.proof import is_creation_proof
+from charmspace.storage.retention import Floor, Pruner
 from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import FrozenDict, dumps, freeze
 
@@ -78,6 +80,8 @@ class Storage:
         limits: Limits | None = None,
         service: DID | None = None,
         clock: Callable[[], float] = time.time,
+        retention: Retention | None = None,
+        prune_interval: float = 1.0,
     ) -> None:
         self.backend = backend
         self.url = url
@@ -89,6 +93,10 @@ class Storage:
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
         self._pending: dict[SpaceDID, list[tuple[Change, OnDurable]]] = {}
         self._flush_requested = False
+        self.retention = retention or Retention()
+        """The policy of every space that has none of its own (:meth:`set_retention`)."""
+        self._floors: list[Floor] = []
+        self.pruner = Pruner(backend, self.retention, clock, self._floors, prune_interval)
         self.flush_scheduler: Callable[[Callable[[], None]], None] | None = None
         """Set by an event loop owner (the runtime) to run ``flush`` soon, e.g. ``loop.call_soon``.
 
@@ -334,6 +342,7 @@ class Storage:
                         settle.append((on_durable, None))
         finally:
             _run(settle)
+        self.pruner.written(space)
         if defer:
             self._request_flush()
         return seq
@@ -464,13 +473,18 @@ class Storage:
         return entries[0].principal if entries and entries[0].seq == seq else None
 
     def prune(self, space: SpaceDID, principal: DID, *, before: int) -> int:
-        """Drop revisions older than seq ``before``; current values are kept. Needs OWNER."""
+        """Move the space's horizon to seq ``before`` now, whatever its policy. Needs OWNER.
+
+        Reads at ``before`` or later stay exact (each document keeps its value as
+        of ``before``); older ones raise :class:`~charmspace.errors.HistoryPrunedError`.
+        Current values are never dropped. Returns the revisions removed.
+        """
         self._check(space, principal, Capability.OWNER, "prune history")
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                return self.backend.prune(
+                removed = self.backend.prune(
                     space,
                     before,
                     lambda current: self._authorize(
@@ -479,6 +493,47 @@ class Storage:
                 )
         finally:
             _run(settle)
+        return removed or 0
+
+    def horizon(self, space: SpaceDID, principal: DID) -> int:
+        """The oldest seq a point-in-time read of ``space`` may ask for (needs READ)."""
+        self._check(space, principal, Capability.READ, "read")
+        return self.backend.horizon(space)
+
+    def space_retention(self, space: SpaceDID, principal: DID) -> Retention:
+        """The retention policy ``space`` is pruned by: its own, or the storage's (needs READ)."""
+        self._check(space, principal, Capability.READ, "read the retention policy")
+        return self.backend.retention(space) or self.retention
+
+    def set_retention(self, space: SpaceDID, principal: DID, retention: Retention | None) -> None:
+        """Give ``space`` a retention policy of its own (None: the storage's). Needs OWNER.
+
+        Kept with the space, so it applies in every process that opens it. The
+        background pruner applies it after the space's next commit.
+        """
+        self._check(space, principal, Capability.OWNER, "change the retention policy")
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                self._flush_locked(space, settle)
+                self.backend.set_retention(
+                    space,
+                    retention,
+                    lambda current: self._authorize(
+                        current, principal, Capability.OWNER, "change the retention policy"
+                    ),
+                )
+        finally:
+            _run(settle)
+        self.pruner.written(space)
+
+    def add_floor(self, floor: Floor) -> Callable[[], None]:
+        """Never prune a space past ``floor(space)``; returns a function that removes it.
+
+        For work that will still read at an older seq (see :mod:`~charmspace.storage.retention`).
+        """
+        self._floors.append(floor)
+        return lambda: self._floors.remove(floor) if floor in self._floors else None
 
     # --- notifications -----------------------------------------------------------------
 
@@ -526,7 +581,8 @@ class Storage:
         settle.extend(self._durable(space))
 
     def close(self) -> None:
-        """Make grouped commits durable, then close the backend."""
+        """Stop pruning, make grouped commits durable, then close the backend."""
+        self.pruner.close()
         self.flush()
         self.backend.close()
 

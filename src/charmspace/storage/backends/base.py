@@ -15,6 +15,7 @@ from charmspace.storage.model import (
     Capability,
     LogEntry,
     PreparedCommit,
+    Retention,
     Revision,
     SpaceRecord,
 )
@@ -73,6 +74,28 @@ class Backend(Protocol):
 
     def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]: ...
 
-    def prune(self, space: SpaceDID, before: int, check: Check) -> int: ...
+    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
+        """Raise the space's horizon to ``before`` (never past its head) and drop what it leaves.
+
+        Every document keeps its revision as of the horizon and all later ones;
+        the log keeps every commit after it and every commit whose revision is
+        still stored. Returns the revisions removed, or None when ``wait`` is
+        false and the space is busy (a group of commits in flight).
+        """
+        ...
+
+    def horizon(self, space: SpaceDID) -> int:
+        """The oldest seq a point-in-time read may ask for (0: nothing was ever pruned)."""
+        ...
+
+    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
+        """The space's horizon, and where ``retention`` would move it at time ``now``."""
+        ...
+
+    def retention(self, space: SpaceDID) -> Retention | None:
+        """The space's own retention policy (None: the storage's default)."""
+        ...
+
+    def set_retention(self, space: SpaceDID, retention: Retention | None, check: Check) -> None: ...
 
     def close(self) -> None: ...

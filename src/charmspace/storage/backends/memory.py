@@ -7,13 +7,19 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from charmspace.errors import ConflictError, SpaceExistsError, SpaceNotFoundError
+from charmspace.errors import (
+    ConflictError,
+    HistoryPrunedError,
+    SpaceExistsError,
+    SpaceNotFoundError,
+)
 from charmspace.storage.backends.base import Check
 from charmspace.storage.model import (
     MISSING,
     Capability,
     LogEntry,
     PreparedCommit,
+    Retention,
     Revision,
     SpaceRecord,
 )
@@ -27,6 +33,10 @@ class _Space:
     current: dict[EntityId, Revision] = field(default_factory=dict)
     history: dict[EntityId, list[Revision]] = field(default_factory=dict)
     log: list[LogEntry] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)
+    """seq → what its commit's writes cost, counted as :data:`_BUDGET` in the SQLite backend."""
+    horizon: int = 0
+    retention: Retention | None = None
 
 
 class MemoryBackend:
@@ -84,6 +94,8 @@ class MemoryBackend:
             check(s.record)
         if at is None:
             return s.current.get(id, MISSING)
+        if at < s.horizon:
+            raise HistoryPrunedError(space, at, s.horizon)
         revisions = s.history.get(id)
         if not revisions:
             return MISSING
@@ -103,10 +115,13 @@ class MemoryBackend:
                 if actual != seen:
                     raise ConflictError(commit.space, id, seen, actual)
             seq = s.seq + 1
+            size = 0
             for w in commit.writes:
                 rev = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
                 current[w.id] = rev
                 s.history.setdefault(w.id, []).append(rev)
+                size += len(w.id) + (0 if w.text is None else len(w.text)) + 150
+            s.sizes[seq] = size
             s.seq = seq
             s.log.append(
                 LogEntry(
@@ -127,16 +142,56 @@ class MemoryBackend:
         i = bisect.bisect_right([e.seq for e in entries], since)
         return entries[i : i + limit]
 
-    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
+    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
         with self._lock:
             s = self._space(space)
             check(s.record)
+            before = max(s.horizon, min(before, s.seq))
+            s.horizon = before
             removed = 0
-            for id, revisions in s.history.items():
-                keep = [r for r in revisions if r.seq >= before or r is s.current[id]]
-                removed += len(revisions) - len(keep)
-                s.history[id] = keep
+            stored: set[int] = set()
+            for revisions in s.history.values():
+                # the revision as of the horizon, and every later one
+                i = bisect.bisect_right([r.seq for r in revisions], before)
+                if i > 1:
+                    del revisions[: i - 1]
+                    removed += i - 1
+                stored.update(r.seq for r in revisions if r.seq < before)
+            kept = [e for e in s.log if e.seq >= before or e.seq in stored]
+            for e in s.log:
+                if e.seq < before and e.seq not in stored:
+                    s.sizes.pop(e.seq, None)
+            s.log = kept
             return removed
+
+    def horizon(self, space: SpaceDID) -> int:
+        return self._space(space).horizon
+
+    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
+        with self._lock:
+            s = self._space(space)
+            wanted = max(0, s.seq - retention.keep_commits)
+            cutoff = now - retention.keep_seconds
+            total = 0
+            for entry in reversed(s.log):
+                if entry.seq <= s.horizon:
+                    break
+                if entry.time >= cutoff:
+                    wanted = min(wanted, entry.seq - 1)
+                total += s.sizes.get(entry.seq, 0)
+                if total > retention.max_history_bytes:
+                    wanted = max(wanted, entry.seq)
+                    break
+            return s.horizon, min(max(wanted, s.horizon), s.seq)
+
+    def retention(self, space: SpaceDID) -> Retention | None:
+        return self._space(space).retention
+
+    def set_retention(self, space: SpaceDID, retention: Retention | None, check: Check) -> None:
+        with self._lock:
+            s = self._space(space)
+            check(s.record)
+            s.retention = retention
 
     def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""

@@ -49,11 +49,13 @@ from charmspace.errors import (
     ConflictError,
     CorruptStorageError,
     DiskFullError,
+    HistoryPrunedError,
     SpaceExistsError,
     SpaceNotFoundError,
     StorageError,
     StorageIOError,
     StoragePermissionError,
+    StorageVersionError,
 )
 from charmspace.identity import is_did, parse_did
 from charmspace.storage.backends.base import Check
@@ -62,6 +64,7 @@ from charmspace.storage.model import (
     Capability,
     LogEntry,
     PreparedCommit,
+    Retention,
     Revision,
     SpaceRecord,
 )
@@ -73,12 +76,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The file format, kept in ``PRAGMA user_version``. 1: the first release. 2: the space's
+retention horizon and policy, and ``auto_vacuum = INCREMENTAL`` so pruning gives disk back."""
 SUFFIX = ".sqlite"
 
 _SCHEMA = (
+    # horizon: point-in-time reads before it were pruned. retention: JSON, NULL = the storage's.
     "CREATE TABLE space (did TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL,"
-    " created_at REAL NOT NULL)",
+    " created_at REAL NOT NULL, horizon INTEGER NOT NULL DEFAULT 0, retention TEXT)",
     # value NULL: the document was deleted at this seq.
     "CREATE TABLE revisions (id TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT,"
     " PRIMARY KEY (id, seq)) WITHOUT ROWID",
@@ -87,6 +93,20 @@ _SCHEMA = (
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE space ADD COLUMN horizon INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE space ADD COLUMN retention TEXT",
+    ),
+}
+"""Statements that take a file from the version it has to the next, run in one transaction."""
+
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+"""Bytes a WAL file is truncated to after a checkpoint; without it, it keeps its peak size."""
+PRUNE_BATCH = 2000
+"""Rows deleted per write transaction while pruning: commits wait at most for one batch."""
+VACUUM_BATCH = 256
+"""Free pages given back to the file system per write transaction."""
 
 _CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMIT 1"
 _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
@@ -105,9 +125,25 @@ stale cache.
 """
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
-_PRUNE = (
-    "DELETE FROM revisions WHERE seq < ? AND seq < "
-    "(SELECT max(r.seq) FROM revisions AS r WHERE r.id = revisions.id)"
+# Keeps each document's revision as of the horizon (?1) and every later one.
+_PRUNE_REVISIONS = (
+    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM revisions AS r"
+    " WHERE r.seq < ?1 AND r.seq < (SELECT max(n.seq) FROM revisions AS n"
+    " WHERE n.id = r.id AND n.seq <= ?1) LIMIT ?2)"
+)
+# Keeps every commit after the horizon and every commit that wrote a revision still stored
+# (the outbox asks who committed a document's current revision).
+_PRUNE_COMMITS = (
+    "DELETE FROM commits WHERE seq IN (SELECT seq FROM commits WHERE seq < ?1"
+    " AND seq NOT IN (SELECT seq FROM revisions WHERE seq < ?1) LIMIT ?2)"
+)
+_HORIZON = "SELECT horizon FROM space"
+# The newest seq at which the revisions after it cost more than ?2 bytes (their JSON,
+# their id, and about 150 bytes each of log entry and row overhead).
+_BUDGET = (
+    "SELECT seq FROM (SELECT seq, sum(length(id) + coalesce(length(value), 0) + 150)"
+    " OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS total FROM revisions"
+    " WHERE seq > ?1) WHERE total > ?2 ORDER BY seq DESC LIMIT 1"
 )
 
 
@@ -363,6 +399,7 @@ class SQLiteBackend:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             after = os.stat(path)
             if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
                 raise SpaceNotFoundError(space)  # replaced while opening; the caller looks again
@@ -382,13 +419,15 @@ class SQLiteBackend:
         if app_id == APPLICATION_ID:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise CorruptStorageError(
-                    space, str(path), f"it has schema {version}, newer than this charmspace reads"
-                )
+                raise StorageVersionError(str(path), version, SCHEMA_VERSION)
             row = db.execute("SELECT did FROM space").fetchone()
             if row is None or row[0] != space:
                 held = "no space" if row is None else f"space {row[0]}"
                 raise CorruptStorageError(space, str(path), f"it holds {held}")
+            if version < SCHEMA_VERSION:
+                _migrate(db, path, version)
+            if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                _enable_incremental_vacuum(db, path)
             return
         tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id != 0 or tables:
@@ -445,6 +484,7 @@ class SQLiteBackend:
         """Write a complete space into ``new``, a file nobody else knows of yet."""
         db = sqlite3.connect(new, isolation_level=None)
         try:
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes before the first table
             db.execute("PRAGMA journal_mode = WAL")  # kept in the file
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute("BEGIN IMMEDIATE")
@@ -536,6 +576,9 @@ class SQLiteBackend:
                 check(conn.space_record())
             if at is None:
                 return conn.current(id)
+            horizon = conn.cur.execute(_HORIZON).fetchone()[0]
+            if at < horizon:
+                raise HistoryPrunedError(space, at, horizon)
             return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
 
         return self._with(space, read_)
@@ -646,21 +689,119 @@ class SQLiteBackend:
             for seq, principal, time, ids, meta in rows
         ]
 
-    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
-        def prune_(conn: _Conn) -> int:
+    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
+        """Move the horizon to ``before`` and delete what it leaves behind, in small batches.
+
+        Each batch is its own write transaction (the horizon is raised in the
+        first), so commits wait for one batch at most, and a crash between
+        batches leaves a consistent file with some pruning still to do. Then
+        the freed pages are given back to the file system. Returns the number
+        of revisions removed, or None if ``wait`` is false and the space has a
+        group of commits in flight (try again later).
+        """
+        removed = 0
+        first = True
+        while True:
+            batch = functools.partial(
+                self._prune_batch, before=before, check=check, first=first, wait=wait
+            )
+            done = self._with(space, batch)
+            if done is None:
+                return None
+            first = False
+            removed += done[0]
+            if done == (0, 0):
+                break
+        self._with(space, _vacuum)
+        return removed
+
+    def _prune_batch(
+        self, conn: _Conn, *, before: int, check: Check, first: bool, wait: bool
+    ) -> tuple[int, int] | None:
+        if conn.batch:
+            if not wait:
+                return None
+            self._commit_batch(conn)
+        db = conn.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            conn.sync()
+            check(conn.space_record())
+            horizon = db.execute(_HORIZON).fetchone()[0]
+            before = max(horizon, min(before, conn.current_head()))
+            if first and before > horizon:
+                db.execute("UPDATE space SET horizon = ?", (before,))
+            revisions: int = db.execute(_PRUNE_REVISIONS, (before, PRUNE_BATCH)).rowcount
+            commits = 0
+            if revisions < PRUNE_BATCH:
+                commits = db.execute(_PRUNE_COMMITS, (before, PRUNE_BATCH)).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        return revisions, commits
+
+    def horizon(self, space: SpaceDID) -> int:
+        return self._with(space, lambda conn: int(conn.cur.execute(_HORIZON).fetchone()[0]))
+
+    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
+        """``(horizon, wanted)``: the space's horizon now, and where ``retention`` would put it.
+
+        Computed on a connection of its own, outside the space's lock: it reads
+        the whole history, and commits should not wait for that.
+        """
+        path = self.path(space)
+        try:
+            db = sqlite3.connect(
+                path.absolute().as_uri() + "?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=self.busy_timeout_ms / 1000,
+            )
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, path) from None
+        try:
+            horizon = db.execute(_HORIZON).fetchone()[0]
+            head = db.execute(_HEAD).fetchone()[0]
+            wanted = max(0, head - retention.keep_commits)
+            recent = db.execute(
+                "SELECT min(seq) FROM commits WHERE seq > ? AND time >= ?",
+                (horizon, now - retention.keep_seconds),
+            ).fetchone()[0]
+            wanted = min(wanted, head if recent is None else recent - 1)
+            over = db.execute(_BUDGET, (horizon, retention.max_history_bytes)).fetchone()
+            if over is not None:
+                wanted = max(wanted, over[0])
+            return horizon, min(max(wanted, horizon), head)
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, path) from None
+        finally:
+            db.close()
+
+    def retention(self, space: SpaceDID) -> Retention | None:
+        def get(conn: _Conn) -> Retention | None:
+            text = conn.cur.execute("SELECT retention FROM space").fetchone()[0]
+            return None if text is None else Retention.from_json(json.loads(text))
+
+        return self._with(space, get)
+
+    def set_retention(self, space: SpaceDID, retention: Retention | None, check: Check) -> None:
+        def save(conn: _Conn) -> None:
+            if conn.batch:
+                self._commit_batch(conn)
             db = conn.db
             db.execute("BEGIN IMMEDIATE")
             try:
                 conn.sync()
                 check(conn.space_record())
-                removed: int = db.execute(_PRUNE, (before,)).rowcount
+                text = None if retention is None else dumps(retention.to_json())
+                db.execute("UPDATE space SET retention = ?", (text,))
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
-            return removed
 
-        return self._with(space, prune_)
+        self._with(space, save)
 
     def close(self) -> None:
         """Close every open file; later calls raise. Calling it again does nothing."""
@@ -750,6 +891,58 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _vacuum(conn: _Conn) -> None:
+    """Give pruned pages back to the file system, a few at a time, then shrink the WAL."""
+    if conn.batch:
+        return
+    cur = conn.cur
+    while cur.execute("PRAGMA freelist_count").fetchone()[0]:
+        cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
+    cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
+    """Bring a file written by an earlier release to :data:`SCHEMA_VERSION`, keeping a backup.
+
+    The backup (``<file>.schema<version>.bak``, a consistent copy made with
+    SQLite's backup API) is complete before the file changes; the migration is
+    one transaction, so a crash leaves the file as it was or fully migrated.
+    Of two processes opening the file at once, the second finds it migrated.
+    """
+    backup = path.with_name(f"{path.name}.schema{version}.bak")
+    if not backup.exists():  # an interrupted earlier attempt already kept the original
+        partial = backup.with_name(backup.name + ".partial")
+        copy = sqlite3.connect(partial)
+        try:
+            db.backup(copy)
+        finally:
+            copy.close()
+        os.replace(partial, backup)
+        log.info("backed up %s to %s before migrating it", path, backup)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(found, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[step]:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+    log.info("migrated %s from format %d to %d", path, found, SCHEMA_VERSION)
+
+
+def _enable_incremental_vacuum(db: sqlite3.Connection, path: Path) -> None:
+    """Rebuild a file so pruning can shrink it (``auto_vacuum`` only changes with a VACUUM).
+
+    Safe to interrupt: VACUUM is atomic, and the next open tries again.
+    """
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    db.execute("VACUUM")
+    log.info("rebuilt %s so that pruned history gives its space back", path)
 
 
 def _dump_acl(acl: Mapping[str, Capability]) -> str:

@@ -1,0 +1,121 @@
+"""The background pruner: applies each space's retention policy, off the commit path.
+
+Why a thread and not the commit itself: finding the horizon reads a space's
+whole retained history, and deleting is many small write transactions; a
+commit should pay for neither. The thread wakes every ``interval`` seconds,
+looks only at spaces written since its last look, and prunes in batches that
+hold a space's write lock for one batch each. A space with a group of commits
+in flight is skipped until its next turn, so the pruner never makes another
+thread's commits durable (nor calls their callbacks) behind their back.
+
+Why floors: work in flight may still read a point in time (a propagator reads
+documents as of its snapshot's seq). Whoever needs one registers a floor
+(:meth:`~charmspace.storage.store.Storage.add_floor`) and the horizon never
+passes it, whatever the policy says.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from charmspace.errors import SpaceNotFoundError, StorageError
+from charmspace.storage.backends.base import Backend
+from charmspace.storage.model import Retention, SpaceRecord
+from charmspace.types import SpaceDID
+
+log = logging.getLogger(__name__)
+
+Floor = Callable[[SpaceDID], int | None]
+"""The oldest seq of a space that someone still needs to read at (None: no need)."""
+
+
+def _trusted(record: SpaceRecord) -> None:
+    """The storage prunes on its own behalf, under the policy the owner chose."""
+
+
+class Pruner:
+    """Prunes written spaces to their retention horizon, in a daemon thread."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        default: Retention,
+        clock: Callable[[], float],
+        floors: list[Floor],
+        interval: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.default = default
+        self.clock = clock
+        self.floors = floors
+        self.interval = interval
+        self._written: set[SpaceDID] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def written(self, space: SpaceDID) -> None:
+        """Note that ``space`` has new commits (cheap: called on every commit)."""
+        if space not in self._written:
+            self._written.add(space)
+            if self._thread is None and not self._stop.is_set():
+                self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="charmspace-pruner", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.run_once()
+
+    def run_once(self) -> int:
+        """Prune every space written since the last pass; returns the revisions removed."""
+        spaces, self._written = self._written, set()
+        removed = 0
+        for space in sorted(spaces):
+            if self._stop.is_set():
+                break
+            try:
+                done = self.prune(space)
+            except SpaceNotFoundError:
+                continue
+            except StorageError:
+                log.exception("could not prune space %s; will try again", space)
+                done = None
+            if done is None:
+                self._written.add(space)  # busy or failed: look again next time
+            else:
+                removed += done
+        return removed
+
+    def prune(self, space: SpaceDID) -> int | None:
+        """Move ``space``'s horizon to where its policy and the floors allow (None: busy)."""
+        backend = self.backend
+        retention = backend.retention(space) or self.default
+        horizon, wanted = backend.plan(space, retention, self.clock())
+        for floor in self.floors:
+            held = floor(space)
+            if held is not None:
+                wanted = min(wanted, held)
+        if wanted <= horizon:
+            return 0
+        removed = backend.prune(space, wanted, _trusted, wait=False)
+        if removed:
+            log.debug(
+                "pruned history", extra={"space": space, "horizon": wanted, "removed": removed}
+            )
+        return removed
+
+    def close(self) -> None:
+        """Stop the thread, waiting for the batch it is in to finish."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join()

@@ -1,0 +1,149 @@
+"""Retention: history is pruned to a horizon in the background, and the disk is given back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from charmspace.errors import AuthorizationError, HistoryPrunedError
+from charmspace.identity import Identity
+from charmspace.storage import Commit, Storage, creation_proof, entity_id, open_storage
+from charmspace.storage.model import Retention
+from charmspace.types import DID, SpaceDID
+
+OWNER: DID = Identity.from_passphrase("storage suite: owner").did
+SERVICE: DID = Identity.from_passphrase("storage suite: service").did
+
+DOC = entity_id({"test": "retention"})
+OTHER = entity_id({"test": "retention, untouched"})
+
+
+@pytest.fixture
+def small(storage_url: str) -> Iterator[Storage]:
+    """A storage that keeps the last 10 commits and nothing for its age."""
+    sep = "&" if "?" in storage_url else "?"
+    with open_storage(f"{storage_url}{sep}keep_commits=10&keep_seconds=0", service=SERVICE) as s:
+        yield s
+
+
+def create_new_space(storage: Storage, owner: DID) -> SpaceDID:
+    key = Identity.generate()
+    storage.create_space(key.did, owner, proof=creation_proof(key, owner))
+    return key.did
+
+
+def commits(storage: Storage, space: SpaceDID, n: int, size: int = 10) -> None:
+    for i in range(n):
+        storage.commit(Commit(space, OWNER, {DOC: {"i": i, "pad": "x" * size}}))
+
+
+def test_the_pruner_keeps_the_last_commits_and_every_current_value(small: Storage) -> None:
+    space = create_new_space(small, OWNER)
+    small.commit(Commit(space, OWNER, {OTHER: "written once, long ago"}))  # seq 1
+    commits(small, space, 100)  # seqs 2..101
+    small.pruner.run_once()
+    assert small.horizon(space, OWNER) == 91
+    assert small.read(space, DOC, OWNER, at=91).value == {"i": 89, "pad": "x" * 10}
+    assert small.read(space, OTHER, OWNER, at=91).value == "written once, long ago"
+    assert small.read(space, OTHER, OWNER).seq == 1
+    with pytest.raises(HistoryPrunedError):
+        small.read(space, DOC, OWNER, at=90)
+    assert [e.seq for e in small.log(space, OWNER)] == [1, *range(91, 102)]
+    assert small.committer(space, 1, OWNER) == OWNER
+
+
+def test_everything_newer_than_keep_seconds_is_kept(storage_url: str) -> None:
+    now = [1000.0]
+    with open_storage(
+        storage_url + "?keep_commits=1&keep_seconds=60", service=SERVICE, clock=lambda: now[0]
+    ) as storage:
+        space = create_new_space(storage, OWNER)
+        commits(storage, space, 5)  # 1..5 at t=1000
+        now[0] = 1050.0
+        commits(storage, space, 5)  # 6..10 at t=1050
+        storage.pruner.run_once()
+        assert storage.horizon(space, OWNER) == 0  # all within the last minute
+        now[0] = 1070.0
+        storage.commit(Commit(space, OWNER, {OTHER: 1}))  # 11
+        storage.pruner.run_once()
+        assert storage.horizon(space, OWNER) == 5  # 1..5 are older than a minute
+
+
+def test_history_never_holds_more_than_max_history_bytes(storage_url: str) -> None:
+    with open_storage(
+        storage_url + "?keep_commits=100000&max_history_bytes=20000", service=SERVICE
+    ) as storage:
+        space = create_new_space(storage, OWNER)
+        commits(storage, space, 50, size=1000)  # about 1.2 KB each with id and log
+        storage.pruner.run_once()
+        horizon = storage.horizon(space, OWNER)
+        assert 30 <= horizon <= 40  # the newest ~16 revisions fit in 20,000 bytes
+        assert storage.read(space, DOC, OWNER, at=horizon).value["i"] == horizon - 1  # type: ignore[index]
+
+
+def test_a_space_has_its_own_policy_and_only_its_owner_sets_it(
+    storage: Storage, alice: DID
+) -> None:
+    space = create_new_space(storage, OWNER)
+    assert storage.space_retention(space, OWNER) == storage.retention == Retention()
+    with pytest.raises(AuthorizationError):
+        storage.set_retention(space, alice, Retention(keep_commits=1))
+    storage.set_retention(space, OWNER, Retention(keep_commits=3, keep_seconds=0))
+    commits(storage, space, 10)
+    storage.pruner.run_once()
+    assert storage.horizon(space, OWNER) == 7
+    storage.set_retention(space, OWNER, None)
+    assert storage.space_retention(space, OWNER) == Retention()
+
+
+def test_a_space_policy_is_kept_in_its_file(reopen: object) -> None:
+    storage = reopen()  # type: ignore[operator]
+    space = create_new_space(storage, OWNER)
+    storage.set_retention(space, OWNER, Retention(keep_commits=5))
+    again = reopen(storage)  # type: ignore[operator]
+    assert again.space_retention(space, OWNER) == Retention(keep_commits=5)
+
+
+def test_floors_hold_the_horizon_back(small: Storage) -> None:
+    space = create_new_space(small, OWNER)
+    remove = small.add_floor(lambda s: 40 if s == space else None)
+    commits(small, space, 100)
+    small.pruner.run_once()
+    assert small.horizon(space, OWNER) == 40
+    remove()
+    small.commit(Commit(space, OWNER, {OTHER: 1}))
+    small.pruner.run_once()
+    assert small.horizon(space, OWNER) == 91
+
+
+def test_the_pruner_runs_by_itself_and_stops_with_the_storage(storage_url: str) -> None:
+    storage = open_storage(storage_url + "?keep_commits=10&keep_seconds=0", service=SERVICE)
+    storage.pruner.interval = 0.01
+    space = create_new_space(storage, OWNER)
+    commits(storage, space, 50)
+    deadline = time.monotonic() + 10
+    while storage.horizon(space, OWNER) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert storage.horizon(space, OWNER) == 40
+    thread = storage.pruner._thread
+    storage.close()
+    assert thread is not None and not thread.is_alive()
+
+
+def test_a_pruned_sqlite_file_shrinks(tmp_path: Path) -> None:
+    directory = tmp_path / "store"
+    with open_storage(f"sqlite:///{directory}?keep_commits=1&keep_seconds=0") as storage:
+        space = create_new_space(storage, OWNER)
+        storage.pruner.close()  # prune only when the test says so
+        commits(storage, space, 300, size=4000)
+        storage.flush()
+        [path] = directory.glob("*.sqlite")
+        wal = Path(f"{path}-wal")
+        before = path.stat().st_size + wal.stat().st_size
+        assert before > 1_000_000
+        storage.pruner.prune(space)
+        after = path.stat().st_size + wal.stat().st_size
+    assert after < 100_000, (before, after)
