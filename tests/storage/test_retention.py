@@ -147,3 +147,22 @@ def test_a_pruned_sqlite_file_shrinks(tmp_path: Path) -> None:
         storage.pruner.prune(space)
         after = path.stat().st_size + wal.stat().st_size
     assert after < 100_000, (before, after)
+
+
+def test_pruning_joins_a_group_of_commits_in_flight(small: Storage) -> None:
+    """Regression: under steady load a group was always in flight, and nothing was pruned."""
+    space = create_new_space(small, OWNER)
+    commits(small, space, 50)
+    scheduled: list[object] = []
+    small.flush_scheduler = scheduled.append  # the group stays open until we flush
+    durable: list[BaseException | None] = []
+    for i in range(5):
+        small.commit(Commit(space, OWNER, {OTHER: i}), on_durable=durable.append)
+    small.pruner.run_once()
+    horizon = 40 if small.backend.batches else 45  # planned from what is durable
+    assert small.horizon(space, OWNER) == horizon
+    assert durable == ([] if small.backend.batches else [None] * 5)
+    small.flush()
+    assert durable == [None] * 5
+    assert small.read(space, OTHER, OWNER).value == 4
+    assert small.read(space, DOC, OWNER, at=horizon).value["i"] == horizon - 1  # type: ignore[index]

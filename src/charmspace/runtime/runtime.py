@@ -260,13 +260,18 @@ class Runtime:
         self._followers.setdefault(space, set()).add(propagator)
 
     def _retention_floor(self, space: SpaceDID) -> int | None:
-        """The oldest processed watermark on ``space``: its propagators still read from there.
+        """The oldest processed watermark of a busy propagator following ``space``.
 
-        Called from the storage's pruner thread, while this loop may change the
+        A busy propagator reads documents as of its snapshot, which is never
+        older than its watermark; an idle one reads nothing, and its next
+        snapshot is taken at the durable head, past any horizon planned before.
+        Called from the storage's pruner thread while this loop may change the
         followers: a set changed mid-look holds all history this time round.
         """
         try:
-            marks = [p.processed.get(space, 0) for p in tuple(self._followers.get(space, ()))]
+            marks = [
+                p.processed.get(space, 0) for p in tuple(self._followers.get(space, ())) if p.busy
+            ]
         except RuntimeError:
             return 0
         return min(marks) if marks else None

@@ -4,9 +4,10 @@ Why a thread and not the commit itself: finding the horizon reads a space's
 whole retained history, and deleting is many small write transactions; a
 commit should pay for neither. The thread wakes every ``interval`` seconds,
 looks only at spaces written since its last look, and prunes in batches that
-hold a space's write lock for one batch each. A space with a group of commits
-in flight is skipped until its next turn, so the pruner never makes another
-thread's commits durable (nor calls their callbacks) behind their back.
+hold a space's write lock for one batch each. A batch that meets a group of
+commits in flight joins the group's write transaction rather than making the
+group durable behind its owner's back (or waiting for a gap that steady load
+never leaves).
 
 Why floors: work in flight may still read a point in time (a propagator reads
 documents as of its snapshot's seq). Whoever needs one registers a floor
@@ -83,20 +84,16 @@ class Pruner:
             if self._stop.is_set():
                 break
             try:
-                done = self.prune(space)
+                removed += self.prune(space)
             except SpaceNotFoundError:
                 continue
             except StorageError:
                 log.exception("could not prune space %s; will try again", space)
-                done = None
-            if done is None:
-                self._written.add(space)  # busy or failed: look again next time
-            else:
-                removed += done
+                self._written.add(space)
         return removed
 
-    def prune(self, space: SpaceDID) -> int | None:
-        """Move ``space``'s horizon to where its policy and the floors allow (None: busy)."""
+    def prune(self, space: SpaceDID) -> int:
+        """Move ``space``'s horizon to where its policy and the floors allow."""
         backend = self.backend
         retention = backend.retention(space) or self.default
         horizon, wanted = backend.plan(space, retention, self.clock())
@@ -106,7 +103,7 @@ class Pruner:
                 wanted = min(wanted, held)
         if wanted <= horizon:
             return 0
-        removed = backend.prune(space, wanted, _trusted, wait=False)
+        removed = backend.prune(space, wanted, _trusted)
         if removed:
             log.debug(
                 "pruned history", extra={"space": space, "horizon": wanted, "removed": removed}

@@ -493,7 +493,7 @@ class Storage:
                 )
         finally:
             _run(settle)
-        return removed or 0
+        return removed
 
     def horizon(self, space: SpaceDID, principal: DID) -> int:
         """The oldest seq a point-in-time read of ``space`` may ask for (needs READ)."""

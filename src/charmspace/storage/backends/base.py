@@ -74,13 +74,12 @@ class Backend(Protocol):
 
     def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]: ...
 
-    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
         """Raise the space's horizon to ``before`` (never past its head) and drop what it leaves.
 
         Every document keeps its revision as of the horizon and all later ones;
         the log keeps every commit after it and every commit whose revision is
-        still stored. Returns the revisions removed, or None when ``wait`` is
-        false and the space is busy (a group of commits in flight).
+        still stored. Returns the revisions removed.
         """
         ...
 

@@ -142,7 +142,7 @@ class MemoryBackend:
         i = bisect.bisect_right([e.seq for e in entries], since)
         return entries[i : i + limit]
 
-    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
         with self._lock:
             s = self._space(space)
             check(s.record)

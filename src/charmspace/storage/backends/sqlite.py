@@ -103,7 +103,7 @@ _MIGRATIONS = {
 
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 """Bytes a WAL file is truncated to after a checkpoint; without it, it keeps its peak size."""
-PRUNE_BATCH = 2000
+PRUNE_BATCH = 500
 """Rows deleted per write transaction while pruning: commits wait at most for one batch."""
 VACUUM_BATCH = 256
 """Free pages given back to the file system per write transaction."""
@@ -689,43 +689,42 @@ class SQLiteBackend:
             for seq, principal, time, ids, meta in rows
         ]
 
-    def prune(self, space: SpaceDID, before: int, check: Check, *, wait: bool = True) -> int | None:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
         """Move the horizon to ``before`` and delete what it leaves behind, in small batches.
 
-        Each batch is its own write transaction (the horizon is raised in the
+        Each batch is one write transaction (the horizon is raised in the
         first), so commits wait for one batch at most, and a crash between
-        batches leaves a consistent file with some pruning still to do. Then
-        the freed pages are given back to the file system. Returns the number
-        of revisions removed, or None if ``wait`` is false and the space has a
-        group of commits in flight (try again later).
+        batches leaves a consistent file with some pruning still to do. A batch
+        that finds a group of commits in flight joins the group's transaction
+        instead of waiting for a gap between groups, which under steady load
+        never comes: it becomes durable with the group, or is rolled back with
+        it (and done again later). Pruning never changes a current revision,
+        so the cache of current revisions stays true. Then the freed pages are
+        given back to the file system, a few at a time.
         """
         removed = 0
         first = True
         while True:
-            batch = functools.partial(
-                self._prune_batch, before=before, check=check, first=first, wait=wait
-            )
+            batch = functools.partial(self._prune_batch, before=before, check=check, first=first)
             done = self._with(space, batch)
-            if done is None:
-                return None
             first = False
             removed += done[0]
             if done == (0, 0):
                 break
-        self._with(space, _vacuum)
+        while self._with(space, _vacuum_step):
+            pass
         return removed
 
     def _prune_batch(
-        self, conn: _Conn, *, before: int, check: Check, first: bool, wait: bool
-    ) -> tuple[int, int] | None:
-        if conn.batch:
-            if not wait:
-                return None
-            self._commit_batch(conn)
+        self, conn: _Conn, *, before: int, check: Check, first: bool
+    ) -> tuple[int, int]:
         db = conn.db
-        db.execute("BEGIN IMMEDIATE")
+        joined = conn.batch > 0  # the write lock is ours already, inside the group
+        if not joined:
+            db.execute("BEGIN IMMEDIATE")
         try:
-            conn.sync()
+            if not joined:
+                conn.sync()
             check(conn.space_record())
             horizon = db.execute(_HORIZON).fetchone()[0]
             before = max(horizon, min(before, conn.current_head()))
@@ -735,9 +734,13 @@ class SQLiteBackend:
             commits = 0
             if revisions < PRUNE_BATCH:
                 commits = db.execute(_PRUNE_COMMITS, (before, PRUNE_BATCH)).rowcount
-            db.execute("COMMIT")
+            if not joined:
+                db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            if joined:
+                self._abandon_batch(conn)
+            else:
+                _rollback(db)
             raise
         return revisions, commits
 
@@ -893,14 +896,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _vacuum(conn: _Conn) -> None:
-    """Give pruned pages back to the file system, a few at a time, then shrink the WAL."""
-    if conn.batch:
-        return
+def _vacuum_step(conn: _Conn) -> bool:
+    """Give up to VACUUM_BATCH free pages back to the file system; False once none are left.
+
+    Inside a group of commits it joins their transaction, like a prune batch.
+    Outside one, the last step also truncates the WAL, which would otherwise
+    keep its peak size until the next checkpoint.
+    """
     cur = conn.cur
-    while cur.execute("PRAGMA freelist_count").fetchone()[0]:
+    if cur.execute("PRAGMA freelist_count").fetchone()[0]:
         cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
-    cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return True
+    if not conn.batch:
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return False
 
 
 def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
