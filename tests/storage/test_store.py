@@ -536,13 +536,14 @@ def test_prune_drops_old_revisions_and_keeps_current_values(
     storage.commit(Commit(space, owner, {Z: DELETE}))  # 4
     write(storage, space, owner, x=5)  # 5
 
-    # X@1, X@2, X@3 and Z@3 go; Y@1 and Z@4 (the delete) are current and stay.
-    assert storage.prune(space, owner, before=5) == 4
+    # X@1, X@2, X@3 and Z@3 go; Y@1 is current and stays. Z@4, a deletion older than
+    # the horizon with nothing before it, goes too: Z reads as never written.
+    assert storage.prune(space, owner, before=5) == 5
     assert storage.read(space, X, owner).value == 5
     assert storage.read(space, Y, owner).value == "only"  # current, though older than 5
-    assert storage.read(space, Z, owner).deleted
+    assert storage.read(space, Z, owner) == MISSING
     assert storage.read(space, Y, owner, at=5).value == "only"
-    assert storage.read(space, Z, owner, at=5).deleted
+    assert storage.read(space, Z, owner, at=5) == MISSING
     assert storage.horizon(space, owner) == 5
     assert storage.prune(space, owner, before=5) == 0
 

@@ -189,14 +189,16 @@ class Retention:
     commit from the last ``keep_seconds`` — unless the revisions after it hold
     more than ``max_history_bytes`` of JSON, in which case it moves on until
     they do not: a user's disk is the one limit that must always hold. (One
-    document of 1 MiB rewritten by each commit would otherwise keep 100 MiB of
-    copies.) Work the runtime still needs — a propagator's processed
-    watermark — holds the horizon back whatever the policy says.
+    document of 1 MiB rewritten by each commit would otherwise keep 1,000
+    copies.) A deletion older than the horizon is dropped too, so a document
+    written and deleted long ago costs nothing. Work the runtime still needs
+    — a propagator's processed watermark — holds the horizon back whatever
+    the policy says.
     """
 
     keep_commits: int = 1000
     keep_seconds: float = 24 * 3600.0
-    max_history_bytes: int = 16 * 1024 * 1024
+    max_history_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         from charmspace.errors import SchemaError

@@ -150,12 +150,18 @@ class MemoryBackend:
             s.horizon = before
             removed = 0
             stored: set[int] = set()
-            for revisions in s.history.values():
+            for id, revisions in list(s.history.items()):
                 # the revision as of the horizon, and every later one
                 i = bisect.bisect_right([r.seq for r in revisions], before)
                 if i > 1:
                     del revisions[: i - 1]
                     removed += i - 1
+                if revisions[0].deleted and revisions[0].seq < before:
+                    del revisions[0]  # a deletion before the horizon: as if never written
+                    removed += 1
+                    if not revisions:
+                        del s.history[id]
+                        del s.current[id]
                 stored.update(r.seq for r in revisions if r.seq < before)
             kept = [e for e in s.log if e.seq >= before or e.seq in stored]
             for e in s.log:

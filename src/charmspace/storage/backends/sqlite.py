@@ -137,6 +137,12 @@ _PRUNE_COMMITS = (
     "DELETE FROM commits WHERE seq IN (SELECT seq FROM commits WHERE seq < ?1"
     " AND seq NOT IN (SELECT seq FROM revisions WHERE seq < ?1) LIMIT ?2)"
 )
+# A deletion older than the horizon, with nothing older left, is the same as no document.
+_PRUNE_DELETIONS = (
+    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM revisions AS r"
+    " WHERE r.value IS NULL AND r.seq < ?1 AND NOT EXISTS (SELECT 1 FROM revisions AS o"
+    " WHERE o.id = r.id AND o.seq < r.seq) LIMIT ?2) RETURNING id"
+)
 _HORIZON = "SELECT horizon FROM space"
 # The newest seq at which the revisions after it cost more than ?2 bytes (their JSON,
 # their id, and about 150 bytes each of log entry and row overhead).
@@ -732,6 +738,11 @@ class SQLiteBackend:
                 db.execute("UPDATE space SET horizon = ?", (before,))
             revisions: int = db.execute(_PRUNE_REVISIONS, (before, PRUNE_BATCH)).rowcount
             commits = 0
+            if revisions < PRUNE_BATCH:
+                gone = db.execute(_PRUNE_DELETIONS, (before, PRUNE_BATCH)).fetchall()
+                for (id,) in gone:  # now read as never written (seq 0), like the database
+                    conn.cache.pop(id, None)
+                revisions += len(gone)
             if revisions < PRUNE_BATCH:
                 commits = db.execute(_PRUNE_COMMITS, (before, PRUNE_BATCH)).rowcount
             if not joined:
