@@ -103,10 +103,12 @@ _MIGRATIONS = {
 
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 """Bytes a WAL file is truncated to after a checkpoint; without it, it keeps its peak size."""
-PRUNE_BATCH = 500
+PRUNE_BATCH = 200
 """Rows deleted per write transaction while pruning: commits wait at most for one batch."""
 VACUUM_BATCH = 256
 """Free pages given back to the file system per write transaction."""
+VACUUM_FREE_FRACTION = 0.25
+"""The share of a file that may stay free after pruning (new revisions reuse it first)."""
 
 _CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMIT 1"
 _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
@@ -908,14 +910,18 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _vacuum_step(conn: _Conn) -> bool:
-    """Give up to VACUUM_BATCH free pages back to the file system; False once none are left.
+    """Give up to VACUUM_BATCH free pages back to the file system; False once done.
 
-    Inside a group of commits it joins their transaction, like a prune batch.
-    Outside one, the last step also truncates the WAL, which would otherwise
-    keep its peak size until the next checkpoint.
+    Done means at most VACUUM_FREE_FRACTION of the file is free: free pages are
+    where the next revisions go, and vacuuming them only to grow the file again
+    would move live pages (and write them to the WAL) for nothing. Inside a
+    group of commits it joins their transaction, like a prune batch. Outside
+    one, the last step also truncates the WAL, which would otherwise keep its
+    peak size until the next checkpoint.
     """
     cur = conn.cur
-    if cur.execute("PRAGMA freelist_count").fetchone()[0]:
+    free = cur.execute("PRAGMA freelist_count").fetchone()[0]
+    if free and free > cur.execute("PRAGMA page_count").fetchone()[0] * VACUUM_FREE_FRACTION:
         cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
         return True
     if not conn.batch:
