@@ -45,7 +45,7 @@ class Pruner:
         default: Retention,
         clock: Callable[[], float],
         floors: list[Floor],
-        interval: float = 1.0,
+        interval: float = 0.25,
     ) -> None:
         self.backend = backend
         self.default = default

@@ -81,7 +81,7 @@ class Storage:
         service: DID | None = None,
         clock: Callable[[], float] = time.time,
         retention: Retention | None = None,
-        prune_interval: float = 1.0,
+        prune_interval: float = 0.25,
     ) -> None:
         self.backend = backend
         self.url = url
