@@ -2,9 +2,10 @@
 
 Why a thread and not the commit itself: finding the horizon reads a space's
 whole retained history, and deleting is many small write transactions; a
-commit should pay for neither. The thread wakes every ``interval`` seconds,
-looks only at spaces written since its last look, and prunes in batches that
-hold a space's write lock for one batch each. A batch that meets a group of
+commit should pay for neither. The thread wakes every ``interval`` seconds
+(sooner after many bytes written), looks only at spaces written since its
+last look, and prunes in batches that hold a space's write lock for one batch
+each. A batch that meets a group of
 commits in flight joins the group's write transaction rather than making the
 group durable behind its owner's back (or waiting for a gap that steady load
 never leaves).
@@ -54,11 +55,22 @@ class Pruner:
         self.interval = interval
         self._written: set[SpaceDID] = set()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pending_bytes = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def written(self, space: SpaceDID) -> None:
-        """Note that ``space`` has new commits (cheap: called on every commit)."""
+    def written(self, space: SpaceDID, size: int = 0) -> None:
+        """Note that ``space`` has a new commit of ``size`` bytes (cheap: called on every commit).
+
+        Once commits have written a quarter of the default history budget since
+        the last pass, the thread wakes at once: a space rewriting a large
+        document would otherwise pile up many copies between two passes.
+        """
+        self._pending_bytes += size
+        if self._pending_bytes >= self.default.max_history_bytes // 4:
+            self._pending_bytes = 0
+            self._wake.set()
         if space not in self._written:
             self._written.add(space)
             if self._thread is None and not self._stop.is_set():
@@ -73,7 +85,11 @@ class Pruner:
                 self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.run_once()
 
     def run_once(self) -> int:
@@ -113,6 +129,7 @@ class Pruner:
     def close(self) -> None:
         """Stop the thread, waiting for the batch it is in to finish."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join()

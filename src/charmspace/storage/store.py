@@ -342,7 +342,7 @@ class Storage:
                         settle.append((on_durable, None))
         finally:
             _run(settle)
-        self.pruner.written(space)
+        self.pruner.written(space, sum(len(w.text) for w in prepared.writes if w.text))
         if defer:
             self._request_flush()
         return seq
