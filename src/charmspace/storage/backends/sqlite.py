@@ -78,16 +78,18 @@ T = TypeVar("T")
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
 SCHEMA_VERSION = 2
 """The file format, kept in ``PRAGMA user_version``. 1: the first release. 2: the space's
-retention horizon and policy, and ``auto_vacuum = INCREMENTAL`` so pruning gives disk back."""
+retention horizon and policy, each revision's size, and ``auto_vacuum = INCREMENTAL`` so
+pruning gives disk back."""
 SUFFIX = ".sqlite"
 
 _SCHEMA = (
     # horizon: point-in-time reads before it were pruned. retention: JSON, NULL = the storage's.
     "CREATE TABLE space (did TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL,"
     " created_at REAL NOT NULL, horizon INTEGER NOT NULL DEFAULT 0, retention TEXT)",
-    # value NULL: the document was deleted at this seq.
+    # value NULL: the document was deleted at this seq. size: len(value), which
+    # retention sums without reading the values (NULL in rows older than format 2).
     "CREATE TABLE revisions (id TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT,"
-    " PRIMARY KEY (id, seq)) WITHOUT ROWID",
+    " size INTEGER, PRIMARY KEY (id, seq)) WITHOUT ROWID",
     "CREATE TABLE commits (seq INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
     " time REAL NOT NULL, ids TEXT NOT NULL, meta TEXT NOT NULL)",
     f"PRAGMA application_id = {APPLICATION_ID}",
@@ -97,6 +99,7 @@ _MIGRATIONS = {
     1: (
         "ALTER TABLE space ADD COLUMN horizon INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE space ADD COLUMN retention TEXT",
+        "ALTER TABLE revisions ADD COLUMN size INTEGER",
     ),
 }
 """Statements that take a file from the version it has to the next, run in one transaction."""
@@ -125,7 +128,7 @@ observer can tell from that commit arriving a millisecond later). Commits always
 check ``data_version`` inside their write lock, so validation never uses a
 stale cache.
 """
-_INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
+_INSERT_REVISION = "INSERT INTO revisions (id, seq, value, size) VALUES (?, ?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 # Keeps each document's revision as of the horizon (?1) and every later one.
 _PRUNE_REVISIONS = (
@@ -149,7 +152,7 @@ _HORIZON = "SELECT horizon FROM space"
 # The newest seq at which the revisions after it cost more than ?2 bytes (their JSON,
 # their id, and about 150 bytes each of log entry and row overhead).
 _BUDGET = (
-    "SELECT seq FROM (SELECT seq, sum(length(id) + coalesce(length(value), 0) + 150)"
+    "SELECT seq FROM (SELECT seq, sum(length(id) + coalesce(size, length(value), 0) + 150)"
     " OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS total FROM revisions"
     " WHERE seq > ?1) WHERE total > ?2 ORDER BY seq DESC LIMIT 1"
 )
@@ -249,6 +252,10 @@ class _Conn:
         self.cache.clear()
         self.cur.close()  # else an unfinished statement keeps the file open after db.close()
         self.db.close()
+
+
+def _size(text: str | None) -> int:
+    return 0 if text is None else len(text)
 
 
 def _revision(row: tuple[int, str | None] | None) -> Revision:
@@ -630,10 +637,12 @@ class SQLiteBackend:
             seq = conn.current_head() + 1
             if len(writes) == 1:
                 w = writes[0]
-                cur.execute(_INSERT_REVISION, (w.id, seq, w.text))
+                cur.execute(_INSERT_REVISION, (w.id, seq, w.text, _size(w.text)))
                 ids = _one_id_text(w.id)
             else:
-                cur.executemany(_INSERT_REVISION, [(w.id, seq, w.text) for w in writes])
+                cur.executemany(
+                    _INSERT_REVISION, [(w.id, seq, w.text, _size(w.text)) for w in writes]
+                )
                 ids = dumps([w.id for w in writes])
             cur.execute(_INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text))
         except BaseException:
