@@ -166,3 +166,22 @@ def test_pruning_joins_a_group_of_commits_in_flight(small: Storage) -> None:
     assert durable == [None] * 5
     assert small.read(space, OTHER, OWNER).value == 4
     assert small.read(space, DOC, OWNER, at=horizon).value["i"] == horizon - 1  # type: ignore[index]
+
+
+def test_a_failed_prune_inside_a_group_leaves_the_group_s_commits(small: Storage) -> None:
+    space = create_new_space(small, OWNER)
+    commits(small, space, 50)
+    small.flush_scheduler = lambda flush: None  # the group stays open until we flush
+    durable: list[BaseException | None] = []
+    for i in range(5):
+        small.commit(Commit(space, OWNER, {OTHER: i}), on_durable=durable.append)
+
+    def refuse(record: object) -> None:
+        raise AuthorizationError(OWNER, space, "OWNER", "prune history")
+
+    with pytest.raises(AuthorizationError):
+        small.backend.prune(space, 40, refuse)
+    small.flush()
+    assert durable == [None] * 5
+    assert small.read(space, OTHER, OWNER).value == 4
+    assert small.horizon(space, OWNER) == 0

@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from charmspace.errors import SpaceNotFoundError, StorageError
+from charmspace.errors import SpaceNotFoundError
 from charmspace.storage.backends.base import Backend
 from charmspace.storage.model import Retention, SpaceRecord
 from charmspace.types import SpaceDID
@@ -103,7 +103,7 @@ class Pruner:
                 removed += self.prune(space)
             except SpaceNotFoundError:
                 continue
-            except StorageError:
+            except Exception:  # the thread must outlive any one space's trouble
                 log.exception("could not prune space %s; will try again", space)
                 self._written.add(space)
         return removed

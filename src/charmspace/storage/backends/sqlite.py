@@ -271,6 +271,15 @@ def _one_id_text(id: EntityId) -> str:
     return dumps([id])
 
 
+def _rollback_to(db: sqlite3.Connection, savepoint: str) -> None:
+    """Undo a savepoint's work, keeping the transaction around it (and not masking the error)."""
+    try:
+        db.execute(f"ROLLBACK TO {savepoint}")
+        db.execute(f"RELEASE {savepoint}")
+    except sqlite3.Error:
+        log.exception("rollback to savepoint %s failed", savepoint)
+
+
 def _rollback(db: sqlite3.Connection) -> None:
     """Roll back without masking the error that made us roll back."""
     if db.in_transaction:
@@ -737,8 +746,8 @@ class SQLiteBackend:
     ) -> tuple[int, int]:
         db = conn.db
         joined = conn.batch > 0  # the write lock is ours already, inside the group
-        if not joined:
-            db.execute("BEGIN IMMEDIATE")
+        # A savepoint inside the group: a failed batch is undone without the group's commits.
+        db.execute("SAVEPOINT prune" if joined else "BEGIN IMMEDIATE")
         try:
             if not joined:
                 conn.sync()
@@ -756,11 +765,10 @@ class SQLiteBackend:
                 revisions += len(gone)
             if revisions < PRUNE_BATCH:
                 commits = db.execute(_PRUNE_COMMITS, (before, PRUNE_BATCH)).rowcount
-            if not joined:
-                db.execute("COMMIT")
+            db.execute("RELEASE prune" if joined else "COMMIT")
         except BaseException:
             if joined:
-                self._abandon_batch(conn)
+                _rollback_to(db, "prune")
             else:
                 _rollback(db)
             raise
@@ -931,7 +939,16 @@ def _vacuum_step(conn: _Conn) -> bool:
     cur = conn.cur
     free = cur.execute("PRAGMA freelist_count").fetchone()[0]
     if free and free > cur.execute("PRAGMA page_count").fetchone()[0] * VACUUM_FREE_FRACTION:
-        cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
+        if not conn.batch:
+            cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
+            return True
+        cur.execute("SAVEPOINT vacuum")
+        try:
+            cur.execute(f"PRAGMA incremental_vacuum({VACUUM_BATCH})").fetchall()
+            cur.execute("RELEASE vacuum")
+        except BaseException:
+            _rollback_to(conn.db, "vacuum")
+            raise
         return True
     if not conn.batch:
         cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
