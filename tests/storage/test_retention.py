@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,13 @@ def test_a_failed_prune_inside_a_group_leaves_the_group_s_commits(small: Storage
     assert durable == [None] * 5
     assert small.read(space, OTHER, OWNER).value == 4
     assert small.horizon(space, OWNER) == 0
+
+
+def test_closing_prunes_what_is_owed(reopen: Any) -> None:
+    """Files at rest are pruned to their policy, however far the last pass lagged."""
+    storage = reopen(retention=Retention(keep_commits=10, keep_seconds=0))
+    storage.pruner.interval = 3600.0  # no pass while running
+    space = create_new_space(storage, OWNER)
+    commits(storage, space, 50)
+    assert storage.horizon(space, OWNER) == 0
+    assert reopen(storage).horizon(space, OWNER) == 40

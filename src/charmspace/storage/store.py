@@ -581,9 +581,9 @@ class Storage:
         settle.extend(self._durable(space))
 
     def close(self) -> None:
-        """Stop pruning, make grouped commits durable, then close the backend."""
-        self.pruner.close()
+        """Make grouped commits durable, prune what is owed and stop pruning, close the backend."""
         self.flush()
+        self.pruner.close()
         self.backend.close()
 
     def __enter__(self) -> Storage:
