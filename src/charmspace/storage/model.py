@@ -188,7 +188,8 @@ class Retention:
     The horizon keeps at least the last ``keep_commits`` commits and every
     commit from the last ``keep_seconds`` — unless the revisions after it hold
     more than ``max_history_bytes`` of JSON, in which case it moves on until
-    they do not: a user's disk is the one limit that must always hold. (One
+    they hold three quarters of it (so the costly sum is redone only after
+    another quarter is written): a user's disk is the one limit that must always hold. (One
     document of 1 MiB rewritten by each commit would otherwise keep 1,000
     copies.) A deletion older than the horizon is dropped too, so a document
     written and deleted long ago costs nothing. Work the runtime still needs

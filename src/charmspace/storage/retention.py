@@ -57,6 +57,8 @@ class Pruner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pending_bytes = 0
+        self._since_budget: dict[SpaceDID, int] = {}
+        """Bytes each space wrote since its history's size was last summed (absent: never)."""
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -68,6 +70,8 @@ class Pruner:
         document would otherwise pile up many copies between two passes.
         """
         self._pending_bytes += size
+        if space in self._since_budget:
+            self._since_budget[space] += size
         if self._pending_bytes >= self.default.max_history_bytes // 4:
             self._pending_bytes = 0
             self._wake.set()
@@ -112,7 +116,12 @@ class Pruner:
         """Move ``space``'s horizon to where its policy and the floors allow."""
         backend = self.backend
         retention = backend.retention(space) or self.default
-        horizon, wanted = backend.plan(space, retention, self.clock())
+        # Summing the history's sizes reads all of it: do it once per quarter budget written.
+        since = self._since_budget.get(space)
+        budget = since is None or since >= retention.max_history_bytes // 4
+        if budget:
+            self._since_budget[space] = 0
+        horizon, wanted = backend.plan(space, retention, self.clock(), budget=budget)
         for floor in self.floors:
             held = floor(space)
             if held is not None:

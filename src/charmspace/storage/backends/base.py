@@ -87,8 +87,15 @@ class Backend(Protocol):
         """The oldest seq a point-in-time read may ask for (0: nothing was ever pruned)."""
         ...
 
-    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
-        """The space's horizon, and where ``retention`` would move it at time ``now``."""
+    def plan(
+        self, space: SpaceDID, retention: Retention, now: float, *, budget: bool = True
+    ) -> tuple[int, int]:
+        """The space's horizon, and where ``retention`` would move it at time ``now``.
+
+        With ``budget``, also far enough that the history after it holds at most
+        three quarters of ``max_history_bytes`` (the costly part: it sums the
+        history's sizes); without, only the commit count and age are applied.
+        """
         ...
 
     def retention(self, space: SpaceDID) -> Retention | None:

@@ -173,7 +173,9 @@ class MemoryBackend:
     def horizon(self, space: SpaceDID) -> int:
         return self._space(space).horizon
 
-    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
+    def plan(
+        self, space: SpaceDID, retention: Retention, now: float, *, budget: bool = True
+    ) -> tuple[int, int]:
         with self._lock:
             s = self._space(space)
             wanted = max(0, s.seq - retention.keep_commits)
@@ -185,7 +187,7 @@ class MemoryBackend:
                 if entry.time >= cutoff:
                     wanted = min(wanted, entry.seq - 1)
                 total += s.sizes.get(entry.seq, 0)
-                if total > retention.max_history_bytes:
+                if budget and total > retention.max_history_bytes * 3 // 4:
                     wanted = max(wanted, entry.seq)
                     break
             return s.horizon, min(max(wanted, s.horizon), s.seq)

@@ -777,7 +777,9 @@ class SQLiteBackend:
     def horizon(self, space: SpaceDID) -> int:
         return self._with(space, lambda conn: int(conn.cur.execute(_HORIZON).fetchone()[0]))
 
-    def plan(self, space: SpaceDID, retention: Retention, now: float) -> tuple[int, int]:
+    def plan(
+        self, space: SpaceDID, retention: Retention, now: float, *, budget: bool = True
+    ) -> tuple[int, int]:
         """``(horizon, wanted)``: the space's horizon now, and where ``retention`` would put it.
 
         Computed on a connection of its own, outside the space's lock: it reads
@@ -802,7 +804,10 @@ class SQLiteBackend:
                 (horizon, now - retention.keep_seconds),
             ).fetchone()[0]
             wanted = min(wanted, head if recent is None else recent - 1)
-            over = db.execute(_BUDGET, (horizon, retention.max_history_bytes)).fetchone()
+            over = None
+            if budget:  # down to three quarters: the next check can wait for a quarter more
+                target = retention.max_history_bytes * 3 // 4
+                over = db.execute(_BUDGET, (horizon, target)).fetchone()
             if over is not None:
                 wanted = max(wanted, over[0])
             return horizon, min(max(wanted, horizon), head)
