@@ -1,0 +1,105 @@
+"""What every route needs: the runtime, the request's principal, access checks, names parsed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from charmspace.errors import AuthorizationError, CharmNotFoundError
+from charmspace.identity import parse_did
+from charmspace.patterns.build import charm_docs
+from charmspace.runtime import Runtime
+from charmspace.runtime.transaction import Transaction, acting_principal
+from charmspace.server.errors import AuthenticationError, BadRequestError
+from charmspace.storage import Capability
+from charmspace.storage.model import SpaceRecord
+from charmspace.types import DID, EntityId, PathSegment, SpaceDID
+
+MAX_ID_LENGTH = 200
+MAX_PATH_SEGMENTS = 64
+
+# Documents the scheme in /openapi.json; the RequestGate middleware has checked it already.
+_signature = APIKeyHeader(
+    name="Authorization",
+    scheme_name="CharmspaceSignature",
+    description='Charmspace did="…", ts="…", nonce="…", sig="…" (see docs/server.md).',
+    auto_error=False,
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_principal(
+    request: Request, _header: Annotated[str | None, Security(_signature)] = None
+) -> DID:
+    """The DID that signed the request (verified by the middleware before any parsing)."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, str):  # a route outside /api/ asked for it: a bug, but fail closed
+        raise AuthenticationError("missing", "This request is not signed.")
+    return principal
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PrincipalDep = Annotated[DID, Depends(get_principal)]
+
+
+def space_did(space: str) -> SpaceDID:
+    """A space path parameter: an Ed25519 did:key (400 otherwise)."""
+    parse_did(space)
+    return space
+
+
+def charm_id(id: str) -> EntityId:
+    if not id or len(id) > MAX_ID_LENGTH or not id.isprintable():
+        raise BadRequestError(f"A charm id is 1 to {MAX_ID_LENGTH} printable characters.", "id")
+    return id
+
+
+def cell_path(path: str) -> tuple[PathSegment, ...]:
+    """``a/0/b`` as path segments; a segment of digits is a list index."""
+    if not path:
+        return ()
+    parts = path.split("/")
+    if len(parts) > MAX_PATH_SEGMENTS or any(not part for part in parts):
+        raise BadRequestError(
+            f"A cell path is up to {MAX_PATH_SEGMENTS} non-empty segments separated by '/'.",
+            "path",
+        )
+    return tuple(int(p) if p.isascii() and p.isdigit() and len(p) < 10 else p for p in parts)
+
+
+def require(
+    runtime: Runtime, space: SpaceDID, principal: DID, needed: Capability, action: str
+) -> SpaceRecord:
+    """The space's record if ``principal`` has ``needed`` on it; else 404 / 403, nothing done."""
+    storage = runtime.storage
+    record = storage.space(space, principal)  # SpaceNotFoundError, or AuthorizationError for READ
+    if not storage.allowed(record, principal, needed):
+        raise AuthorizationError(principal, space, needed.name, action)
+    return record
+
+
+def require_charm(runtime: Runtime, space: SpaceDID, id: EntityId, principal: DID) -> None:
+    """404 unless ``space`` records a charm ``id`` that ``principal`` can read."""
+    _argument, internal, _result = charm_docs(space, id)
+    doc = Transaction(runtime, principal).read_doc(space, internal.id)
+    record = doc.get("$charm") if isinstance(doc, dict) else None
+    if not isinstance(record, dict) or record.get("id") != id:
+        raise CharmNotFoundError(space, id)
+
+
+@contextmanager
+def acting(principal: DID) -> Iterator[None]:
+    """Runtime code called in this block acts for ``principal`` (never the runtime's user)."""
+    token = acting_principal.set(principal)
+    try:
+        yield
+    finally:
+        acting_principal.reset(token)

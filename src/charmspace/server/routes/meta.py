@@ -1,0 +1,39 @@
+"""Liveness, the server's identity, and the installed patterns."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from charmspace import __version__
+from charmspace.patterns.registry import installed_patterns
+from charmspace.server.deps import PrincipalDep
+from charmspace.server.models import Health, Meta, PatternInfo
+
+router = APIRouter()
+
+
+@router.get("/_health", tags=["meta"])
+def health(request: Request) -> Health:
+    """``{"ok": true}`` once storage is open (the lifespan opened it before serving)."""
+    return Health(ok=getattr(request.app.state, "runtime", None) is not None)
+
+
+@router.get("/api/meta", tags=["meta"])
+def meta(request: Request) -> Meta:
+    """The server's DID and version (no signature needed)."""
+    return Meta(server=request.app.state.server_did, version=__version__)
+
+
+@router.get("/api/patterns", tags=["patterns"])
+def patterns(principal: PrincipalDep) -> list[PatternInfo]:
+    """The installed patterns a charm can be created from, with their input schemas."""
+    return [
+        PatternInfo(
+            name=name,
+            import_path=p.import_path,
+            tags=list(p.tags),
+            description=p.description,
+            inputs=dict(p.input_schema),
+        )
+        for name, p in sorted(installed_patterns().items())
+    ]
