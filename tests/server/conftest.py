@@ -83,13 +83,18 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp_path: Path, *extra: str, data: Path | None = None) -> ServerProcess:
-    """``python -m charmspace serve`` on a free loopback port, HOME and data in ``tmp_path``."""
+def start_server(
+    tmp_path: Path, *extra: str, data: Path | None = None, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """``python -m charmspace serve`` on a free loopback port, HOME and data in ``tmp_path``.
+
+    ``env`` adds variables (``CHARMSPACE_*`` settings) to a clean environment.
+    """
     port = free_port()
     data = data or tmp_path / "data"
     log = tmp_path / f"server-{port}.log"
-    env = {**os.environ, "HOME": str(tmp_path)}
-    env = {k: v for k, v in env.items() if not k.startswith("CHARMSPACE_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
+    env = {**clean, "HOME": str(tmp_path), **(env or {})}
     args = [sys.executable, "-m", "charmspace", "serve", "--port", str(port), "--data", str(data)]
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -13,11 +13,11 @@ from charmspace.client.auth import SignedAuth
 from charmspace.identity import Identity
 from charmspace.types import JSONValue, PathSegment
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-
 
 class AsyncClient:
     """Talk to a charmspace server as ``identity``; every request is signed.
+
+    ``base_url`` may leave out the scheme (``127.0.0.1:8000`` means ``http://…``).
 
     ``await client.charms.create("counter")``, ``await client.cell(space, id, "value").get()``,
     ``await client.stream(space, id, "increment").call({})``: the runtime's vocabulary,
@@ -26,7 +26,7 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_URL,
+        base_url: str = ops.DEFAULT_URL,
         identity: Identity | None = None,
         *,
         timeout: float = 60.0,
@@ -34,7 +34,10 @@ class AsyncClient:
     ) -> None:
         self.identity = identity or Identity.generate()
         self.http = httpx.AsyncClient(
-            base_url=base_url, auth=SignedAuth(self.identity), timeout=timeout, transport=transport
+            base_url=ops.base_url(base_url),
+            auth=SignedAuth(self.identity),
+            timeout=timeout,
+            transport=transport,
         )
         self.spaces = Spaces(self)
         self.charms = Charms(self)

@@ -20,6 +20,13 @@ from charmspace.identity import Identity
 from charmspace.signing import b64encode, space_message
 from charmspace.types import JSONValue, PathSegment
 
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def base_url(url: str) -> str:
+    """``url``, with ``http://`` in front when it names no scheme."""
+    return url if "://" in url else f"http://{url}"
+
 
 class APIError(CharmspaceError):
     """The server refused a request: ``status``, the error's ``type`` and its ``fields``."""

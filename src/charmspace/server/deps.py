@@ -1,9 +1,14 @@
-"""What every route needs: the runtime, the request's principal, access checks, names parsed."""
+"""What every route needs: the runtime, the request's principal, access checks, names parsed.
+
+Routes and dependencies are ``async def``: the runtime belongs to the event
+loop's thread, and FastAPI would run a plain ``def`` in a worker thread.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -13,6 +18,7 @@ from charmspace.errors import AuthorizationError, CharmNotFoundError
 from charmspace.identity import parse_did
 from charmspace.patterns.build import charm_docs
 from charmspace.runtime import Runtime
+from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction, acting_principal
 from charmspace.server.errors import AuthenticationError, BadRequestError
 from charmspace.storage import Capability
@@ -31,12 +37,12 @@ _signature = APIKeyHeader(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_principal(
+async def get_principal(
     request: Request, _header: Annotated[str | None, Security(_signature)] = None
 ) -> DID:
     """The DID that signed the request (verified by the middleware before any parsing)."""
@@ -50,10 +56,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 PrincipalDep = Annotated[DID, Depends(get_principal)]
 
 
-def space_did(space: str) -> SpaceDID:
+async def space_param(space: str) -> SpaceDID:
     """A space path parameter: an Ed25519 did:key (400 otherwise)."""
     parse_did(space)
     return space
+
+
+async def charm_param(id: str) -> EntityId:
+    return charm_id(id)
 
 
 def charm_id(id: str) -> EntityId:
@@ -86,9 +96,15 @@ def require(
     return record
 
 
+@lru_cache(maxsize=4096)
+def docs_of(space: SpaceDID, id: EntityId) -> tuple[Address, Address, Address]:
+    """The charm's argument, internal and result documents (hashing ids costs; hot path)."""
+    return charm_docs(space, id)
+
+
 def require_charm(runtime: Runtime, space: SpaceDID, id: EntityId, principal: DID) -> None:
     """404 unless ``space`` records a charm ``id`` that ``principal`` can read."""
-    _argument, internal, _result = charm_docs(space, id)
+    _argument, internal, _result = docs_of(space, id)
     doc = Transaction(runtime, principal).read_doc(space, internal.id)
     record = doc.get("$charm") if isinstance(doc, dict) else None
     if not isinstance(record, dict) or record.get("id") != id:

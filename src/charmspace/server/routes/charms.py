@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
-from charmspace.patterns.build import charm_docs
+from charmspace.patterns.charms import Charm
 from charmspace.patterns.index import index_entries
 from charmspace.patterns.markers import NAME, UI
 from charmspace.patterns.registry import installed_patterns
+from charmspace.runtime import Runtime, Stream
+from charmspace.runtime.address import is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.deps import (
@@ -18,10 +20,11 @@ from charmspace.server.deps import (
     RuntimeDep,
     acting,
     cell_path,
-    charm_id,
+    charm_param,
+    docs_of,
     require,
     require_charm,
-    space_did,
+    space_param,
 )
 from charmspace.server.models import (
     Accepted,
@@ -37,16 +40,18 @@ from charmspace.server.models import (
 )
 from charmspace.storage import Capability
 from charmspace.storage.ids import entity_id
-from charmspace.types import EntityId, SpaceDID
+from charmspace.types import DID, EntityId, SpaceDID
 
 router = APIRouter(prefix="/api/spaces/{space}/charms", tags=["charms"])
 
-SpaceDep = Annotated[SpaceDID, Depends(space_did)]
-CharmDep = Annotated[EntityId, Depends(charm_id)]
+SpaceDep = Annotated[SpaceDID, Depends(space_param)]
+CharmDep = Annotated[EntityId, Depends(charm_param)]
 
 
 @router.get("")
-def list_charms(space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep) -> list[CharmInfo]:
+async def list_charms(
+    space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[CharmInfo]:
     """The charms recorded in the space (needs READ)."""
     require(runtime, space, principal, Capability.READ, "list charms")
     tx = Transaction(runtime, principal)
@@ -89,13 +94,13 @@ async def create_charm(
 
 
 @router.get("/{id}")
-def get_charm(
+async def get_charm(
     space: SpaceDep, id: CharmDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> CharmSummary:
     """The charm's pattern, name, result (links resolved) and last error (needs READ)."""
     require(runtime, space, principal, Capability.READ, "read a charm")
     require_charm(runtime, space, id, principal)
-    _argument, internal, result_address = charm_docs(space, id)
+    _argument, internal, result_address = docs_of(space, id)
     tx = Transaction(runtime, principal)
     record = tx.read(internal, deep=False)
     info: Any = record.get("$charm", {}) if isinstance(record, dict) else {}
@@ -135,14 +140,14 @@ async def remove_charm(
 
 
 @router.get("/{id}/cells/{path:path}")
-def get_cell(
+async def get_cell(
     space: SpaceDep, id: CharmDep, path: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> CellValue:
     """The value at ``path`` in the charm's result (``a/0/b``; links resolved). Needs READ."""
     segments = cell_path(path)
     require(runtime, space, principal, Capability.READ, "read a cell")
     require_charm(runtime, space, id, principal)
-    address = charm_docs(space, id)[2].key(*segments)
+    address = docs_of(space, id)[2].key(*segments)
     return CellValue(value=Transaction(runtime, principal).read(address))  # type: ignore[arg-type]
 
 
@@ -163,7 +168,7 @@ async def set_cell(
     require_charm(runtime, space, id, principal)
     with acting(principal):
         await runtime.charms.get(space, id)  # running, so its derived values follow the edit
-    address = charm_docs(space, id)[2].key(*segments)
+    address = docs_of(space, id)[2].key(*segments)
     tx = Transaction(runtime, principal, meta={"edit": "api"})
     try:
         tx.write(address, to_json(body.value))
@@ -197,7 +202,12 @@ async def send_event(
     require_charm(runtime, space, id, principal)
     with acting(principal):
         charm = await runtime.charms.get(space, id)
-        stream = charm.stream(name)
+        stream = _stream(runtime, charm, name, principal)
+        target = runtime.scheduler.resolve_stream(stream.address, principal)
+        if target.spec is not None and target.spec.validate is not None:
+            # Refused here, the event writes nothing; refused by the scheduler, it
+            # would be recorded in the charm's error cell.
+            target.spec.validate(to_json(body.event))
         if wait == "result":
             called = await stream.call(body.event, principal=principal)
             _raise_client_error(called.error)
@@ -220,6 +230,18 @@ async def send_event(
             )
     response.status_code = 202
     return Accepted(accepted=True)
+
+
+def _stream(runtime: Runtime, charm: Charm, name: str, principal: DID) -> Stream[Any]:
+    """The charm's stream ``name``: one read when it is one (``charm.stream`` reads every key)."""
+    address = charm.result.address.key(name)
+    try:
+        value = Transaction(runtime, principal).read(address, deep=False)
+    except CharmspaceError:
+        value = None
+    if is_stream_marker(value):
+        return Stream(runtime, address)
+    return charm.stream(name)  # UnknownStreamError, listing the charm's streams
 
 
 def _raise_client_error(error: BaseException | None) -> None:

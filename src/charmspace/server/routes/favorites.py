@@ -43,7 +43,7 @@ def _favorite(entry: dict[str, Any]) -> Favorite:
 
 
 @router.get("/api/favorites")
-def list_favorites(runtime: RuntimeDep, principal: PrincipalDep) -> list[Favorite]:
+async def list_favorites(runtime: RuntimeDep, principal: PrincipalDep) -> list[Favorite]:
     """The caller's favorites, oldest first."""
     return [_favorite(e) for e in _favorites(runtime, principal)]
 
@@ -86,7 +86,7 @@ async def remove_favorite(
 
 
 @router.get("/api/wish")
-def wish(
+async def wish(
     runtime: RuntimeDep, principal: PrincipalDep, q: Annotated[str, Query(max_length=100)]
 ) -> Wish:
     """Resolve ``#tag`` among the caller's favorites (``#favorites``: all of them)."""

@@ -13,19 +13,19 @@ router = APIRouter()
 
 
 @router.get("/_health", tags=["meta"])
-def health(request: Request) -> Health:
+async def health(request: Request) -> Health:
     """``{"ok": true}`` once storage is open (the lifespan opened it before serving)."""
     return Health(ok=getattr(request.app.state, "runtime", None) is not None)
 
 
 @router.get("/api/meta", tags=["meta"])
-def meta(request: Request) -> Meta:
+async def meta(request: Request) -> Meta:
     """The server's DID and version (no signature needed)."""
     return Meta(server=request.app.state.server_did, version=__version__)
 
 
 @router.get("/api/patterns", tags=["patterns"])
-def patterns(principal: PrincipalDep) -> list[PatternInfo]:
+async def patterns(principal: PrincipalDep) -> list[PatternInfo]:
     """The installed patterns a charm can be created from, with their input schemas."""
     return [
         PatternInfo(

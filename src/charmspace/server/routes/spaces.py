@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from charmspace.errors import SpaceExistsError
 from charmspace.identity import parse_did, verify
-from charmspace.server.deps import PrincipalDep, RuntimeDep, require, space_did
+from charmspace.server.deps import PrincipalDep, RuntimeDep, require, space_param
 from charmspace.server.errors import AuthenticationError, BadRequestError
 from charmspace.server.models import AclChange, CreateSpace, Document, LogEntry, SpaceInfo
 from charmspace.signing import b64decode, space_message
@@ -19,7 +19,7 @@ from charmspace.types import SpaceDID
 
 router = APIRouter(prefix="/api/spaces", tags=["spaces"])
 
-SpaceDep = Annotated[SpaceDID, Depends(space_did)]
+SpaceDep = Annotated[SpaceDID, Depends(space_param)]
 PROOF_WINDOW = 300.0
 
 
@@ -33,13 +33,13 @@ def _info(record: SpaceRecord) -> SpaceInfo:
 
 
 @router.get("")
-def list_spaces(runtime: RuntimeDep, principal: PrincipalDep) -> list[SpaceInfo]:
+async def list_spaces(runtime: RuntimeDep, principal: PrincipalDep) -> list[SpaceInfo]:
     """The spaces the caller can read."""
     return [_info(r) for r in runtime.storage.spaces(principal)]
 
 
 @router.post("", status_code=201, responses={200: {"model": SpaceInfo}})
-def create_space(
+async def create_space(
     body: CreateSpace, response: Response, runtime: RuntimeDep, principal: PrincipalDep
 ) -> SpaceInfo:
     """Create the caller's home space or a named space (201); 200 if the caller has it already."""
@@ -88,13 +88,13 @@ def _check_proof(space: SpaceDID, principal: str, body: CreateSpace) -> None:
 
 
 @router.get("/{space}/acl")
-def get_acl(space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep) -> SpaceInfo:
+async def get_acl(space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep) -> SpaceInfo:
     """The space's owner and ACL (needs READ)."""
     return _info(runtime.storage.space(space, principal))
 
 
 @router.put("/{space}/acl")
-def set_acl(
+async def set_acl(
     space: SpaceDep, body: AclChange, runtime: RuntimeDep, principal: PrincipalDep
 ) -> SpaceInfo:
     """Grant ``capability`` to ``subject`` (a DID or ``*``), or revoke with null. Needs OWNER."""
@@ -105,7 +105,7 @@ def set_acl(
 
 
 @router.get("/{space}/log")
-def log(
+async def log(
     space: SpaceDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -126,13 +126,13 @@ def log(
 
 
 @router.get("/{space}/head")
-def head(space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep) -> int:
+async def head(space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep) -> int:
     """The seq of the space's latest commit (0 for an empty space)."""
     return runtime.storage.head(space, principal)
 
 
 @router.get("/{space}/docs/{id}")
-def document(
+async def document(
     space: SpaceDep,
     id: str,
     runtime: RuntimeDep,
