@@ -10,7 +10,9 @@ Each open space keeps ``id → Revision`` in memory; this backend's own commits
 update it after ``COMMIT`` succeeds, and ``PRAGMA data_version`` — which changes
 exactly when *another* connection (another process, or another
 :class:`SQLiteBackend` on the same directory) has committed — throws it away.
-Point-in-time reads go to the database.
+Every read asks it first (except inside our own open group, whose write lock
+keeps everyone else out), so a read sees every commit acknowledged before it
+began, wherever it was made. Point-in-time reads go to the database.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,15 +69,6 @@ _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq D
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
 
-READ_SYNC_INTERVAL = 0.001
-"""Seconds a read may trust the cache without asking whether another process committed.
-
-Commits made through this backend keep the cache current, so this only bounds
-how late a read sees another *process's* commit (by one millisecond, which no
-observer can tell from that commit arriving a millisecond later). Commits always
-check ``data_version`` inside their write lock, so validation never uses a
-stale cache.
-"""
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 _PRUNE = (
@@ -97,7 +89,6 @@ class _Conn:
         "db",
         "head",
         "lock",
-        "synced_at",
     )
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -107,7 +98,6 @@ class _Conn:
         self.cache: dict[EntityId, Revision] = {}
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
-        self.synced_at = time.monotonic()
         self.batch = 0  # commits applied inside the open write transaction, not yet durable
         self.closed = False
 
@@ -386,10 +376,10 @@ class SQLiteBackend:
         conn = self._acquire(space)
         try:
             if at is None:
-                now = time.monotonic()
-                if now - conn.synced_at >= READ_SYNC_INTERVAL:
+                # Every time (skipping it for a while let a read miss a commit acknowledged
+                # before it began), except inside our open group: it holds the write lock.
+                if not conn.batch:
                     conn.sync()
-                    conn.synced_at = now
                 return conn.current(id)
             return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
         finally:
