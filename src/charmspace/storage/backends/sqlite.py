@@ -12,7 +12,9 @@ succeeds, and ``PRAGMA data_version`` — which changes exactly when *another*
 connection (another process, or another :class:`SQLiteBackend` on the same
 directory) has committed — throws them away. The ACL is cached exactly like the
 documents it guards, so a revocation is seen as soon as a write would be.
-Point-in-time reads go to the database.
+Every read asks ``data_version`` first (except inside our own open group, whose
+write lock keeps everyone else out), so a read sees every commit acknowledged
+before it began, wherever it was made. Point-in-time reads go to the database.
 
 Why the file's identity is checked too: deleting a space unlinks its file, and
 a connection another process still holds keeps writing to the unlinked file,
@@ -39,7 +41,6 @@ import secrets
 import sqlite3
 import stat
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -94,15 +95,6 @@ _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
 _RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
 
-READ_SYNC_INTERVAL = 0.001
-"""Seconds a read may trust the cache without asking whether another process committed.
-
-Commits made through this backend keep the cache current, so this only bounds
-how late a read sees another *process's* commit (by one millisecond, which no
-observer can tell from that commit arriving a millisecond later). Commits always
-check ``data_version`` inside their write lock, so validation never uses a
-stale cache.
-"""
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 _PRUNE = (
@@ -131,7 +123,6 @@ class _Conn:
         "path",
         "record",
         "space",
-        "synced_at",
     )
 
     def __init__(
@@ -147,7 +138,6 @@ class _Conn:
         self.record: SpaceRecord | None = None  # None: unknown, read it from the database
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
-        self.synced_at = time.monotonic()
         self.batch = 0  # commits applied inside the open write transaction, not yet durable
         self.closed = False
 
@@ -171,11 +161,14 @@ class _Conn:
             self.head = -1
 
     def refresh(self) -> None:
-        """:meth:`sync`, unless it was done less than READ_SYNC_INTERVAL ago."""
-        now = time.monotonic()
-        if now - self.synced_at >= READ_SYNC_INTERVAL:
+        """:meth:`sync` before a read, except inside our own open group.
+
+        Every time: skipping it for a while let a read miss a commit another
+        process had acknowledged before the read began. Inside our open group
+        the write lock keeps everyone else out, and its ``BEGIN IMMEDIATE`` synced.
+        """
+        if not self.batch:
             self.sync()
-            self.synced_at = now
 
     def space_record(self) -> SpaceRecord:
         record = self.record
