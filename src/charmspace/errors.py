@@ -4,6 +4,7 @@
 
     CharmspaceError
     ├── IdentityError                  malformed DID, wrong key file, bad key material
+    │   └── InsecureKeyFileError       path, mode (others may read or write the key file)
     ├── StorageError
     │   ├── ConflictError              space, id, expected_seq, actual_seq (never values)
     │   ├── AuthorizationError         principal, space, needed capability
@@ -51,6 +52,7 @@ can be secrets (OAuth tokens) and can be large.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 
@@ -60,6 +62,25 @@ class CharmspaceError(Exception):
 
 class IdentityError(CharmspaceError):
     """A DID, key or key file that cannot be used."""
+
+
+class InsecureKeyFileError(IdentityError):
+    """A key file that users other than its owner may read or write.
+
+    Refused, not merely warned about, as ssh refuses such files: whoever could
+    read the file may have copied the key, and whoever could write it may have
+    put their own key in its place, so acting with it proves nothing.
+    """
+
+    def __init__(self, path: str, mode: int) -> None:
+        self.path = path
+        self.mode = mode
+        super().__init__(
+            f"Key file {path} has mode {mode:04o}, so other users can read or change it; "
+            f"it was not used. Run `chmod 600 {shlex.quote(path)}` to make it private to you. "
+            "If others could read it, the key may have been copied: "
+            "make a new one with `charmspace id new`."
+        )
 
 
 # --- storage -------------------------------------------------------------------
