@@ -26,6 +26,8 @@
     │   └── ReadOnlyCellError          cell, owner action
     ├── LinkError                      cycle / hop limit / unresolvable
     ├── SchemaError                    path, reason
+    │   ├── NotJSONError               path, reason (also a TypeError)
+    │   └── PathTypeError              path, found, needed (also a TypeError)
     ├── StreamError
     │   ├── NotAStreamError            location
     │   │   └── UnknownStreamError     charm id, name, the streams the charm has
@@ -372,6 +374,37 @@ class SchemaError(CharmspaceError):
 
 class NotJSONError(SchemaError, TypeError):
     """A value that is not JSON (dict, list, str, int, float, bool, None)."""
+
+
+class PathTypeError(SchemaError, TypeError):
+    """A write below a value that cannot hold it: a key under a list or a string, say.
+
+    Why refuse instead of making room: replacing the list or string with an
+    object would drop what was there, silently. ``path`` is where the
+    mismatching value is, ``found`` its JSON type (``"a list"``), ``needed``
+    what the write needs there (``"an object"``); never the value itself.
+    """
+
+    def __init__(
+        self,
+        path: Sequence[str | int],
+        found: str,
+        needed: str,
+        write: Sequence[str | int],
+        hint: str,
+    ) -> None:
+        self.path = tuple(path)
+        self.found = found
+        self.needed = needed
+        self.write = tuple(write)
+        self.reason = f"it holds {found}, not {needed}"
+        where = "/".join(str(p) for p in self.path) or "the document root"
+        target = "/".join(str(p) for p in self.write)
+        CharmspaceError.__init__(
+            self,
+            f"Cannot write at {target}: {where} holds {found}, not {needed}; "
+            f"nothing was written. {hint}",
+        )
 
 
 class StreamError(CharmspaceError):

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from charmspace.errors import NotJSONError
+from charmspace.errors import NotJSONError, PathTypeError, SchemaError
 from charmspace.types import JSONValue, Path
 
 
@@ -206,40 +206,108 @@ def getpath(value: JSONValue, path: Path) -> JSONValue:
     for seg in path:
         if isinstance(value, dict):
             value = value.get(seg) if isinstance(seg, str) else None
-        elif isinstance(value, list) and isinstance(seg, int) and 0 <= seg < len(value):
-            value = value[seg]
-        elif isinstance(value, list) and isinstance(seg, str) and seg.isdigit():
-            i = int(seg)
-            value = value[i] if i < len(value) else None
+        elif isinstance(value, list):
+            i = list_index(seg)
+            value = value[i] if i is not None and i < len(value) else None
         else:
             return None
     return value
 
 
-def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
-    """A frozen copy of ``value`` with ``new`` placed at ``path`` (containers created as needed).
+def list_index(seg: object) -> int | None:
+    """The list index a path segment names: an int, or a string of ASCII digits; else None.
 
-    Only the containers along the path are copied; everything else is shared,
-    which is safe because everything is frozen.
+    Digit strings count because paths written in JSON (links) may spell indexes
+    as text. Booleans do not, although Python says ``True == 1``.
     """
-    if not path:
+    if type(seg) is int:
+        return seg if seg >= 0 else None
+    if type(seg) is str and seg.isascii() and seg.isdigit():
+        return int(seg)
+    return None
+
+
+def json_type(value: object) -> str:
+    """The JSON type of ``value`` (``"a list"``), for messages that must not show the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
+    """A frozen copy of ``value`` with ``new`` placed at ``path``.
+
+    Objects are created where the path reaches a missing key or null, so
+    writing ``a/b`` into ``{}`` gives ``{"a": {"b": ...}}``. Anything else in the
+    way is refused with :class:`PathTypeError` rather than replaced: a key
+    below a list, string or number, or an index below an object or null,
+    would otherwise drop what is there. A list index may be at most the
+    list's length (which appends). Only the containers along the path are
+    copied; everything else is shared, which is safe because everything is
+    frozen.
+    """
+    return _setpath(value, path, 0, new)
+
+
+def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue:
+    if at == len(path):
         return new
-    seg, rest = path[0], path[1:]
-    if isinstance(value, list) and (
-        isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())
-    ):
-        i = int(seg)
+    seg = path[at]
+    if type(seg) is not str and type(seg) is not int:
+        raise SchemaError(
+            path,
+            f"path segment {at} is {type(seg).__name__}; use a str key or an int list index",
+        )
+    here = _where(path[:at])
+    if isinstance(value, list):
+        i = list_index(seg)
+        if i is None and type(seg) is str:
+            raise _mismatch(
+                path,
+                at,
+                value,
+                "an object",
+                f"Write at {here}/<index> with an index from 0 to {len(value)}, "
+                f"or set {here} to an object first.",
+            )
+        if i is None or i > len(value):
+            raise SchemaError(
+                path[: at + 1],
+                f"index {seg} is outside the list at {here}, which has {len(value)} items; "
+                f"nothing was written. Write at an index from 0 to {len(value)} "
+                "(that one appends), or push() to the list",
+            )
         items = list(value)
         if i == len(items):
-            items.append(setpath(None, rest, new))
-        elif 0 <= i < len(items):
-            items[i] = setpath(items[i], rest, new)
+            items.append(_setpath(None, path, at + 1, new))
         else:
-            raise NotJSONError(path, f"index {i} is past the end of a list of {len(items)}")
+            items[i] = _setpath(items[i], path, at + 1, new)
         return _new_list(items)
-    if isinstance(seg, int):
-        raise NotJSONError(path, f"cannot index {type(value).__name__} with {seg}")
-    base = value if isinstance(value, dict) else {}
-    d = dict(base)
-    d[seg] = setpath(base.get(seg), rest, new)
-    return _new_dict(d.items())
+    if not isinstance(seg, str):
+        hint = f"Set {here} to a list first, or use a string key below it."
+        raise _mismatch(path, at, value, "a list", hint)
+    if value is None or isinstance(value, dict):
+        base: Mapping[str, Any] = value if value is not None else {}
+        d = dict(base)
+        d[seg] = _setpath(base.get(seg), path, at + 1, new)
+        return _new_dict(d.items())
+    hint = f"Set {here} to an object first if it should hold keys."
+    raise _mismatch(path, at, value, "an object", hint)
+
+
+def _where(path: Path) -> str:
+    return "/".join(str(p) for p in path) or "the document root"
+
+
+def _mismatch(path: Path, at: int, value: JSONValue, needed: str, hint: str) -> PathTypeError:
+    return PathTypeError(path[:at], json_type(value), needed, path, hint)

@@ -8,6 +8,7 @@ import pytest
 
 from charmspace.errors import (
     NotJSONError,
+    PathTypeError,
     SchemaError,
     TransactionClosedError,
     TransactionRequiredError,
@@ -199,6 +200,38 @@ async def test_non_json_push_names_the_index_it_would_land_at(
         async with runtime.edit():
             cell.push("c", object())
     assert cell.get() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("path", "where", "found"),
+    [(("items", "x"), "items", "a list"), (("name", "first"), "name", "a string")],
+)
+async def test_writing_below_a_list_or_string_is_refused_and_writes_nothing(
+    runtime: Runtime, space: SpaceDID, path: tuple[str, ...], where: str, found: str
+) -> None:
+    """Regression: items/x and name/first replaced the list and the string with objects."""
+    cell = doc(runtime, space, "john")
+    await put(cell, {"items": [1, 2, 3], "name": "John"})
+    head = runtime.storage.head(space, runtime.principal)
+    for value in (1, None):
+        with pytest.raises(PathTypeError) as caught:
+            async with runtime.edit():
+                cell.key(*path).set(value)
+        assert (caught.value.path, caught.value.found) == ((where,), found)
+        assert f"{where} holds {found}, not an object; nothing was written" in str(caught.value)
+    assert runtime.storage.head(space, runtime.principal) == head
+    assert cell.get() == {"items": [1, 2, 3], "name": "John"}
+
+
+async def test_writing_below_a_missing_key_or_null_creates_objects(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    cell = doc(runtime, space, "john")
+    await put(cell, {"name": None})
+    async with runtime.edit():
+        cell.key("name", "first").set("J")
+        cell.key("address", "city").set("Paris")
+    assert cell.get() == {"name": {"first": "J"}, "address": {"city": "Paris"}}
 
 
 async def test_writes_outside_a_transaction_are_refused(runtime: Runtime, space: SpaceDID) -> None:
