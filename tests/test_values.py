@@ -6,7 +6,7 @@ import pytest
 
 from charmspace.errors import NotJSONError, PathTypeError, SchemaError
 from charmspace.types import JSONValue, Path
-from charmspace.values import freeze, getpath, setpath
+from charmspace.values import MAX_DEPTH, freeze, getpath, setpath
 
 JOHN = freeze({"items": [1, 2, 3], "name": "John", "age": 41, "nothing": None, "tags": {}})
 
@@ -98,3 +98,83 @@ def test_setpath_shares_what_it_does_not_change() -> None:
 def test_non_json_is_still_not_json_error() -> None:
     with pytest.raises(NotJSONError, match="at a/b: object is not JSON"):
         freeze({"a": {"b": object()}})
+
+
+# --- freeze: what is not stored, and where it is -------------------------------------
+
+
+def nested(levels: int, leaf: JSONValue = 1) -> JSONValue:
+    """``levels`` containers inside one another, alternating objects and lists."""
+    value: JSONValue = leaf
+    for level in range(levels):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
+def nested_path(levels: int, length: int) -> Path:
+    """The first ``length`` segments of the path into ``nested(levels)``."""
+    return tuple("k" if (levels - 1 - d) % 2 else 0 for d in range(length))
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "reason"),
+    [
+        ({"a": {"b": "\ud800"}}, "a/b", "the string holds a lone UTF-16 surrogate"),
+        ({"a": ["ok", "x\udfffy"]}, "a/1", "the string holds a lone UTF-16 surrogate"),
+        ({"a": "\ud83d\ude00"}, "a", "lone UTF-16 surrogate"),  # a pair, but as two code points
+        ({"a": {"\udc80": 1}}, "a", "a key of this object holds a lone UTF-16 surrogate"),
+        ({"n": 2**53}, "n", "outside -9007199254740991..9007199254740991 (2**53 - 1)"),
+        ({"n": [-(2**53)]}, "n/0", "store it as a string"),
+        ({"n": 10**5000}, "n", "outside -9007199254740991..9007199254740991"),
+        ({"x": float("inf")}, "x", "inf is not a JSON number"),
+        ({"x": [float("-inf")]}, "x/0", "-inf is not a JSON number"),
+        ({"x": float("nan")}, "x", "nan is not a JSON number"),
+        ({"x": {2: "b"}}, "x", "object keys must be strings, got int"),
+    ],
+)
+def test_freeze_refuses_values_json_readers_cannot_take(
+    value: object, where: str, reason: str
+) -> None:
+    """Regression: lone surrogates passed freeze and failed at encoding, in the storage;
+    10**5000 raised a bare ValueError there."""
+    with pytest.raises(NotJSONError) as caught:
+        freeze(value)
+    assert isinstance(caught.value, TypeError)
+    assert "/".join(map(str, caught.value.path)) == where
+    assert str(caught.value).startswith(f"Invalid value at {where}: ")
+    assert reason in str(caught.value)
+
+
+def test_the_message_never_shows_the_string_or_the_number() -> None:
+    for value in ({"token": "s3cr3t-\ud800"}, {"token": 123456789123456789123}):
+        with pytest.raises(NotJSONError) as caught:
+            freeze(value)
+        assert "s3cr3t" not in str(caught.value)
+        assert "123456789123456789123" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value", [2**53 - 1, -(2**53 - 1), 0, True, "😀", "é\u00e9\u0301", {"ключ": "значение"}]
+)
+def test_freeze_keeps_values_at_the_edge(value: JSONValue) -> None:
+    assert freeze(value) == value
+
+
+def test_freeze_takes_containers_nested_max_depth_deep() -> None:
+    assert freeze(nested(MAX_DEPTH)) == nested(MAX_DEPTH)
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 400, 5000])
+def test_freeze_refuses_deeper_nesting_with_the_path(levels: int) -> None:
+    """Regression: deep values raised RecursionError (from about 500 levels) naming nothing."""
+    with pytest.raises(NotJSONError) as caught:
+        freeze(nested(levels))
+    assert caught.value.path == nested_path(levels, MAX_DEPTH)
+    assert f"containers nest more than {MAX_DEPTH} deep here; flatten the value" in str(
+        caught.value
+    )
+
+
+def test_freeze_counts_depth_from_the_value_not_its_path() -> None:
+    deep_path = tuple(f"p{i}" for i in range(60))
+    assert freeze(nested(MAX_DEPTH), deep_path) == nested(MAX_DEPTH)

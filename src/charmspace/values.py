@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -102,18 +103,53 @@ def _new_list(items: Iterable[Any]) -> FrozenList:
     return lst
 
 
-_SCALARS = (str, bool, int, type(None))
+MAX_DEPTH = 100
+"""How many containers (objects, lists) a value may nest, one inside another.
+
+Why a limit: every layer that walks a value (freezing, JSON encoding, links,
+comparison) recurses, and Python stops at about 1,000 frames with a
+``RecursionError`` that names nothing; real documents nest a few levels. The
+limit counts from the value being written, not the document root; paths into
+a document are limited separately (64 segments, storage ``Limits``).
+"""
+
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a value may hold (and ``-MAX_INTEGER`` the smallest).
+
+Why 2**53 - 1: JSON numbers are read as IEEE doubles by JavaScript and most
+JSON libraries, which hold integers exactly only up to 2**53 (RFC 8259,
+section 6, names this as the interoperable range). A larger integer would
+come back rounded to a different number in a browser or another client, with
+no error; store it as a string instead. Python's own ``int`` would also
+happily hold numbers of thousands of digits, which ``json`` refuses to print.
+"""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate: Python strings may hold one, UTF-8 cannot encode it."""
 
 
-def freeze(value: object, path: Path = ()) -> JSONValue:
+def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
     """Validate that ``value`` is JSON and return a frozen deep copy of it.
 
     Already-frozen containers are returned as they are: they were validated when
     they were frozen. Tuples are accepted as lists. Raises :class:`NotJSONError`
-    naming the path of the first offending value.
+    naming the path of the first offending value: something that is not JSON,
+    NaN or infinity, a string with a lone surrogate, an integer beyond
+    :data:`MAX_INTEGER`, or containers nested more than :data:`MAX_DEPTH` deep
+    (``depth`` is how deep ``value`` sits in what is being frozen). The checks
+    ride on the one traversal freezing needs anyway: ASCII strings and
+    integers in range cost one comparison each.
     """
     cls = type(value)
-    if cls in (FrozenDict, FrozenList) or cls in _SCALARS:
+    if cls is str:
+        if value.isascii() or _SURROGATE.search(value) is None:  # type: ignore[attr-defined, call-overload]
+            return value  # type: ignore[return-value]
+        raise _lone_surrogate(path, "the string")
+    if cls is int:
+        if -MAX_INTEGER <= value <= MAX_INTEGER:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        raise _integer_out_of_range(path)
+    if cls is FrozenDict or cls is FrozenList or cls is bool or value is None:
         return value  # type: ignore[return-value]
     if cls is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
@@ -122,22 +158,56 @@ def freeze(value: object, path: Path = ()) -> JSONValue:
     if isinstance(value, FrozenDict | FrozenList):  # subclasses carry extra meaning; keep them
         return value
     if isinstance(value, Mapping):
+        if depth >= MAX_DEPTH:
+            raise too_deep(path)
         for k in value:
             if type(k) is not str:
                 raise NotJSONError(path, f"object keys must be strings, got {type(k).__name__}")
-        return _new_dict((k, freeze(v, (*path, k))) for k, v in value.items())
+            if not k.isascii() and _SURROGATE.search(k) is not None:
+                raise _lone_surrogate(path, "a key of this object")
+        depth += 1
+        return _new_dict((k, freeze(v, (*path, k), depth)) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return _new_list(freeze(v, (*path, i)) for i, v in enumerate(value))
+        if depth >= MAX_DEPTH:
+            raise too_deep(path)
+        depth += 1
+        return _new_list(freeze(v, (*path, i), depth) for i, v in enumerate(value))
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):  # str subclasses such as StrEnum members
-        return str(value)
+        return freeze(str(value), path)
     if isinstance(value, int):
-        return int(value)
+        return freeze(int(value), path)
     if isinstance(value, float):
         return freeze(float(value), path)
     raise NotJSONError(
         path, f"{type(value).__name__} is not JSON (use dict, list, str, int, float, bool, None)"
+    )
+
+
+def too_deep(path: Path) -> NotJSONError:
+    """The error for a container nested deeper than :data:`MAX_DEPTH`."""
+    return NotJSONError(
+        path,
+        f"containers nest more than {MAX_DEPTH} deep here; flatten the value "
+        "(e.g. keep items in a list and refer to them by index or id)",
+    )
+
+
+def _lone_surrogate(path: Path, what: str) -> NotJSONError:
+    return NotJSONError(
+        path,
+        f"{what} holds a lone UTF-16 surrogate (U+D800 to U+DFFF), which is not Unicode "
+        "text and cannot be stored; decode the text properly "
+        "(bytes.decode('utf-8'), not errors='surrogateescape')",
+    )
+
+
+def _integer_out_of_range(path: Path) -> NotJSONError:
+    return NotJSONError(
+        path,
+        f"the integer is outside -{MAX_INTEGER}..{MAX_INTEGER} (2**53 - 1), the range JSON "
+        "readers such as JavaScript hold exactly; store it as a string",
     )
 
 
