@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charmspace.errors import NotJSONError, PathTypeError, SchemaError
 from charmspace.types import JSONValue, Path
-from charmspace.values import MAX_DEPTH, freeze, getpath, setpath
+from charmspace.values import MAX_DEPTH, dumps, freeze, getpath, loads, same, setpath
 
 JOHN = freeze({"items": [1, 2, 3], "name": "John", "age": 41, "nothing": None, "tags": {}})
 
@@ -178,3 +180,24 @@ def test_freeze_refuses_deeper_nesting_with_the_path(levels: int) -> None:
 def test_freeze_counts_depth_from_the_value_not_its_path() -> None:
     deep_path = tuple(f"p{i}" for i in range(60))
     assert freeze(nested(MAX_DEPTH), deep_path) == nested(MAX_DEPTH)
+
+
+ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=8)
+ANYTHING = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=ANYTHING)
+def test_what_freeze_accepts_can_be_stored_and_read_back(value: object) -> None:
+    """Whatever passes freeze encodes as UTF-8 JSON and reads back the same."""
+    try:
+        frozen = freeze(value)
+    except NotJSONError:
+        return
+    text = dumps(frozen)
+    text.encode("utf-8")
+    assert same(loads(text), frozen)
