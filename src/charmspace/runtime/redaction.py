@@ -4,10 +4,10 @@ Why: the message of an exception raised by a handler, an action or a job is
 built from whatever that code had at hand. ``int(token)`` fails with
 ``invalid literal for int() with base 10: 'ya29…'``, ``d[token]`` with
 ``KeyError('ya29…')``. The code read those values with the authority of the
-principal who caused the event (an action, with the runtime's own); the log
+principal who caused the event (an action, of its charm's creator); the log
 is read by whoever operates the runtime, and the charm's error cell by
-everyone who may read the charm's space. Neither is that principal, so
-neither may see what it read.
+everyone who may read the charm's space. Neither audience is that principal
+alone, so neither may see what it read.
 
 The rule, then:
 
