@@ -45,6 +45,7 @@ from charmspace.storage import (
     open_storage,
 )
 from charmspace.types import DID, JSONValue, SpaceDID
+from charmspace.values import MAX_INTEGER
 
 NewSpace = Callable[..., SpaceDID]
 
@@ -394,7 +395,18 @@ def test_a_value_committed_cannot_be_changed_afterwards(
     assert storage.read(space, X, owner).value == {"items": [1]}
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {"k": b"bytes"}, {1: "int key"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {1, 2},
+        object(),
+        float("nan"),
+        {"k": b"bytes"},
+        {1: "int key"},
+        {"k": "caf\udce9"},  # a lone surrogate: was a bare UnicodeEncodeError on SQLite
+        {"k": [2**53]},  # beyond what JSON readers hold exactly
+    ],
+)
 def test_non_json_values_are_refused_with_nothing_written(
     storage: Storage, space: SpaceDID, owner: DID, bad: object
 ) -> None:
@@ -410,7 +422,7 @@ def test_non_json_values_are_refused_with_nothing_written(
 JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-MAX_INTEGER, MAX_INTEGER)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),

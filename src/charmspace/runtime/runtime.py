@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
-from charmspace.runtime import context, outbox
+from charmspace.runtime import context, outbox, redaction
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
@@ -57,14 +57,8 @@ class ErrorReport:
     error: BaseException
 
     def as_json(self, time: float) -> JSONValue:
-        return to_json(
-            {
-                "where": self.where,
-                "type": type(self.error).__name__,
-                "message": str(self.error),
-                "time": time,
-            }
-        )
+        """The error cell's record: no message from user code (see :mod:`.redaction`)."""
+        return to_json(redaction.error_record(self.where, self.error, time))
 
 
 ErrorListener = Callable[[ErrorReport], None]
@@ -356,21 +350,13 @@ class Runtime:
     def report(self, unit: Unit, where: str, error: BaseException) -> None:
         """Tell listeners, the log and the charm's error cell about ``error``."""
         report = ErrorReport(unit.id, unit.name, unit.space, where, error)
-        level = logging.WARNING if isinstance(error, CharmspaceError) else logging.ERROR
-        log.log(
-            level,
-            "%s in %s.%s: %s",
-            type(error).__name__,
-            unit.name,
-            where,
-            error,
-            extra={"charm": unit.id, "space": unit.space, "where": where},
-        )
+        extra = {"charm": unit.id, "space": unit.space, "where": where}
+        redaction.log_error(log, f"{unit.name}.{where}", error, extra)
         for listener in tuple(self._error_listeners):
             try:
                 listener(report)
-            except Exception:
-                log.exception("an on_error listener raised")
+            except Exception as e:  # it may have put the message it got into its own
+                log.error("an on_error listener raised %s", redaction.describe(e))
         try:
             tx = Transaction(self, unit.creator, meta={"error": where}, confine=unit.space)
             tx.write(unit.error_address, report.as_json(self.clock.now()))
