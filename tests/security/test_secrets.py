@@ -175,11 +175,6 @@ async def test_a_token_in_a_jobs_exception_is_not_logged(
     assert not leaked_into_the_log(logs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known leak, outside this change: jobs.py records str(error) in the job's status "
-    "cell; it should record redaction.error_record() instead",
-)
 async def test_a_token_in_a_jobs_exception_is_not_stored_in_its_status(
     runtime: Runtime, space: SpaceDID
 ) -> None:
