@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.cli import parser, run_and_print
 from charmspace.identity import Identity
-from charmspace.storage import Commit, entity_id, open_storage
+from charmspace.storage import Commit, creation_proof, entity_id, open_storage
 
 COUNTER = entity_id({"bench": "B0", "document": "counter"})
 
@@ -56,9 +56,10 @@ def plain_sqlite(directory: Path, n: int) -> float:
 def through_storage(directory: Path, n: int) -> float:
     """Seconds for ``n`` increments through charmspace.storage on SQLite."""
     owner = Identity.from_passphrase("bench B0 owner").did
-    space = Identity.from_passphrase("bench B0 space").did
+    space_key = Identity.from_passphrase("bench B0 space")
+    space = space_key.did
     with open_storage(f"sqlite://{directory}") as storage:
-        storage.create_space(space, owner)
+        storage.create_space(space, owner, proof=creation_proof(space_key, owner))
         start = time.perf_counter()
         for _ in range(n):
             rev = storage.read(space, COUNTER, owner)

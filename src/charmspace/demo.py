@@ -24,7 +24,7 @@ from charmspace.errors import (
 from charmspace.identity import Identity
 from charmspace.patterns import NAME, Default, cell, computed, handler, pattern, wish
 from charmspace.runtime import Cell, FakeClock, Runtime, Stream
-from charmspace.storage import Commit, open_storage
+from charmspace.storage import Commit, creation_proof, open_storage
 from charmspace.storage.ids import entity_id
 
 TOKEN_LIFETIME = 60.0
@@ -114,9 +114,10 @@ async def _storage_part(console: Console, directory: str) -> None:
     alice = Identity.from_passphrase("demo alice")
     mallory = Identity.from_passphrase("demo mallory")
     storage = open_storage(f"sqlite:///{directory}/storage")
-    notes, photos = alice.derive("notes").did, alice.derive("photos").did
-    storage.create_space(notes, alice.did)
-    storage.create_space(photos, alice.did)
+    notes_key, photos_key = alice.derive("notes"), alice.derive("photos")
+    notes, photos = notes_key.did, photos_key.did
+    storage.create_space(notes, alice.did, proof=creation_proof(notes_key, alice.did))
+    storage.create_space(photos, alice.did, proof=creation_proof(photos_key, alice.did))
     console.print(f"Alice ({alice.did[:20]}…) created two spaces: notes and photos.")
     doc = entity_id({"demo": "shopping list"})
     seq = storage.commit(Commit(notes, alice.did, {doc: ["milk"]}, {doc: 0}))

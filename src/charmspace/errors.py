@@ -4,13 +4,20 @@
 
     CharmspaceError
     ├── IdentityError                  malformed DID, wrong key file, bad key material
+    │   └── InsecureKeyFileError       path, mode (others may read or write the key file)
     ├── StorageError
     │   ├── ConflictError              space, id, expected_seq, actual_seq (never values)
     │   ├── AuthorizationError         principal, space, needed capability
+    │   │   ├── MissingPrincipalError  space, action (no acting principal was given)
+    │   │   └── SpaceClaimError        space, owner (creating a space needs its key)
     │   ├── LimitExceededError         limit, actual, allowed
+    │   ├── InvalidIdError             space, id, reason (not a usable document id)
     │   ├── SpaceNotFoundError         space
     │   ├── SpaceExistsError           space
-    │   ├── StorageURLError            url
+    │   ├── StorageURLError            url, reason
+    │   ├── StoragePermissionError     path, reason (the data is fine; access is not)
+    │   ├── DiskFullError              path
+    │   ├── StorageIOError             path, reason (busy, I/O error: retry)
     │   └── CorruptStorageError        space, path, reason
     ├── TransactionError
     │   ├── WriteIsolationError        open, requested
@@ -19,6 +26,8 @@
     │   └── ReadOnlyCellError          cell, owner action
     ├── LinkError                      cycle / hop limit / unresolvable
     ├── SchemaError                    path, reason
+    │   ├── NotJSONError               path, reason (also a TypeError)
+    │   └── PathTypeError              path, found, needed (also a TypeError)
     ├── StreamError
     │   ├── NotAStreamError            location
     │   │   └── UnknownStreamError     charm id, name, the streams the charm has
@@ -45,6 +54,7 @@ can be secrets (OAuth tokens) and can be large.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 
@@ -54,6 +64,25 @@ class CharmspaceError(Exception):
 
 class IdentityError(CharmspaceError):
     """A DID, key or key file that cannot be used."""
+
+
+class InsecureKeyFileError(IdentityError):
+    """A key file that users other than its owner may read or write.
+
+    Refused, not merely warned about, as ssh refuses such files: whoever could
+    read the file may have copied the key, and whoever could write it may have
+    put their own key in its place, so acting with it proves nothing.
+    """
+
+    def __init__(self, path: str, mode: int) -> None:
+        self.path = path
+        self.mode = mode
+        super().__init__(
+            f"Key file {path} has mode {mode:04o}, so other users can read or change it; "
+            f"it was not used. Run `chmod 600 {shlex.quote(path)}` to make it private to you. "
+            "If others could read it, the key may have been copied: "
+            "make a new one with `charmspace id new`."
+        )
 
 
 # --- storage -------------------------------------------------------------------
@@ -96,6 +125,72 @@ class AuthorizationError(StorageError):
         )
 
 
+class MissingPrincipalError(AuthorizationError):
+    """A storage call was given no acting principal (``None`` or not a DID string).
+
+    Why refused rather than treated as a stranger: with no service identity
+    configured, ``None == service`` once let a missing principal through every
+    check. An operation nobody is accountable for is refused before any ACL is
+    looked at.
+    """
+
+    def __init__(self, space: str, action: str, given: object = None) -> None:
+        self.principal = ""
+        self.space = space
+        self.needed = "a principal"
+        self.action = action
+        self.given = given
+        where = f" in space {space}" if space else ""
+        StorageError.__init__(
+            self,
+            f"No acting principal was given to {action}{where} (principal={given!r}); "
+            "storage refuses anonymous calls. Pass the DID of the identity acting "
+            "(for a runtime, runtime.principal).",
+        )
+
+
+class SpaceClaimError(AuthorizationError):
+    """A space was to be created for an owner who has not shown that it holds the space's key.
+
+    Why: a space is named by a DID, and a DID belongs to whoever holds its key.
+    Without this rule anyone could create another user's home space (or a named
+    space derived from their key) first, and own it.
+    """
+
+    def __init__(self, space: str, owner: str, reason: str) -> None:
+        self.principal = owner
+        self.owner = owner
+        self.space = space
+        self.needed = "the space's key"
+        self.action = "create the space"
+        self.reason = reason
+        StorageError.__init__(
+            self,
+            f"{owner} cannot create space {space}: {reason}. A space is created by the holder "
+            "of its DID's key: either the owner is the space's own DID, or the call carries "
+            "proof=creation_proof(space_identity, owner), signed with the space's key "
+            "(Runtime.create_space(name=...) does this for you).",
+        )
+
+
+class InvalidIdError(StorageError):
+    """A document id that is not a non-empty string (a commit with it writes nothing).
+
+    Checked before a commit joins a group, so one handler's bad id fails only
+    its own commit, never the others grouped with it.
+    """
+
+    def __init__(self, space: str, id: object, reason: str) -> None:
+        self.space = space
+        self.id = id
+        self.reason = reason
+        shown = repr(id) if len(repr(id)) <= 60 else repr(id)[:57] + "..."
+        super().__init__(
+            f"Document id {shown} in space {space} cannot be used: {reason}; nothing was "
+            "written. Use a non-empty string, such as entity_id(cause)."
+        )
+
+
 class LimitExceededError(StorageError):
     """A document, commit or path is larger than the configured limit."""
 
@@ -126,7 +221,10 @@ class SpaceExistsError(StorageError):
 
 
 class StorageURLError(StorageError):
-    """A storage URL that names no known backend or is malformed."""
+    """A storage URL that names no known backend, is malformed, or names no usable directory.
+
+    ``reason`` says what is wrong and how to write it instead; nothing is created.
+    """
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
@@ -136,16 +234,59 @@ class StorageURLError(StorageError):
         )
 
 
+class StoragePermissionError(StorageError):
+    """The operating system refused access to the storage's directory or files.
+
+    Kept apart from :class:`CorruptStorageError` on purpose: the data is intact,
+    and advice to move a "damaged" file away would lose good data.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"Permission denied for {path}: {reason}. The data is not damaged; give this "
+            "process read and write access to the storage directory and its files (or run "
+            "as the user who owns them), then retry."
+        )
+
+
+class DiskFullError(StorageError):
+    """The disk holding the storage is full; the operation wrote nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"The disk holding {path} is full; nothing was written. Free space on that disk "
+            "(or move the storage to a larger one), then retry."
+        )
+
+
+class StorageIOError(StorageError):
+    """The storage could not be read or written for a reason that may pass (busy, I/O)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"Cannot use {path}: {reason}. Nothing was written; retry.")
+
+
 class CorruptStorageError(StorageError):
-    """A space's file exists but is not a charmspace database (damaged or foreign)."""
+    """A space's file exists but is not a usable charmspace database (damaged or foreign).
+
+    Never treated as an absent space: that would let anyone create the space
+    again over the damaged file, and lose what a repair could have saved.
+    """
 
     def __init__(self, space: str, path: str, reason: str) -> None:
         self.space = space
         self.path = path
         self.reason = reason
         super().__init__(
-            f"The file {path} for space {space} is not a usable charmspace database: {reason}. "
-            "Restore it from a backup or move it out of the storage directory."
+            f"The file {path} for space {space} is damaged or not a charmspace database: "
+            f"{reason}. Keep the file (it may be recoverable; charmspace never overwrites it) "
+            "and restore the space from a backup, or move the file out of the storage "
+            "directory if it does not belong there."
         )
 
 
@@ -233,6 +374,37 @@ class SchemaError(CharmspaceError):
 
 class NotJSONError(SchemaError, TypeError):
     """A value that is not JSON (dict, list, str, int, float, bool, None)."""
+
+
+class PathTypeError(SchemaError, TypeError):
+    """A write below a value that cannot hold it: a key under a list or a string, say.
+
+    Why refuse instead of making room: replacing the list or string with an
+    object would drop what was there, silently. ``path`` is where the
+    mismatching value is, ``found`` its JSON type (``"a list"``), ``needed``
+    what the write needs there (``"an object"``); never the value itself.
+    """
+
+    def __init__(
+        self,
+        path: Sequence[str | int],
+        found: str,
+        needed: str,
+        write: Sequence[str | int],
+        hint: str,
+    ) -> None:
+        self.path = tuple(path)
+        self.found = found
+        self.needed = needed
+        self.write = tuple(write)
+        self.reason = f"it holds {found}, not {needed}"
+        where = "/".join(str(p) for p in self.path) or "the document root"
+        target = "/".join(str(p) for p in self.write)
+        CharmspaceError.__init__(
+            self,
+            f"Cannot write at {target}: {where} holds {found}, not {needed}; "
+            f"nothing was written. {hint}",
+        )
 
 
 class StreamError(CharmspaceError):

@@ -23,15 +23,8 @@ proxy that rewrites them breaks the signature rather than changing the request's
 meaning. ``ts`` (seconds since the epoch) and ``nonce`` make each signature
 usable once, within the server's clock-skew window.
 
-Creating a named space needs a second signature, by the *space's* key (derived
-from the owner's, see :meth:`Identity.derive`), over::
-
-    charmspace-create-space-v1
-    <space DID>
-    <owner DID>
-    <issued-at seconds>
-
-which proves the caller holds that key without ever sending it.
+Creating a named space needs a second signature, by the *space's* key: storage's
+creation proof (:mod:`charmspace.storage.proof`), sent in the request's body.
 """
 
 from __future__ import annotations
@@ -48,8 +41,8 @@ from charmspace.types import DID
 
 SCHEME = "Charmspace"
 REQUEST_CONTEXT = "charmspace-request-v1"
-CREATE_SPACE_CONTEXT = "charmspace-create-space-v1"
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PARAM = re.compile(r'\s*([a-z]+)="([^"]*)"\s*(?:,|$)')
 
 
@@ -75,6 +68,8 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str) -> bytes | None:
     """Unpadded base64url, or None when ``text`` is not that."""
+    if not _BASE64URL.fullmatch(text):
+        return None
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
@@ -118,8 +113,3 @@ def parse_header(value: str) -> SignedHeader | None:
     if not NONCE.fullmatch(params["nonce"]):
         return None
     return SignedHeader(params["did"], int(ts), params["nonce"], sig)
-
-
-def space_message(space: DID, owner: DID, issued_at: int) -> bytes:
-    """The bytes a space's key signs to let ``owner`` create it."""
-    return "\n".join((CREATE_SPACE_CONTEXT, space, owner, str(issued_at))).encode("utf-8")

@@ -10,7 +10,7 @@ from typing import Any
 from charmspace.errors import AuthorizationError, DerivedTimeoutError
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, Runtime, link_to
-from charmspace.storage import Capability
+from charmspace.storage import Capability, creation_proof
 from charmspace.types import SpaceDID
 
 
@@ -149,7 +149,10 @@ async def test_a_derived_value_cannot_read_what_its_creator_cannot(
     token = secret.cell("token", "alice-secret-token")
     await secret.start()
 
-    bob_space = runtime.storage.create_space(bob.derive("bob-home").did, bob.did).space
+    bob_home = bob.derive("bob-home")
+    bob_space = runtime.storage.create_space(
+        bob_home.did, bob.did, proof=creation_proof(bob_home, bob.did)
+    ).space
     bobs = runtime.unit(bob_space, "mirror")
     mirrored = bobs.derive("mirror", lambda t: t, inputs=[Cell(runtime, token.address)])
     errors: list[ErrorReport] = []

@@ -10,13 +10,14 @@ transaction, after which B reads the new token in the same handler.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from charmspace.errors import WriteIsolationError
+from charmspace.errors import TransactionClosedError, WriteIsolationError
 from charmspace.identity import Identity
 from charmspace.runtime import (
     CallResult,
@@ -27,9 +28,10 @@ from charmspace.runtime import (
     Runtime,
     Stream,
     Unit,
+    context,
     link_to,
 )
-from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import SpaceDID
 from charmspace.values import FrozenDict
 
@@ -67,7 +69,7 @@ class GoogleAuth:
         self.transactions: list[Transaction] = []
 
         def refresh_token(event: Any, *, auth: Cell[Any]) -> str:
-            tx = current_transaction.get()
+            tx = context.current().transaction
             assert tx is not None
             self.transactions.append(tx)
             generation = auth.get()["generation"] + 1
@@ -144,6 +146,38 @@ async def test_writing_another_spaces_token_is_refused_naming_both_spaces(
     assert [type(r.error) for r in errors] == [WriteIsolationError]
 
 
+async def test_escaping_the_transaction_with_a_timer_is_impossible(
+    runtime: Runtime, google_auth: GoogleAuth, space_b: SpaceDID, errors: list[ErrorReport]
+) -> None:
+    """The seed's workaround 3, ``setTimeout(() => auth.update(…))``: a task spawned from
+    the handler writes after the handler committed. Its cells belong to that closed
+    transaction, so the write raises TransactionClosedError and nothing reaches A."""
+    consumer = runtime.unit(space_b, "gmail-agentic-search")
+    outcome: list[BaseException | None] = []
+
+    async def later(auth: Cell[Any]) -> None:
+        await asyncio.sleep(0)
+        try:
+            auth.update({"token": "written-after-the-handler", "expired": False})
+        except BaseException as error:
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def start_scan(event: Any, *, auth: Cell[Any]) -> None:
+        tasks.append(asyncio.create_task(later(auth)))
+
+    scan = consumer.handler("start_scan", start_scan, state={"auth": google_auth.auth})
+    await consumer.start()
+    assert (await scan.send({})).ok
+    await asyncio.gather(*tasks)
+    await runtime.idle()
+    assert len(outcome) == 1 and isinstance(outcome[0], TransactionClosedError)
+    assert google_auth.auth.get() == EXPIRED
+
+
 async def test_a_caught_isolation_error_commits_the_consumers_own_writes_only(
     runtime: Runtime, google_auth: GoogleAuth, space_a: SpaceDID, space_b: SpaceDID
 ) -> None:
@@ -214,7 +248,7 @@ async def test_calling_the_refresh_stream_then_reading_the_new_token(
     async def start_scan(
         event: Any, *, auth: Cell[Any], refresh: Stream[Any], log: Cell[Any]
     ) -> str:
-        tx = current_transaction.get()
+        tx = context.current().transaction
         assert tx is not None
         consumer_transactions.append(tx)
         log.push("scan started")

@@ -18,7 +18,7 @@ import pytest
 
 from charmspace.identity import Identity
 from charmspace.runtime import Address, Cell, FakeClock, Runtime, Stream, Unit, outbox
-from charmspace.storage import Capability, Storage, open_storage
+from charmspace.storage import Capability, Storage, creation_proof, open_storage
 from charmspace.types import SpaceDID
 
 ALICE = Identity.from_passphrase("delivery threats: alice")
@@ -63,9 +63,9 @@ async def alices_counter(runtime: Runtime) -> tuple[Stream[Any], Cell[Any]]:
 
 
 def bobs_space(runtime: Runtime) -> SpaceDID:
-    space = BOB.derive("shop").did
-    runtime.storage.ensure_space(space, BOB.did)
-    return space
+    shop = BOB.derive("shop")
+    runtime.storage.ensure_space(shop.did, BOB.did, proof=creation_proof(shop, BOB.did))
+    return shop.did
 
 
 async def bobs_shop(runtime: Runtime) -> Unit:

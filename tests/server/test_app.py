@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
-from charmspace.signing import b64encode, space_message
+from charmspace.signing import b64encode
+from charmspace.storage.proof import creation_proof
 from conftest import InProcess
 
 
@@ -34,14 +34,15 @@ async def test_home_and_named_spaces(alice: AsyncClient) -> None:
 async def test_a_named_space_needs_the_proof_of_its_key(alice: AsyncClient) -> None:
     other = Identity.generate()
     without = await alice.http.post("/api/spaces", json={"space": other.did})
-    assert without.status_code == 400
-    # A proof by the space's key, but for another owner: alice cannot replay it.
-    issued = int(time.time())
-    proof = b64encode(other.sign(space_message(other.did, "did:key:z6Mkother", issued)))
-    body = {"space": other.did, "issued_at": issued, "proof": proof}
-    replayed = await alice.http.post("/api/spaces", json=body)
-    assert replayed.status_code == 401
-    assert replayed.json()["error"]["reason"] == "bad_proof"
+    assert without.status_code == 403
+    assert without.json()["error"]["type"] == "SpaceClaimError"
+    # A proof by the space's key, but for another owner: alice cannot reuse it.
+    proof = b64encode(creation_proof(other, Identity.generate().did))
+    reused = await alice.http.post("/api/spaces", json={"space": other.did, "proof": proof})
+    assert reused.status_code == 403
+    assert reused.json()["error"]["type"] == "SpaceClaimError"
+    garbled = await alice.http.post("/api/spaces", json={"space": other.did, "proof": "!!"})
+    assert garbled.status_code == 400
     assert other.did not in {s["space"] for s in await alice.spaces.list()}
 
 

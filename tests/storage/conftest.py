@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from charmspace.identity import Identity
-from charmspace.storage import Storage, open_storage
+from charmspace.storage import Capability, Storage, creation_proof, open_storage
 from charmspace.types import DID, SpaceDID
 
 OWNER: DID = Identity.from_passphrase("storage suite: owner").did
@@ -17,6 +17,16 @@ BOB: DID = Identity.from_passphrase("storage suite: bob").did
 SERVICE: DID = Identity.from_passphrase("storage suite: service").did
 
 Reopen = Callable[..., Storage]
+NewSpace = Callable[..., SpaceDID]
+
+
+def create_new_space(
+    storage: Storage, owner: DID, acl: dict[str, Capability] | None = None
+) -> SpaceDID:
+    """A space under a fresh key, created for ``owner`` with the proof storage asks for."""
+    key = Identity.generate()
+    storage.create_space(key.did, owner, acl, proof=creation_proof(key, owner))
+    return key.did
 
 
 @pytest.fixture
@@ -57,9 +67,13 @@ def storage(storage_url: str) -> Iterator[Storage]:
 @pytest.fixture
 def space(storage: Storage) -> SpaceDID:
     """A fresh space owned by OWNER, with the default (closed) ACL."""
-    did = Identity.generate().did
-    storage.create_space(did, OWNER)
-    return did
+    return create_new_space(storage, OWNER)
+
+
+@pytest.fixture
+def new_space() -> NewSpace:
+    """``new_space(storage, owner, acl=None)``: create a space under a fresh key for ``owner``."""
+    return create_new_space
 
 
 @pytest.fixture

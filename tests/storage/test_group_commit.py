@@ -7,15 +7,17 @@ hear about it only once the group is durable.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from charmspace.errors import ConflictError
-from charmspace.identity import Identity
 from charmspace.storage import Change, Commit, Storage, entity_id, open_storage
 from charmspace.testing import ManualFlush
 from charmspace.types import DID, SpaceDID
+
+NewSpace = Callable[..., SpaceDID]
 
 X = entity_id({"test": "group commit x"})
 Y = entity_id({"test": "group commit y"})
@@ -75,11 +77,12 @@ def test_an_ordinary_commit_makes_the_open_group_durable(
     assert durable == [None]
 
 
-def test_closing_makes_grouped_commits_durable(sqlite_dir: Path, owner: DID) -> None:
-    space = Identity.generate().did
+def test_closing_makes_grouped_commits_durable(
+    sqlite_dir: Path, owner: DID, new_space: NewSpace
+) -> None:
     storage = open_storage(f"sqlite://{sqlite_dir}")
     storage.flush_scheduler = ManualFlush()  # never run: close must flush
-    storage.create_space(space, owner)
+    space = new_space(storage, owner)
     durable: list[object] = []
     storage.commit(Commit(space, owner, {X: "kept"}), on_durable=durable.append)
     storage.close()
@@ -88,12 +91,13 @@ def test_closing_makes_grouped_commits_durable(sqlite_dir: Path, owner: DID) -> 
         assert again.read(space, X, owner).value == "kept"
 
 
-def test_another_process_sees_a_group_only_once_it_is_durable(sqlite_dir: Path, owner: DID) -> None:
-    space = Identity.generate().did
+def test_another_process_sees_a_group_only_once_it_is_durable(
+    sqlite_dir: Path, owner: DID, new_space: NewSpace
+) -> None:
     mine = open_storage(f"sqlite://{sqlite_dir}")
     scheduler = ManualFlush()
     mine.flush_scheduler = scheduler
-    mine.create_space(space, owner)
+    space = new_space(mine, owner)
     mine.commit(Commit(space, owner, {X: "grouped"}), on_durable=lambda _e: None)
     path = mine.backend.path(space)  # type: ignore[attr-defined]
     other = sqlite3.connect(path)
@@ -105,13 +109,12 @@ def test_another_process_sees_a_group_only_once_it_is_durable(sqlite_dir: Path, 
 
 
 def test_a_failed_group_reports_every_commit_in_it(
-    sqlite_dir: Path, owner: DID, monkeypatch: pytest.MonkeyPatch
+    sqlite_dir: Path, owner: DID, monkeypatch: pytest.MonkeyPatch, new_space: NewSpace
 ) -> None:
-    space = Identity.generate().did
     storage = open_storage(f"sqlite://{sqlite_dir}")
     scheduler = ManualFlush()
     storage.flush_scheduler = scheduler
-    storage.create_space(space, owner)
+    space = new_space(storage, owner)
     outcomes: list[object] = []
     storage.commit(Commit(space, owner, {X: 1}), on_durable=outcomes.append)
     storage.commit(Commit(space, owner, {Y: 1}), on_durable=outcomes.append)

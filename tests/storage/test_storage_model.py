@@ -36,15 +36,22 @@ from hypothesis.stateful import (
 
 from charmspace.errors import ConflictError
 from charmspace.identity import Identity
-from charmspace.storage import DELETE, Change, Commit, Storage, entity_id, open_storage
+from charmspace.storage import (
+    DELETE,
+    Change,
+    Commit,
+    Storage,
+    creation_proof,
+    entity_id,
+    open_storage,
+)
 from charmspace.storage.backends import sqlite as sqlite_backend
 from charmspace.testing import ManualFlush
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 
 OWNER: DID = Identity.from_passphrase("storage model: owner").did
-SPACES: list[SpaceDID] = [
-    Identity.from_passphrase(f"storage model: space {i}").did for i in range(3)
-]
+SPACE_KEYS = [Identity.from_passphrase(f"storage model: space {i}") for i in range(3)]
+SPACES: list[SpaceDID] = [key.did for key in SPACE_KEYS]
 IDS: list[EntityId] = [entity_id({"storage model": i}) for i in range(4)]
 
 json_values: st.SearchStrategy[JSONValue] = st.recursive(
@@ -177,8 +184,9 @@ class StorageMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.model) < len(SPACES))
     @rule()
     def create_space(self) -> None:
-        space = SPACES[len(self.model)]
-        self.storage.create_space(space, OWNER)
+        key = SPACE_KEYS[len(self.model)]
+        space = key.did
+        self.storage.create_space(space, OWNER, proof=creation_proof(key, OWNER))
         self.model[space] = SpaceModel()
         self.heard[space] = []
         self.storage.subscribe(space, self.heard[space].append)
@@ -347,12 +355,7 @@ class OneFileSQLiteStorageMachine(SQLiteStorageMachine):
     [(StorageMachine, 120), (SQLiteStorageMachine, 60), (OneFileSQLiteStorageMachine, 30)],
     ids=["memory", "sqlite", "sqlite-one-open-file"],
 )
-def test_storage_agrees_with_the_model(
-    machine: type[StorageMachine], examples: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Reads here may trust their cache for READ_SYNC_INTERVAL after another process
-    # committed; the machine checks right after, so it must not wait for a clock.
-    monkeypatch.setattr(sqlite_backend, "READ_SYNC_INTERVAL", 0.0)
+def test_storage_agrees_with_the_model(machine: type[StorageMachine], examples: int) -> None:
     run_state_machine_as_test(
         machine, settings=settings(max_examples=examples, stateful_step_count=50, deadline=None)
     )

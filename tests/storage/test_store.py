@@ -40,11 +40,14 @@ from charmspace.storage import (
     Commit,
     Limits,
     Storage,
+    creation_proof,
     entity_id,
     open_storage,
 )
-from charmspace.storage.backends.sqlite import READ_SYNC_INTERVAL
 from charmspace.types import DID, JSONValue, SpaceDID
+from charmspace.values import MAX_INTEGER
+
+NewSpace = Callable[..., SpaceDID]
 
 X = entity_id({"test": "x"})
 Y = entity_id({"test": "y"})
@@ -170,10 +173,15 @@ def test_the_service_identity_is_allowed_everywhere(
     assert storage.space(space, owner).acl == {ANYONE: Capability.READ}
 
 
-def test_creating_a_space_twice_is_refused(storage: Storage, space: SpaceDID, alice: DID) -> None:
-    with pytest.raises(SpaceExistsError) as err:
-        storage.create_space(space, alice)
-    assert err.value.space == space
+def test_creating_a_space_twice_is_refused(storage: Storage, alice: DID) -> None:
+    key = Identity.generate()
+    storage.create_space(key.did, alice, proof=creation_proof(key, alice))
+    for space, proof in ((key.did, creation_proof(key, alice)), (alice, None)):
+        if space == alice:
+            storage.create_space(alice, alice)  # a home space needs no proof
+        with pytest.raises(SpaceExistsError) as err:
+            storage.create_space(space, alice, proof=proof)
+        assert err.value.space == space
 
 
 def test_a_space_is_named_by_a_did(storage: Storage, owner: DID) -> None:
@@ -184,18 +192,22 @@ def test_a_space_is_named_by_a_did(storage: Storage, owner: DID) -> None:
     assert storage.spaces(owner) == []
 
 
-def test_spaces_lists_what_a_principal_can_read(storage: Storage, owner: DID, alice: DID) -> None:
-    mine, shared, theirs = (Identity.generate().did for _ in range(3))
-    storage.create_space(mine, owner)
-    storage.create_space(shared, owner, {alice: Capability.READ})
-    storage.create_space(theirs, alice)
+def test_spaces_lists_what_a_principal_can_read(
+    storage: Storage, owner: DID, alice: DID, new_space: NewSpace
+) -> None:
+    mine = new_space(storage, owner)
+    shared = new_space(storage, owner, {alice: Capability.READ})
+    theirs = new_space(storage, alice)
     assert sorted(r.space for r in storage.spaces(owner)) == sorted([mine, shared])
     assert sorted(r.space for r in storage.spaces(alice)) == sorted([shared, theirs])
 
 
 def test_deleting_a_space_needs_owner_and_removes_it(
-    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+    storage: Storage, owner: DID, alice: DID
 ) -> None:
+    key = Identity.generate()
+    space = key.did
+    storage.create_space(space, owner, proof=creation_proof(key, owner))
     write(storage, space, owner, x=1)
     storage.set_acl(space, owner, alice, Capability.WRITE)
     with pytest.raises(AuthorizationError):
@@ -207,7 +219,8 @@ def test_deleting_a_space_needs_owner_and_removes_it(
     with pytest.raises(SpaceNotFoundError):
         storage.read(space, X, owner)
 
-    storage.create_space(space, alice)  # the DID is free again, and the space is empty
+    # The DID is free again, for whoever holds its key, and the space is empty.
+    storage.create_space(space, alice, proof=creation_proof(key, alice))
     assert storage.read(space, X, alice) == MISSING
     assert storage.head(space, alice) == 0
 
@@ -229,9 +242,10 @@ def test_an_unknown_space_is_not_found(storage: Storage, owner: DID) -> None:
 # --- commits -------------------------------------------------------------------------
 
 
-def test_commits_are_numbered_per_space(storage: Storage, space: SpaceDID, owner: DID) -> None:
-    other = Identity.generate().did
-    storage.create_space(other, owner)
+def test_commits_are_numbered_per_space(
+    storage: Storage, space: SpaceDID, owner: DID, new_space: NewSpace
+) -> None:
+    other = new_space(storage, owner)
     assert [write(storage, space, owner, x=i) for i in range(3)] == [1, 2, 3]
     assert write(storage, other, owner, x="first") == 1
     assert storage.head(space, owner) == 3
@@ -381,7 +395,18 @@ def test_a_value_committed_cannot_be_changed_afterwards(
     assert storage.read(space, X, owner).value == {"items": [1]}
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {"k": b"bytes"}, {1: "int key"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {1, 2},
+        object(),
+        float("nan"),
+        {"k": b"bytes"},
+        {1: "int key"},
+        {"k": "caf\udce9"},  # a lone surrogate: was a bare UnicodeEncodeError on SQLite
+        {"k": [2**53]},  # beyond what JSON readers hold exactly
+    ],
+)
 def test_non_json_values_are_refused_with_nothing_written(
     storage: Storage, space: SpaceDID, owner: DID, bad: object
 ) -> None:
@@ -397,7 +422,7 @@ def test_non_json_values_are_refused_with_nothing_written(
 JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-MAX_INTEGER, MAX_INTEGER)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -439,11 +464,10 @@ def small(storage_url: str, tmp_path: Path) -> Storage:
     ],
 )
 def test_past_a_limit_nothing_is_written(
-    small: Storage, owner: DID, writes: dict[str, JSONValue], limit: str
+    small: Storage, owner: DID, writes: dict[str, JSONValue], limit: str, new_space: NewSpace
 ) -> None:
     with small:
-        space = Identity.generate().did
-        small.create_space(space, owner)
+        space = new_space(small, owner)
         changes = collect(small, space)
         with pytest.raises(LimitExceededError) as err:
             small.commit(Commit(space, owner, writes))
@@ -458,10 +482,9 @@ def test_past_a_limit_nothing_is_written(
 
 
 def test_subscribers_hear_each_commit_once_in_order(
-    storage: Storage, space: SpaceDID, owner: DID
+    storage: Storage, space: SpaceDID, owner: DID, new_space: NewSpace
 ) -> None:
-    other = Identity.generate().did
-    storage.create_space(other, owner)
+    other = new_space(storage, owner)
     here, everywhere = collect(storage, space), collect(storage, None)
 
     write(storage, space, owner, x=1, y=1)
@@ -593,11 +616,10 @@ async def test_concurrent_increments_from_tasks_are_never_lost(
 
 
 def test_sqlite_keeps_everything_across_a_reopen(
-    reopen: Callable[..., Storage], owner: DID, alice: DID
+    reopen: Callable[..., Storage], owner: DID, alice: DID, new_space: NewSpace
 ) -> None:
     first = reopen()
-    space = Identity.generate().did
-    first.create_space(space, owner, {alice: Capability.READ})
+    space = new_space(first, owner, {alice: Capability.READ})
     first.set_acl(space, owner, ANYONE, Capability.READ)
     first.commit(Commit(space, owner, {X: {"v": 1}, Y: [1]}, meta={"event": "one"}))
     first.commit(Commit(space, owner, {X: {"v": 2}}))
@@ -620,17 +642,14 @@ def test_sqlite_keeps_everything_across_a_reopen(
 
 
 def test_sqlite_two_processes_see_each_others_commits(
-    reopen: Callable[..., Storage], owner: DID
+    reopen: Callable[..., Storage], owner: DID, new_space: NewSpace
 ) -> None:
     one, two = reopen(), reopen()
-    space = Identity.generate().did
-    one.create_space(space, owner)
+    space = new_space(one, owner)
     one.commit(Commit(space, owner, {X: "from one"}))
 
     assert two.read(space, X, owner).value == "from one"  # two caches it now
     one.commit(Commit(space, owner, {X: "one again"}))
-    # Reads may trust the cache for READ_SYNC_INTERVAL; past it they see the other commit.
-    time.sleep(READ_SYNC_INTERVAL * 2)
     assert two.read(space, X, owner).value == "one again"
     assert two.head(space, owner) == 2
 
@@ -644,21 +663,46 @@ def test_sqlite_two_processes_see_each_others_commits(
 
 
 def test_sqlite_two_processes_increment_without_losing_updates(
-    reopen: Callable[..., Storage], owner: DID
+    reopen: Callable[..., Storage], owner: DID, new_space: NewSpace
 ) -> None:
     stores = [reopen(), reopen()]
-    space = Identity.generate().did
-    stores[0].create_space(space, owner)
+    space = new_space(stores[0], owner)
     run_threads([partial(increment, s, space, owner, 50) for s in stores for _ in range(4)])
     assert stores[0].read(space, X, owner).value == {"n": 400}
     assert stores[1].read(space, X, owner).value == {"n": 400}
 
 
-def test_sqlite_durability_full(tmp_path: Path, owner: DID) -> None:
+def test_sqlite_a_read_sees_every_commit_acknowledged_before_it(
+    reopen: Callable[..., Storage], owner: DID, monkeypatch: pytest.MonkeyPatch, new_space: NewSpace
+) -> None:
+    # However little time passes between another process's commit and the read:
+    # reads once trusted their cache for a millisecond, long enough for the final
+    # read of the increments test above to see n=388 of 400. The clock is stopped
+    # here, so that no time passes at all.
+    monkeypatch.setattr(time, "monotonic", lambda: 0.0)
+    one, two = reopen(), reopen()
+    space = new_space(one, owner)
+    for n in range(1, 5):
+        writer, reader = (one, two) if n % 2 else (two, one)
+        seen = reader.read(space, X, owner)  # the reader has it cached now
+        writer.commit(Commit(space, owner, {X: n}, reads={X: seen.seq}))
+        assert reader.read(space, X, owner).value == n
+
+    # Inside its own open group (which holds the write lock) a reader need not ask:
+    # it saw everything acknowledged before the group began.
+    one.commit(Commit(space, owner, {X: "before the group"}))
+    flushes: list[Callable[[], None]] = []
+    two.flush_scheduler = flushes.append
+    two.commit(Commit(space, owner, {Y: 1}), on_durable=lambda error: None)
+    assert two.read(space, X, owner).value == "before the group"
+    flushes.pop()()
+    assert one.read(space, Y, owner).value == 1
+
+
+def test_sqlite_durability_full(tmp_path: Path, owner: DID, new_space: NewSpace) -> None:
     url = f"sqlite://{tmp_path}?durability=full"
     with open_storage(url) as storage:
-        space = Identity.generate().did
-        storage.create_space(space, owner)
+        space = new_space(storage, owner)
         assert storage.commit(Commit(space, owner, {X: 1})) == 1
     with open_storage(f"sqlite://{tmp_path}", durability="full") as storage:
         assert storage.read(space, X, owner).value == 1
@@ -675,11 +719,12 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 
 def test_sqlite_a_garbage_file_named_like_a_space_is_a_clear_error(
-    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
+    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID, new_space: NewSpace
 ) -> None:
     storage = reopen()
-    garbage, foreign = Identity.generate().did, Identity.generate().did
-    storage.create_space(Identity.generate().did, owner)
+    keys = {key.did: key for key in (Identity.generate(), Identity.generate())}
+    garbage, foreign = keys
+    new_space(storage, owner)
     (sqlite_dir / (garbage.replace(":", "_") + ".sqlite")).write_bytes(b"not a database " * 100)
     with sqlite3.connect(sqlite_dir / (foreign.replace(":", "_") + ".sqlite")) as db:
         db.execute("CREATE TABLE notes (text)")
@@ -690,28 +735,32 @@ def test_sqlite_a_garbage_file_named_like_a_space_is_a_clear_error(
             storage.read(space, X, owner)
         assert err.value.space == space and space.replace(":", "_") in str(err.value)
         with pytest.raises(CorruptStorageError):
-            storage.create_space(space, owner)  # never overwritten
+            storage.create_space(space, owner, proof=creation_proof(keys[space], owner))
+        assert space.replace(":", "_") in str(err.value)  # never overwritten
     # one bad file does not hide the good spaces from everyone
     assert [r.owner for r in storage.spaces(owner)] == [owner]
 
 
-def test_sqlite_an_interrupted_create_leaves_no_space(
+def test_sqlite_an_interrupted_create_leaves_no_space_and_nothing_in_the_way(
     reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
 ) -> None:
+    """A space is written under a temporary name and linked into place when complete."""
     storage = reopen()
-    space = Identity.generate().did
-    (sqlite_dir / (space.replace(":", "_") + ".sqlite")).touch()
+    key = Identity.generate()
+    space = key.did
+    leftover = sqlite_dir / f".{space.replace(':', '_')}.sqlite.0123456789abcdef.new"
+    leftover.write_bytes(b"")  # what a crash while writing the new space leaves
     assert not storage.has_space(space)
-    storage.create_space(space, owner)
+    assert storage.spaces(owner) == []
+    storage.create_space(space, owner, proof=creation_proof(key, owner))
     assert storage.commit(Commit(space, owner, {X: 1})) == 1
 
 
 def test_sqlite_files_stay_inside_the_directory_and_go_with_the_space(
-    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID
+    reopen: Callable[..., Storage], sqlite_dir: Path, owner: DID, new_space: NewSpace
 ) -> None:
     storage = reopen()
-    space = Identity.generate().did
-    storage.create_space(space, owner)
+    space = new_space(storage, owner)
     storage.commit(Commit(space, owner, {X: 1}))
     assert all(p.name.startswith(space.replace(":", "_")) for p in sqlite_dir.iterdir())
     (sqlite_dir / "notes.txt").write_text("not a space")
@@ -722,13 +771,11 @@ def test_sqlite_files_stay_inside_the_directory_and_go_with_the_space(
 
 
 def test_sqlite_closes_idle_files_and_reopens_them(
-    reopen: Callable[..., Storage], owner: DID
+    reopen: Callable[..., Storage], owner: DID, new_space: NewSpace
 ) -> None:
     storage = reopen()
     storage.backend.max_open = 2  # type: ignore[attr-defined]
-    spaces = [Identity.generate().did for _ in range(6)]
-    for space in spaces:
-        storage.create_space(space, owner)
+    spaces = [new_space(storage, owner) for _ in range(6)]
 
     run_threads([partial(increment, storage, s, owner, 20) for s in spaces])
     assert [storage.read(s, X, owner).value for s in spaces] == [{"n": 20}] * 6

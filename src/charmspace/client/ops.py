@@ -7,7 +7,6 @@ same vocabulary and cannot drift apart.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,8 @@ import httpx
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
-from charmspace.signing import b64encode, space_message
+from charmspace.signing import b64encode
+from charmspace.storage.proof import creation_proof
 from charmspace.types import JSONValue, PathSegment
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -88,9 +88,7 @@ def create_space(identity: Identity, name: str | None) -> Op:
     if name is None:
         return Op("POST", "/api/spaces", json={"space": identity.did}, has_body=True)
     space = identity.derive(name)
-    issued_at = int(time.time())
-    proof = b64encode(space.sign(space_message(space.did, identity.did, issued_at)))
-    body = {"space": space.did, "issued_at": issued_at, "proof": proof}
+    body = {"space": space.did, "proof": b64encode(creation_proof(space, identity.did))}
     return Op("POST", "/api/spaces", json=body, has_body=True)
 
 

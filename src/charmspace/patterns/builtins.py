@@ -11,9 +11,10 @@ from typing import Any
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
 from charmspace.patterns.refs import Ref, active_builder, current_builder
+from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
-from charmspace.runtime.transaction import Transaction, current_transaction
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import JSONValue
 
 TAG_PATTERN = re.compile(r"^#[A-Za-z][A-Za-z0-9_-]*$")
@@ -159,7 +160,7 @@ def now(resolution: float | None = None) -> float:
     Inside a derived value with ``resolution``, the value is recomputed every
     ``resolution`` seconds (so ``time_remaining`` counts down by itself).
     """
-    tx = current_transaction.get()
+    tx = context.current().transaction
     if tx is not None:
         return tx.runtime.now(resolution)
     if current_builder.get() is not None:
@@ -217,7 +218,7 @@ def wish(query: str) -> Ref:
     favorites = favorites_address(builder.creator)
 
     def compute() -> JSONValue:
-        tx = current_transaction.get()
+        tx = context.current().transaction
         assert tx is not None
         if query == "/":
             return to_json(

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from charmspace.errors import PatternError
+from charmspace.runtime import context
 from charmspace.runtime.address import Address, link_to
 from charmspace.runtime.cell import Cell
-from charmspace.runtime.runtime import current_action
-from charmspace.runtime.scheduler import current_unit
-from charmspace.runtime.transaction import current_transaction
 from charmspace.types import DID, JSONValue, PathSegment, SpaceDID
 
 if TYPE_CHECKING:
@@ -117,13 +115,13 @@ class Ref:
         return self.key(segment)
 
     def _check_readable(self) -> None:
-        if current_builder.get() is not None and current_transaction.get() is None:
+        if current_builder.get() is not None and context.current().transaction is None:
             raise PatternError(
                 f"Cannot read the value of {self._label} while the pattern is being built: "
                 "a pattern runs once, before any value exists. "
                 "Use derive(...), computed(...) or lift(...) to compute with it."
             )
-        if current_action.get() is None and current_unit.get() is not None:
+        if context.current().action is None and context.current().unit is not None:
             raise PatternError(
                 f"A handler used {self._label} without declaring it. Handlers may only touch "
                 "what their state declares: pass it in the handler's state, e.g. "
@@ -133,7 +131,7 @@ class Ref:
     def get(self) -> Any:
         """The live value; only inside derive/computed/lift bodies."""
         self._check_readable()
-        if current_transaction.get() is None:
+        if context.current().transaction is None:
             raise PatternError(
                 f"{self._label} can only be read inside derive/computed/lift, or through a "
                 "Cell given to a handler."

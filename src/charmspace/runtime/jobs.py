@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import JobError, TransactionRequiredError
+from charmspace.runtime import context
 from charmspace.runtime.cell import Cell, to_json
-from charmspace.runtime.transaction import Transaction, acting_principal, current_transaction
+from charmspace.runtime.redaction import message_is_safe
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import DID, JSONValue
 
 if TYPE_CHECKING:
@@ -98,10 +100,8 @@ def start_job(fn: JobFunction, *, name: str | None = None) -> Job:
     starts nothing). Starting a job under a name that is still running cancels
     the old one first.
     """
-    from charmspace.runtime.scheduler import current_unit
-
-    tx = current_transaction.get()
-    unit = current_unit.get()
+    tx = context.current().transaction
+    unit = context.current().unit
     if tx is None or unit is None or tx.state != "open":
         raise TransactionRequiredError("start a job (start jobs from inside a handler)")
     if not callable(fn):
@@ -151,19 +151,19 @@ class Jobs:
         self.running.add(job)
 
     async def _run(self, job: Job, fn: JobFunction) -> None:
-        from charmspace.runtime.scheduler import current_unit
-
         # The task copied the context of the handler that started it; a job is
-        # neither in that handler's (closed) transaction nor that charm's event.
-        current_transaction.set(None)
-        current_unit.set(None)
-        acting_principal.set(job.ctx.principal)  # sends and edits act for who started it
+        # neither in that handler's (closed) transaction nor that charm's event,
+        # and its sends and edits act for whoever started it.
+        context.enter(transaction=None, unit=None, action=None, principal=job.ctx.principal)
         try:
             await fn(job.ctx)
         except asyncio.CancelledError:
             self._final(job, status=CANCELLED)
         except Exception as e:
-            self._final(job, status=FAILED, error={"type": type(e).__name__, "message": str(e)})
+            error: dict[str, JSONValue] = {"type": type(e).__name__}
+            if message_is_safe(e):  # a user-code message may hold what the job read
+                error["message"] = str(e)
+            self._final(job, status=FAILED, error=error)
             self.runtime.report(job.unit, f"job {job.name}", e)
         else:
             self._final(job, status=DONE)

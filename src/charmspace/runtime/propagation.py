@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CycleError, DerivedTimeoutError, TransactionClosedError
+from charmspace.runtime import context
 from charmspace.runtime.cell import to_json
-from charmspace.runtime.transaction import DocKey, Transaction, current_transaction
+from charmspace.runtime.transaction import DocKey, Transaction
 from charmspace.storage import Change, Commit
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 from charmspace.values import same
@@ -323,11 +324,8 @@ class Propagator:
     async def _compute(
         self, action: Action, overlay: dict[DocKey, JSONValue], snapshot: _Snapshot
     ) -> Any:
-        from charmspace.runtime.runtime import current_action
-
         tx = _WaveTransaction(self.runtime, action.unit.creator, overlay, snapshot)
-        tx_token = current_transaction.set(tx)
-        action_token = current_action.set(action)
+        token = context.enter(transaction=tx, action=action)
         try:
             if action.is_async:
                 value = await self._awaited(action, _call(action))
@@ -352,8 +350,7 @@ class Propagator:
             self.runtime.report(action.unit, action.name, e)
             result = _FAILED
         finally:
-            current_action.reset(action_token)
-            current_transaction.reset(tx_token)
+            context.leave(token)
         self._set_deps(action, set(tx.reads) - {action.output.doc})
         return result
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
-from charmspace.runtime import outbox
+from charmspace.runtime import context, outbox, redaction
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
@@ -32,12 +32,11 @@ from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import (
     DocKey,
     Transaction,
-    acting_principal,
-    current_transaction,
 )
-from charmspace.runtime.unit import Action, HandlerSpec, Unit
+from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
+from charmspace.storage.proof import creation_proof
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
 
 if TYPE_CHECKING:
@@ -45,10 +44,6 @@ if TYPE_CHECKING:
     from charmspace.patterns.favorites import Favorites
 
 log = logging.getLogger(__name__)
-
-current_action: contextvars.ContextVar[Action | None] = contextvars.ContextVar(
-    "charmspace_action", default=None
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +57,8 @@ class ErrorReport:
     error: BaseException
 
     def as_json(self, time: float) -> JSONValue:
-        return to_json(
-            {
-                "where": self.where,
-                "type": type(self.error).__name__,
-                "message": str(self.error),
-                "time": time,
-            }
-        )
+        """The error cell's record: no message from user code (see :mod:`.redaction`)."""
+        return to_json(redaction.error_record(self.where, self.error, time))
 
 
 ErrorListener = Callable[[ErrorReport], None]
@@ -95,10 +84,10 @@ class Edit:
 
     def __init__(self, runtime: Runtime, principal: DID) -> None:
         self.tx = Transaction(runtime, principal, meta={"edit": True})
-        self._token: contextvars.Token[Transaction | None] | None = None
+        self._token: contextvars.Token[context.RunContext] | None = None
 
     def __enter__(self) -> Transaction:
-        self._token = current_transaction.set(self.tx)
+        self._token = context.enter(transaction=self.tx)
         return self.tx
 
     def __exit__(
@@ -108,7 +97,7 @@ class Edit:
         tb: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            current_transaction.reset(self._token)
+            context.leave(self._token)
         if exc is not None:
             self.tx.abort()
         elif self.tx.state == "open":
@@ -181,10 +170,10 @@ class Runtime:
 
     def acting(self) -> DID:
         """The principal the current code acts for: its transaction's, its job's, or the user."""
-        tx = current_transaction.get()
+        tx = context.current().transaction
         if tx is not None and tx.state == "open":
             return tx.principal
-        return acting_principal.get() or self.principal
+        return context.current().principal or self.principal
 
     @property
     def service_did(self) -> DID:
@@ -216,12 +205,18 @@ class Runtime:
     def create_space(self, space: SpaceDID | None = None, *, name: str | None = None) -> SpaceDID:
         """Create (or find) a space owned by this runtime's user.
 
-        ``name`` gives the user's named space (its DID derived from the user's key);
-        with neither argument, the user's home space.
+        ``name`` gives the user's named space (its DID derived from the user's key,
+        so the runtime can sign the proof storage asks for); with neither
+        argument, the user's home space. A ``space`` DID that is neither can be
+        found but not created: only its key's holder may create it.
         """
-        if space is None:
-            space = self.identity.derive(name).did if name else self.principal
-        self.storage.ensure_space(space, self.principal)
+        proof = None
+        if space is None and name:
+            key = self.identity.derive(name)
+            space, proof = key.did, creation_proof(key, self.principal)
+        elif space is None:
+            space = self.principal
+        self.storage.ensure_space(space, self.principal, proof=proof)
         return space
 
     def edit(self, principal: DID | None = None) -> Edit:
@@ -355,21 +350,13 @@ class Runtime:
     def report(self, unit: Unit, where: str, error: BaseException) -> None:
         """Tell listeners, the log and the charm's error cell about ``error``."""
         report = ErrorReport(unit.id, unit.name, unit.space, where, error)
-        level = logging.WARNING if isinstance(error, CharmspaceError) else logging.ERROR
-        log.log(
-            level,
-            "%s in %s.%s: %s",
-            type(error).__name__,
-            unit.name,
-            where,
-            error,
-            extra={"charm": unit.id, "space": unit.space, "where": where},
-        )
+        extra = {"charm": unit.id, "space": unit.space, "where": where}
+        redaction.log_error(log, f"{unit.name}.{where}", error, extra)
         for listener in tuple(self._error_listeners):
             try:
                 listener(report)
-            except Exception:
-                log.exception("an on_error listener raised")
+            except Exception as e:  # it may have put the message it got into its own
+                log.error("an on_error listener raised %s", redaction.describe(e))
         try:
             tx = Transaction(self, unit.creator, meta={"error": where}, confine=unit.space)
             tx.write(unit.error_address, report.as_json(self.clock.now()))
@@ -389,8 +376,8 @@ class Runtime:
         """
         if self._offload is None:
             self._offload = ThreadPoolExecutor(1, thread_name_prefix="charmspace-derive")
-        context = contextvars.copy_context()
-        return await self.loop.run_in_executor(self._offload, partial(context.run, fn, *args))
+        here = contextvars.copy_context()
+        return await self.loop.run_in_executor(self._offload, partial(here.run, fn, *args))
 
     # --- time, randomness ----------------------------------------------------------------
 
@@ -402,7 +389,7 @@ class Runtime:
         """
         t = self.clock.now()
         if resolution:
-            action = current_action.get()
+            action = context.current().action
             if action is not None:
                 self.host(action.unit.space).propagator.on_time(action, resolution)
             t = math.floor(t / resolution) * resolution

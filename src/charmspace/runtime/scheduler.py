@@ -13,7 +13,6 @@ a success. Here a handler either commits everything it wrote or nothing.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +25,7 @@ from charmspace.errors import (
     NotAStreamError,
     StreamError,
 )
-from charmspace.runtime import outbox
+from charmspace.runtime import context, outbox
 from charmspace.runtime.address import Address, is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.stream import CallResult, Delivery
@@ -35,7 +34,6 @@ from charmspace.runtime.transaction import (
     CommitResult,
     DocKey,
     Transaction,
-    current_transaction,
 )
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 
@@ -47,10 +45,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6  # the first run and 5 re-runs on conflict
 YIELD_EVERY = 32  # sync handlers in a row before a charm lets others run
-
-current_unit: contextvars.ContextVar[Unit | None] = contextvars.ContextVar(
-    "charmspace_unit", default=None
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +159,9 @@ class Scheduler:
     async def call(
         self, target: Target, payload: JSONValue, principal: DID | None, timeout: float | None
     ) -> CallResult:
-        tx = current_transaction.get()
+        tx = context.current().transaction
         sender = principal or self.runtime.acting()
-        caller = current_unit.get()
+        caller = context.current().unit
         callee = target.spec.unit if target.spec is not None else None
         if caller is not None and callee is not None:
             self._check_deadlock(caller, callee)
@@ -208,7 +202,7 @@ class Scheduler:
     # --- running events ----------------------------------------------------------------
 
     async def _drain(self, unit: Unit) -> None:
-        token = current_unit.set(unit)
+        token = context.enter(unit=unit)
         try:
             in_a_row = 0
             while unit.queue:
@@ -225,7 +219,7 @@ class Scheduler:
                     await asyncio.sleep(0)
         finally:
             unit.draining = False
-            current_unit.reset(token)
+            context.leave(token)
             if unit.queue:  # an event arrived while we were finishing
                 unit.draining = True
                 asyncio.get_running_loop().create_task(self._drain(unit))
@@ -253,7 +247,7 @@ class Scheduler:
                 home=spec.unit.space,
                 rerun_on_conflict=rerun,
             )
-            token = current_transaction.set(tx)
+            token = context.enter(transaction=tx)
             try:
                 if event.send is not None and outbox.already_consumed(tx, spec.unit, event.send):
                     tx.commit()  # a redelivery after a crash: applied once already
@@ -287,7 +281,7 @@ class Scheduler:
                 self._finish(event, None, e)
                 return yielded
             finally:
-                current_transaction.reset(token)
+                context.leave(token)
             return yielded
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from charmspace.errors import AwaitedSendError, StreamError
+from charmspace.runtime import context
 from charmspace.runtime.address import Address
-from charmspace.runtime.transaction import CommitResult, Transaction, current_transaction
+from charmspace.runtime.transaction import CommitResult, Transaction
 from charmspace.types import DID, JSONValue, SpaceDID
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Delivery:
         if self._result is not None:
             return self._result
         tx = self.staged_in
-        if tx is not None and tx.state == "open" and current_transaction.get() is tx:
+        if tx is not None and tx.state == "open" and context.current().transaction is tx:
             raise AwaitedSendError(str(self.location))
         if self._future is None:
             self._future = asyncio.get_running_loop().create_future()
@@ -128,16 +129,15 @@ class Stream(Generic[T]):
 
         payload = to_json(event)
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
-        tx = current_transaction.get()
+        tx = context.current().transaction
         staging = tx is not None and tx.state == "open"
         delivery = Delivery(on_commit, location=self.address, staged_in=tx if staging else None)
         if tx is not None and staging:
             from charmspace.runtime.outbox import stage
-            from charmspace.runtime.scheduler import current_unit
 
             scheduler = self.runtime.scheduler
             sender = tx.principal
-            unit = current_unit.get()
+            unit = context.current().unit
             if unit is not None:  # a handler's send is durable: it goes through the outbox
                 staged = stage(tx, unit, target.address, payload)
                 tx.after_commit(

@@ -17,9 +17,9 @@ from fastapi.security import APIKeyHeader
 from charmspace.errors import AuthorizationError, CharmNotFoundError
 from charmspace.identity import parse_did
 from charmspace.patterns.build import charm_docs
-from charmspace.runtime import Runtime
+from charmspace.runtime import Runtime, context
 from charmspace.runtime.address import Address
-from charmspace.runtime.transaction import Transaction, acting_principal
+from charmspace.runtime.transaction import Transaction
 from charmspace.server.errors import AuthenticationError, BadRequestError
 from charmspace.storage import Capability
 from charmspace.storage.model import SpaceRecord
@@ -114,8 +114,5 @@ def require_charm(runtime: Runtime, space: SpaceDID, id: EntityId, principal: DI
 @contextmanager
 def acting(principal: DID) -> Iterator[None]:
     """Runtime code called in this block acts for ``principal`` (never the runtime's user)."""
-    token = acting_principal.set(principal)
-    try:
+    with context.running(principal=principal):
         yield
-    finally:
-        acting_principal.reset(token)

@@ -57,7 +57,8 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (BadRequestError, 400),
     (BodyTooLargeError, 413),
     (errors.IdentityError, 400),
-    (errors.AuthorizationError, 403),
+    (errors.AuthorizationError, 403),  # SpaceClaimError, MissingPrincipalError too
+    (errors.InvalidIdError, 400),
     (errors.SpaceNotFoundError, 404),
     (errors.CharmNotFoundError, 404),
     (errors.NotAStreamError, 404),  # UnknownStreamError too

@@ -31,14 +31,13 @@ class CreateSpace(Model):
     """Create the caller's home space (``space`` = the caller's DID) or a named space.
 
     A named space's DID is derived from the caller's key (``Identity.derive``),
-    so only the caller can compute its key: ``proof`` is that key's signature
-    over ``charmspace-create-space-v1``, the space, the caller's DID and
-    ``issued_at`` (see docs/server.md).
+    so only the caller can compute its key: ``proof`` is that key's creation
+    proof for the caller (``charmspace.storage.proof.creation_proof``), unpadded
+    base64url (see docs/server.md).
     """
 
     space: str = Field(max_length=128)
-    issued_at: int | None = Field(None, ge=0, le=10**11)
-    proof: str | None = Field(None, max_length=128)
+    proof: str | None = Field(default=None, max_length=128)
 
 
 class AclChange(Model):

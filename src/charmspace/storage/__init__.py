@@ -19,6 +19,7 @@ from charmspace.storage.model import (
     SpaceRecord,
 )
 from charmspace.storage.open import open_storage
+from charmspace.storage.proof import creation_proof
 from charmspace.storage.store import Storage
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Revision",
     "SpaceRecord",
     "Storage",
+    "creation_proof",
     "entity_id",
     "open_storage",
 ]

@@ -170,3 +170,6 @@ class Limits:
     max_commit_bytes: int = 16 * 1024 * 1024
     max_commit_writes: int = 10_000
     max_path_segments: int = 64
+    max_id_bytes: int = 1024
+    """A document id's UTF-8 size. Ids are keys, stored in every revision and log entry;
+    :func:`~charmspace.storage.entity_id` makes 55-byte ones."""

@@ -2,7 +2,11 @@
 
 Access control lives here, below the runtime and the HTTP layer, so that no code
 path (runtime, CLI, background work) can read or write a space without the
-acting principal being checked.
+acting principal being checked. The rules live here; the backend applies them
+(through a ``check`` callback) to the space's record as it is inside its write
+transaction, or for reads under the same lock and freshness as the documents,
+because another process may have revoked a grant or deleted the space since
+this one last looked.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from typing import Any
 from charmspace.errors import (
     AuthorizationError,
     ConflictError,
+    InvalidIdError,
     LimitExceededError,
+    MissingPrincipalError,
+    SpaceClaimError,
     SpaceNotFoundError,
     StorageError,
 )
@@ -34,6 +41,7 @@ from charmspace.storage.model import (
     Revision,
     SpaceRecord,
 )
+from charmspace.storage.proof import is_creation_proof
 from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import FrozenDict, dumps, freeze
 
@@ -56,8 +64,9 @@ def _run(settle: list[Settle]) -> None:
 class Storage:
     """Spaces of documents with per-space sequence numbers and ACLs.
 
-    Every method takes the acting ``principal``. The optional ``service`` DID is
-    the server's own identity: it is allowed everywhere (the server hosts the
+    Every method takes the acting ``principal``; a missing one (``None``) is
+    refused, never treated as anyone in particular. The optional ``service`` DID
+    is the server's own identity: it is allowed everywhere (the server hosts the
     data anyway) and each use is logged with its reason.
     """
 
@@ -75,7 +84,6 @@ class Storage:
         self.limits = limits or Limits()
         self.service = service
         self.clock = clock
-        self._records: dict[SpaceDID, SpaceRecord] = {}
         self._commit_locks: dict[SpaceDID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
@@ -92,21 +100,49 @@ class Storage:
     # --- spaces and access control ------------------------------------------------
 
     def create_space(
-        self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability] | None = None
+        self,
+        space: SpaceDID,
+        owner: DID,
+        acl: Mapping[str, Capability] | None = None,
+        *,
+        proof: bytes | None = None,
     ) -> SpaceRecord:
-        """Create a space owned by ``owner``. Default closed: no one else may use it."""
+        """Create a space owned by ``owner``. Default closed: no one else may use it.
+
+        ``owner`` is the acting principal. It may create ``space`` only if it
+        holds the space's key: ``owner == space`` (a user's home space), or
+        ``proof`` is :func:`~charmspace.storage.proof.creation_proof` signed with
+        the space's key for this owner (a named space). Otherwise
+        :class:`~charmspace.errors.SpaceClaimError`: nobody can create, and so
+        own, a space named by someone else's DID.
+        """
         from charmspace.identity import parse_did
 
+        self._require_principal(owner, space, "create the space")
         parse_did(space)
         parse_did(owner)
-        record = self.backend.create_space(space, owner, dict(acl or {}), self.clock())
-        self._records[space] = record
-        return record
+        if owner != space:
+            if proof is None:
+                raise SpaceClaimError(
+                    space, owner, "the owner is not the space's DID and no proof was given"
+                )
+            if not is_creation_proof(space, owner, proof):
+                raise SpaceClaimError(
+                    space, owner, "the proof is not a signature by the space's key for this owner"
+                )
+        checked: dict[str, Capability] = {}
+        for subject, capability in (acl or {}).items():
+            if subject != ANYONE:
+                parse_did(subject)
+            checked[subject] = Capability(capability)
+        return self.backend.create_space(space, owner, checked, self.clock())
 
-    def ensure_space(self, space: SpaceDID, owner: DID) -> SpaceRecord:
+    def ensure_space(
+        self, space: SpaceDID, owner: DID, *, proof: bytes | None = None
+    ) -> SpaceRecord:
         """The space's record, creating the space for ``owner`` if it does not exist."""
         record = self._record_or_none(space)
-        return record if record is not None else self.create_space(space, owner)
+        return record if record is not None else self.create_space(space, owner, proof=proof)
 
     def has_space(self, space: SpaceDID) -> bool:
         return self._record_or_none(space) is not None
@@ -117,6 +153,7 @@ class Storage:
 
     def spaces(self, principal: DID) -> list[SpaceRecord]:
         """The spaces ``principal`` can read (one that cannot be opened is logged and skipped)."""
+        self._require_principal(principal, "", "list spaces")
         out = []
         for space in self.backend.list_spaces():
             try:
@@ -134,23 +171,27 @@ class Storage:
         """Grant ``capability`` to ``subject`` (a DID or ``"*"``); None revokes. Needs OWNER."""
         from charmspace.identity import parse_did
 
-        record = self._check(space, principal, Capability.OWNER, "change the ACL")
+        self._check(space, principal, Capability.OWNER, "change the ACL")
         if subject != ANYONE:
             parse_did(subject)
-        acl = dict(record.acl)
-        if capability is None:
-            acl.pop(subject, None)
-        else:
-            acl[subject] = Capability(capability)
+        granted = None if capability is None else Capability(capability)
+
+        def update(current: SpaceRecord) -> Mapping[str, Capability]:
+            self._authorize(current, principal, Capability.OWNER, "change the ACL")
+            acl = dict(current.acl)
+            if granted is None:
+                acl.pop(subject, None)
+            else:
+                acl[subject] = granted
+            return acl
+
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                record = self.backend.save_acl(space, acl)
-                self._records[space] = record
+                return self.backend.save_acl(space, update)
         finally:
             _run(settle)
-        return record
 
     def delete_space(self, space: SpaceDID, principal: DID) -> None:
         """Remove a space and everything in it. Needs OWNER."""
@@ -159,38 +200,51 @@ class Storage:
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                self.backend.delete_space(space)
-                self._records.pop(space, None)
+                self.backend.delete_space(
+                    space,
+                    lambda current: self._authorize(
+                        current, principal, Capability.OWNER, "delete the space"
+                    ),
+                )
         finally:
             _run(settle)
 
     def allowed(self, record: SpaceRecord, principal: DID, needed: Capability) -> bool:
-        if principal == self.service and principal is not None:
+        if not isinstance(principal, str) or not principal:
+            return False
+        if self.service is not None and principal == self.service:
             return True
         have = record.capability(principal)
         return have is not None and have >= needed
 
     def _record_or_none(self, space: SpaceDID) -> SpaceRecord | None:
-        record = self._records.get(space)
-        if record is None:
-            record = self.backend.load_space(space)
-            if record is not None:
-                self._records[space] = record
-        return record
+        """The space's record as fresh as its data (the backend keeps it so; no copy here)."""
+        return self.backend.load_space(space)
+
+    def _require_principal(self, principal: object, space: SpaceDID, action: str) -> None:
+        if not isinstance(principal, str) or not principal:
+            raise MissingPrincipalError(space, action, principal)
 
     def _check(
         self, space: SpaceDID, principal: DID, needed: Capability, action: str
     ) -> SpaceRecord:
-        record = self._records.get(space) or self._record_or_none(space)
+        self._require_principal(principal, space, action)
+        record = self.backend.load_space(space)
         if record is None:
             raise SpaceNotFoundError(space)
-        if principal == self.service:
-            log.debug("service identity used", extra={"space": space, "reason": action})
-            return record
+        self._authorize(record, principal, needed, action)
+        return record
+
+    def _authorize(
+        self, record: SpaceRecord, principal: DID, needed: Capability, action: str
+    ) -> None:
+        """Raise unless ``principal`` may ``action`` under ``record`` (backends call it too)."""
+        if self.service is not None and principal == self.service:
+            log.debug("service identity used", extra={"space": record.space, "reason": action})
+            return
         have = record.capability(principal)
         if have is None or have < needed:
-            raise AuthorizationError(principal, space, needed.name, action)
-        return record
+            raise AuthorizationError(principal, record.space, needed.name, action)
 
     # --- documents ---------------------------------------------------------------------
 
@@ -198,8 +252,14 @@ class Storage:
         self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
     ) -> Revision:
         """The document's current value and seq, or as of commit ``at``. Needs READ."""
-        self._check(space, principal, Capability.READ, "read")
-        return self.backend.read(space, id, at)
+        self._require_principal(principal, space, "read")
+        self._check_id(space, id)
+        return self.backend.read(
+            space,
+            id,
+            at,
+            lambda current: self._authorize(current, principal, Capability.READ, "read"),
+        )
 
     def head(self, space: SpaceDID, principal: DID) -> int:
         """The seq of the space's latest commit (0 for an empty space)."""
@@ -234,20 +294,29 @@ class Storage:
         :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
         called — or ``on_durable(error)`` if the group could not be written.
         """
-        self._check(commit.space, commit.principal, Capability.WRITE, "write")
         if not commit.writes:
+            self._check(commit.space, commit.principal, Capability.WRITE, "write")
             if on_durable is not None:
                 on_durable(None)
             return 0
+        # WRITE is checked by the backend, inside its write transaction.
+        self._require_principal(commit.principal, commit.space, "write")
         prepared = self._prepare(commit)
         space = commit.space
+        principal = commit.principal
         defer = on_durable is not None and self.backend.batches
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
                 try:
-                    seq = self.backend.apply(prepared, defer=defer)
-                except ConflictError:
+                    seq = self.backend.apply(
+                        prepared,
+                        defer=defer,
+                        check=lambda current: self._authorize(
+                            current, principal, Capability.WRITE, "write"
+                        ),
+                    )
+                except (ConflictError, AuthorizationError, SpaceNotFoundError):
                     if not defer:  # the backend made the open group durable on the way
                         settle = self._durable(space)
                     raise
@@ -313,15 +382,42 @@ class Storage:
     def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
         return [(on_durable, error) for _, on_durable in self._pending.pop(space, None) or ()]
 
+    def _check_id(self, space: SpaceDID, id: object) -> None:
+        """Refuse an id no backend can store, before it can join (and fail) a group."""
+        if not isinstance(id, str):
+            raise InvalidIdError(space, id, f"it is {type(id).__name__}, not a string")
+        if not id:
+            raise InvalidIdError(space, id, "it is empty")
+        if id.isascii():
+            size = len(id)
+        else:
+            try:
+                size = len(id.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise InvalidIdError(
+                    space, id, "it is not valid Unicode text (it holds a lone surrogate)"
+                ) from None
+        if size > self.limits.max_id_bytes:
+            raise LimitExceededError(
+                "The size of a document id in bytes",
+                size,
+                self.limits.max_id_bytes,
+                "make ids with entity_id(cause), which are 55 bytes",
+            )
+
     def _prepare(self, commit: Commit) -> PreparedCommit:
         limits = self.limits
+        space = commit.space
         if len(commit.writes) > limits.max_commit_writes:
             raise LimitExceededError(
                 "The number of writes in the commit", len(commit.writes), limits.max_commit_writes
             )
+        for id in commit.reads:
+            self._check_id(space, id)
         writes = []
         total = 0
         for id, value in commit.writes.items():
+            self._check_id(space, id)
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))
                 continue
@@ -374,7 +470,13 @@ class Storage:
         try:
             with self._commit_lock(space):
                 self._flush_locked(space, settle)
-                return self.backend.prune(space, before)
+                return self.backend.prune(
+                    space,
+                    before,
+                    lambda current: self._authorize(
+                        current, principal, Capability.OWNER, "prune history"
+                    ),
+                )
         finally:
             _run(settle)
 

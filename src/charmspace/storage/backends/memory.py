@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from charmspace.errors import ConflictError, SpaceExistsError, SpaceNotFoundError
+from charmspace.storage.backends.base import Check
 from charmspace.storage.model import (
     MISSING,
     Capability,
@@ -58,22 +59,29 @@ class MemoryBackend:
         s = self._spaces.get(space)
         return s.record if s else None
 
-    def save_acl(self, space: SpaceDID, acl: Mapping[str, Capability]) -> SpaceRecord:
+    def save_acl(
+        self, space: SpaceDID, update: Callable[[SpaceRecord], Mapping[str, Capability]]
+    ) -> SpaceRecord:
         with self._lock:
             s = self._space(space)
+            acl = update(s.record)
             s.record = SpaceRecord(space, s.record.owner, dict(acl), s.record.created_at)
             return s.record
 
-    def delete_space(self, space: SpaceDID) -> None:
+    def delete_space(self, space: SpaceDID, check: Check) -> None:
         with self._lock:
-            self._space(space)
+            check(self._space(space).record)
             del self._spaces[space]
 
     def list_spaces(self) -> list[SpaceDID]:
         return sorted(self._spaces)
 
-    def read(self, space: SpaceDID, id: EntityId, at: int | None = None) -> Revision:
+    def read(
+        self, space: SpaceDID, id: EntityId, at: int | None = None, check: Check | None = None
+    ) -> Revision:
         s = self._space(space)
+        if check is not None:
+            check(s.record)
         if at is None:
             return s.current.get(id, MISSING)
         revisions = s.history.get(id)
@@ -85,9 +93,10 @@ class MemoryBackend:
     def flush(self, space: SpaceDID) -> None:
         """Nothing is ever deferred here."""
 
-    def apply(self, commit: PreparedCommit, *, defer: bool = False) -> int:
+    def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         with self._lock:
             s = self._space(commit.space)
+            check(s.record)
             current = s.current
             for id, seen in commit.reads.items():
                 actual = current[id].seq if id in current else 0
@@ -118,9 +127,10 @@ class MemoryBackend:
         i = bisect.bisect_right([e.seq for e in entries], since)
         return entries[i : i + limit]
 
-    def prune(self, space: SpaceDID, before: int) -> int:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
         with self._lock:
             s = self._space(space)
+            check(s.record)
             removed = 0
             for id, revisions in s.history.items():
                 keep = [r for r in revisions if r.seq >= before or r is s.current[id]]

@@ -6,34 +6,58 @@ a file. History comes for free from the schema: ``revisions`` is append-only
 and a document's current value is its revision with the highest seq.
 
 Why a cache of current revisions: the runtime reads far more than it writes.
-Each open space keeps ``id → Revision`` in memory; this backend's own commits
-update it after ``COMMIT`` succeeds, and ``PRAGMA data_version`` — which changes
-exactly when *another* connection (another process, or another
-:class:`SQLiteBackend` on the same directory) has committed — throws it away.
-Point-in-time reads go to the database.
+Each open space keeps ``id → Revision`` and its :class:`SpaceRecord` (owner and
+ACL) in memory; this backend's own commits update them after ``COMMIT``
+succeeds, and ``PRAGMA data_version`` — which changes exactly when *another*
+connection (another process, or another :class:`SQLiteBackend` on the same
+directory) has committed — throws them away. The ACL is cached exactly like the
+documents it guards, so a revocation is seen as soon as a write would be.
+Every read asks ``data_version`` first (except inside our own open group, whose
+write lock keeps everyone else out), so a read sees every commit acknowledged
+before it began, wherever it was made. Point-in-time reads go to the database.
+
+Why the file's identity is checked too: deleting a space unlinks its file, and
+a connection another process still holds keeps writing to the unlinked file,
+where every commit is acknowledged and lost. Each connection remembers the
+inode it opened; whenever it looks for other processes' commits it also checks
+that the path still names that inode, and drops the connection if not.
+Deletion unlinks while holding the space's write lock, so a commit either lands
+before the deletion or sees the file gone.
+
+Why a space is created in a temporary file and linked into place: the path
+then only ever holds a complete space, so an empty or half-written file there
+is damage (:class:`CorruptStorageError`), never "no space yet" that anyone
+could create over.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
 import os
+import secrets
 import sqlite3
+import stat
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from charmspace.errors import (
     ConflictError,
     CorruptStorageError,
+    DiskFullError,
     SpaceExistsError,
     SpaceNotFoundError,
     StorageError,
+    StorageIOError,
+    StoragePermissionError,
 )
 from charmspace.identity import is_did, parse_did
+from charmspace.storage.backends.base import Check
 from charmspace.storage.model import (
     MISSING,
     Capability,
@@ -46,6 +70,8 @@ from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import dumps, loads
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
 SCHEMA_VERSION = 1
@@ -67,22 +93,18 @@ _CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMI
 _AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
+_RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
 
-READ_SYNC_INTERVAL = 0.001
-"""Seconds a read may trust the cache without asking whether another process committed.
-
-Commits made through this backend keep the cache current, so this only bounds
-how late a read sees another *process's* commit (by one millisecond, which no
-observer can tell from that commit arriving a millisecond later). Commits always
-check ``data_version`` inside their write lock, so validation never uses a
-stale cache.
-"""
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value) VALUES (?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 _PRUNE = (
     "DELETE FROM revisions WHERE seq < ? AND seq < "
     "(SELECT max(r.seq) FROM revisions AS r WHERE r.id = revisions.id)"
 )
+
+
+class _Gone(Exception):
+    """The connection's file was deleted (or replaced) by another process: drop the connection."""
 
 
 class _Conn:
@@ -96,28 +118,67 @@ class _Conn:
         "data_version",
         "db",
         "head",
+        "inode",
         "lock",
-        "synced_at",
+        "path",
+        "record",
+        "space",
     )
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, space: SpaceDID, path: Path, inode: tuple[int, int]
+    ) -> None:
         self.db = db
+        self.space = space
+        self.path = path
+        self.inode = inode
         self.cur = db.cursor()  # reused: the lock serializes every use of the connection
         self.lock = threading.Lock()
         self.cache: dict[EntityId, Revision] = {}
+        self.record: SpaceRecord | None = None  # None: unknown, read it from the database
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
-        self.synced_at = time.monotonic()
         self.batch = 0  # commits applied inside the open write transaction, not yet durable
         self.closed = False
 
     def sync(self) -> None:
-        """Forget cached state if another connection committed since we last looked."""
+        """Forget cached state if another connection committed since we last looked.
+
+        Raises :class:`_Gone` if the path no longer names the file this
+        connection has open (the space was deleted, perhaps created again).
+        """
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise _Gone from None
+        if (now.st_dev, now.st_ino) != self.inode:
+            raise _Gone
         version = self.cur.execute(_DATA_VERSION).fetchone()[0]
         if version != self.data_version:
             self.data_version = version
             self.cache.clear()
+            self.record = None
             self.head = -1
+
+    def refresh(self) -> None:
+        """:meth:`sync` before a read, except inside our own open group.
+
+        Every time: skipping it for a while let a read miss a commit another
+        process had acknowledged before the read began. Inside our open group
+        the write lock keeps everyone else out, and its ``BEGIN IMMEDIATE`` synced.
+        """
+        if not self.batch:
+            self.sync()
+
+    def space_record(self) -> SpaceRecord:
+        record = self.record
+        if record is None:
+            row = self.cur.execute(_RECORD, (self.space,)).fetchone()
+            if row is None:
+                raise CorruptStorageError(self.space, str(self.path), "it holds no space record")
+            owner, acl, created_at = row
+            record = self.record = SpaceRecord(self.space, owner, _load_acl(acl), created_at)
+        return record
 
     def current(self, id: EntityId) -> Revision:
         rev = self.cache.get(id)
@@ -131,6 +192,8 @@ class _Conn:
         return self.head
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         self.cache.clear()
         self.cur.close()  # else an unfinished statement keeps the file open after db.close()
@@ -179,7 +242,10 @@ class SQLiteBackend:
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}.")
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise _os_error(error, str(self.directory), "create the storage directory") from None
         self.synchronous = synchronous
         self.max_open = max(1, max_open)
         self.busy_timeout_ms = busy_timeout_ms
@@ -206,6 +272,9 @@ class SQLiteBackend:
                 if self._closed:
                     raise StorageError(f"The storage in {self.directory} is closed.")
                 conn = self._conns.get(space)
+                if conn is not None and conn.closed:  # its file was deleted: look again
+                    del self._conns[space]
+                    conn = None
                 if conn is None:
                     conn = self._open(space)
                     self._conns[space] = conn
@@ -218,9 +287,29 @@ class SQLiteBackend:
                 return conn
             conn.lock.release()  # evicted or deleted meanwhile: look again
 
-    def _add(self, space: SpaceDID, conn: _Conn) -> None:
-        self._conns[space] = conn
-        self._evict(keep=space)
+    def _with(self, space: SpaceDID, operation: Callable[[_Conn], T]) -> T:
+        """Run ``operation`` on the space's connection (lock held), with SQLite errors explained.
+
+        If the connection's file turns out to be gone (another process deleted
+        the space), the connection is dropped and the operation runs again on
+        whatever the path holds now: a space created since, or nothing
+        (:class:`SpaceNotFoundError`).
+        """
+        for _ in range(3):
+            conn = self._acquire(space)
+            try:
+                return operation(conn)
+            except _Gone:
+                if not conn.batch:
+                    _rollback(conn.db)
+                conn.close()
+            except sqlite3.Error as error:
+                raise _sqlite_error(error, space, conn.path) from error
+            except OSError as error:
+                raise _os_error(error, str(conn.path), "use the space's file") from error
+            finally:
+                conn.lock.release()
+        raise SpaceNotFoundError(space)
 
     def _evict(self, keep: SpaceDID) -> None:
         """Close least recently used idle connections while more than max_open are open."""
@@ -234,16 +323,24 @@ class SQLiteBackend:
                 finally:
                     old.lock.release()
 
-    def _open(self, space: SpaceDID, *, create: bool = False) -> _Conn:
+    def _open(self, space: SpaceDID) -> _Conn:
         # The DID is checked before it becomes a file name, so no crafted name can
         # point outside the directory.
         if not is_did(space):
             raise SpaceNotFoundError(space)
         path = self.path(space)
-        if create:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        elif not path.is_file():
-            raise SpaceNotFoundError(space)
+        try:
+            before = os.stat(path)
+        except FileNotFoundError:
+            raise SpaceNotFoundError(space) from None
+        except OSError as error:
+            raise _os_error(error, str(path), "open the space's file") from None
+        if not stat.S_ISREG(before.st_mode):
+            raise CorruptStorageError(space, str(path), "it is not a regular file")
+        if before.st_size == 0:
+            raise CorruptStorageError(
+                space, str(path), "it is empty (0 bytes), so whatever it held is lost"
+            )
         try:
             db = sqlite3.connect(
                 path.absolute().as_uri() + "?mode=rw",
@@ -252,24 +349,28 @@ class SQLiteBackend:
                 check_same_thread=False,
                 timeout=self.busy_timeout_ms / 1000,
             )
-        except sqlite3.OperationalError:
-            raise SpaceNotFoundError(space) from None  # removed since we looked
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, path) from None
         try:
-            self._check_file(db, space, path, create)
+            self._check_file(db, space, path)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            return _Conn(db)
-        except sqlite3.DatabaseError as error:
+            after = os.stat(path)
+            if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+                raise SpaceNotFoundError(space)  # replaced while opening; the caller looks again
+            return _Conn(db, space, path, (before.st_dev, before.st_ino))
+        except sqlite3.Error as error:
             db.close()
-            raise CorruptStorageError(space, str(path), str(error)) from None
+            raise _sqlite_error(error, space, path) from None
+        except FileNotFoundError:
+            db.close()
+            raise SpaceNotFoundError(space) from None
         except BaseException:
             db.close()
             raise
 
-    def _check_file(
-        self, db: sqlite3.Connection, space: SpaceDID, path: Path, create: bool
-    ) -> None:
+    def _check_file(self, db: sqlite3.Connection, space: SpaceDID, path: Path) -> None:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         if app_id == APPLICATION_ID:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -285,8 +386,7 @@ class SQLiteBackend:
         tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id != 0 or tables:
             raise CorruptStorageError(space, str(path), "it is an SQLite database of another kind")
-        if not create:
-            raise SpaceNotFoundError(space)  # an empty file left by an interrupted create
+        raise CorruptStorageError(space, str(path), "it is an SQLite database with no space in it")
 
     # --- spaces -------------------------------------------------------------------
 
@@ -294,83 +394,119 @@ class SQLiteBackend:
         self, space: SpaceDID, owner: DID, acl: Mapping[str, Capability], created_at: float
     ) -> SpaceRecord:
         parse_did(space)
-        record = SpaceRecord(space, owner, dict(acl), created_at)
         with self._lock:
             if self._closed:
                 raise StorageError(f"The storage in {self.directory} is closed.")
-            if space in self._conns:
-                raise SpaceExistsError(space)
-            conn = self._open(space, create=True)
-            db = conn.db
-            try:
-                # Another process may be creating the same space: the write lock decides.
-                db.execute("BEGIN IMMEDIATE")
-                if db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
-                    db.execute("ROLLBACK")
-                    self._add(space, conn)
-                    raise SpaceExistsError(space)
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO space (did, owner, acl, created_at) VALUES (?, ?, ?, ?)",
-                    (space, owner, _dump_acl(acl), created_at),
-                )
-                db.execute("COMMIT")
-            except SpaceExistsError:
-                raise
-            except BaseException:
-                _rollback(db)
-                conn.close()
-                raise
-            conn.head = 0
-            self._add(space, conn)
-        return record
+        path = self.path(space)
+        if self._exists(space):
+            raise SpaceExistsError(space)
+        new = self.directory / f".{path.name}.{secrets.token_hex(8)}.new"
+        try:
+            self._write_new(new, space, owner, acl, created_at)
+            # link(), unlike rename(), never replaces: of two processes creating the
+            # same space, one wins and the other finds the file there.
+            os.link(new, path)
+        except FileExistsError:
+            self._exists(space)  # a damaged file there is reported as such
+            raise SpaceExistsError(space) from None
+        except sqlite3.Error as error:
+            raise _sqlite_error(error, space, new, creating=True) from None
+        except OSError as error:
+            raise _os_error(error, str(path), "create the space's file") from None
+        finally:
+            _remove_quietly(new)
+        if self.synchronous == "FULL":
+            _fsync_directory(self.directory)
+        return SpaceRecord(space, owner, dict(acl), created_at)
+
+    def _exists(self, space: SpaceDID) -> bool:
+        """Whether the space's file holds a space; raises if it holds something damaged."""
+        try:
+            self._with(space, lambda conn: conn.sync())
+        except SpaceNotFoundError:
+            return False
+        return True
+
+    def _write_new(
+        self,
+        new: Path,
+        space: SpaceDID,
+        owner: DID,
+        acl: Mapping[str, Capability],
+        created_at: float,
+    ) -> None:
+        """Write a complete space into ``new``, a file nobody else knows of yet."""
+        db = sqlite3.connect(new, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # kept in the file
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO space (did, owner, acl, created_at) VALUES (?, ?, ?, ?)",
+                (space, owner, _dump_acl(acl), created_at),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        finally:
+            db.close()  # the last connection: checkpoints the WAL into the file
 
     def load_space(self, space: SpaceDID) -> SpaceRecord | None:
+        def record(conn: _Conn) -> SpaceRecord:
+            conn.refresh()
+            return conn.space_record()
+
         try:
-            conn = self._acquire(space)
+            return self._with(space, record)
         except SpaceNotFoundError:
             return None
-        try:
-            return self._record(conn, space)
-        finally:
-            conn.lock.release()
 
-    def _record(self, conn: _Conn, space: SpaceDID) -> SpaceRecord:
-        owner, acl, created_at = conn.db.execute(
-            "SELECT owner, acl, created_at FROM space WHERE did = ?", (space,)
-        ).fetchone()
-        return SpaceRecord(space, owner, _load_acl(acl), created_at)
-
-    def save_acl(self, space: SpaceDID, acl: Mapping[str, Capability]) -> SpaceRecord:
-        conn = self._acquire(space)
-        db = conn.db
-        try:
+    def save_acl(
+        self, space: SpaceDID, update: Callable[[SpaceRecord], Mapping[str, Capability]]
+    ) -> SpaceRecord:
+        def save(conn: _Conn) -> SpaceRecord:
+            db = conn.db
             db.execute("BEGIN IMMEDIATE")
             try:
+                conn.sync()
+                current = conn.space_record()
+                acl = dict(update(current))
                 db.execute("UPDATE space SET acl = ? WHERE did = ?", (_dump_acl(acl), space))
-                record = self._record(conn, space)
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
-            return record
-        finally:
-            conn.lock.release()
+            conn.record = SpaceRecord(space, current.owner, acl, current.created_at)
+            return conn.record
 
-    def delete_space(self, space: SpaceDID) -> None:
-        if not is_did(space):
-            raise SpaceNotFoundError(space)
-        path = self.path(space)
-        with self._lock:
-            conn = self._conns.pop(space, None)
-            if conn is None and not path.is_file():
-                raise SpaceNotFoundError(space)
-            if conn is not None:
-                with conn.lock:
-                    conn.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+        return self._with(space, save)
+
+    def delete_space(self, space: SpaceDID, check: Check) -> None:
+        """Unlink the space's files while holding its write lock.
+
+        Holding the lock orders the deletion after any commit in flight in
+        another process; a commit that waits for the lock finds the file gone
+        (see :meth:`_Conn.sync`) instead of writing into the unlinked file.
+        """
+
+        def delete(conn: _Conn) -> None:
+            db = conn.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                conn.sync()
+                check(conn.space_record())
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(conn.path) + suffix).unlink(missing_ok=True)
+            finally:
+                _rollback(db)
+            # SQLite sees the file has moved and neither checkpoints nor deletes
+            # the WAL by name, which could be a new space's by now.
+            conn.close()
+
+        self._with(space, delete)
 
     def list_spaces(self) -> list[SpaceDID]:
         spaces = []
@@ -382,73 +518,77 @@ class SQLiteBackend:
 
     # --- documents ----------------------------------------------------------------
 
-    def read(self, space: SpaceDID, id: EntityId, at: int | None = None) -> Revision:
-        conn = self._acquire(space)
-        try:
+    def read(
+        self, space: SpaceDID, id: EntityId, at: int | None = None, check: Check | None = None
+    ) -> Revision:
+        """The document, read under the same lock and freshness as the record ``check`` sees."""
+
+        def read_(conn: _Conn) -> Revision:
+            conn.refresh()
+            if check is not None:
+                check(conn.space_record())
             if at is None:
-                now = time.monotonic()
-                if now - conn.synced_at >= READ_SYNC_INTERVAL:
-                    conn.sync()
-                    conn.synced_at = now
                 return conn.current(id)
             return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
-        finally:
-            conn.lock.release()
 
-    def apply(self, commit: PreparedCommit, *, defer: bool = False) -> int:
+        return self._with(space, read_)
+
+    def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
 
         Deferred commits share one SQLite write transaction (group commit): each
         still gets its own seq and is validated against everything before it, but
         the ``COMMIT`` — and its WAL work — is paid once for the group. A
         commit that is not deferred makes the whole group durable with it.
+        ``check`` is called with the space's record inside the write lock, where
+        no other process can change it.
         """
-        conn = self._acquire(commit.space)
+        return self._with(commit.space, lambda conn: self._apply(conn, commit, check, defer))
+
+    def _apply(self, conn: _Conn, commit: PreparedCommit, check: Check, defer: bool) -> int:
         cur = conn.cur
         writes = commit.writes
-        try:
-            began = not conn.batch
-            if began:
-                cur.execute("BEGIN IMMEDIATE")
+        began = not conn.batch
+        if began:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
                 conn.sync()  # inside the write lock: nobody else can commit now
-            try:
-                for id, seen in commit.reads.items():
-                    actual = conn.current(id).seq
-                    if actual != seen:
-                        raise ConflictError(commit.space, id, seen, actual)
             except BaseException:
-                if began:  # nothing of ours is pending in this write transaction
-                    _rollback(conn.db)
-                elif not defer:
-                    self._commit_batch(conn)
+                _rollback(conn.db)
                 raise
-            try:
-                seq = conn.current_head() + 1
-                if len(writes) == 1:
-                    w = writes[0]
-                    cur.execute(_INSERT_REVISION, (w.id, seq, w.text))
-                    ids = _one_id_text(w.id)
-                else:
-                    cur.executemany(_INSERT_REVISION, [(w.id, seq, w.text) for w in writes])
-                    ids = dumps([w.id for w in writes])
-                cur.execute(
-                    _INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text)
-                )
-            except BaseException:
-                self._abandon_batch(conn)
-                raise
-            conn.head = seq
-            cache = conn.cache
-            for w in writes:
-                cache[w.id] = (
-                    Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
-                )
-            conn.batch += 1
-            if not defer:
+        try:
+            check(conn.space_record())
+            for id, seen in commit.reads.items():
+                actual = conn.current(id).seq
+                if actual != seen:
+                    raise ConflictError(commit.space, id, seen, actual)
+        except BaseException:
+            if began:  # nothing of ours is pending in this write transaction
+                _rollback(conn.db)
+            elif not defer:
                 self._commit_batch(conn)
-            return seq
-        finally:
-            conn.lock.release()
+            raise
+        try:
+            seq = conn.current_head() + 1
+            if len(writes) == 1:
+                w = writes[0]
+                cur.execute(_INSERT_REVISION, (w.id, seq, w.text))
+                ids = _one_id_text(w.id)
+            else:
+                cur.executemany(_INSERT_REVISION, [(w.id, seq, w.text) for w in writes])
+                ids = dumps([w.id for w in writes])
+            cur.execute(_INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text))
+        except BaseException:
+            self._abandon_batch(conn)
+            raise
+        conn.head = seq
+        cache = conn.cache
+        for w in writes:
+            cache[w.id] = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
+        conn.batch += 1
+        if not defer:
+            self._commit_batch(conn)
+        return seq
 
     def flush(self, space: SpaceDID) -> None:
         """Make the deferred commits of ``space`` durable (on failure: raise, having lost them)."""
@@ -458,7 +598,10 @@ class SQLiteBackend:
             return
         with conn.lock:
             if conn.batch and not conn.closed:
-                self._commit_batch(conn)
+                try:
+                    self._commit_batch(conn)
+                except sqlite3.Error as error:
+                    raise _sqlite_error(error, space, conn.path) from error
 
     def _commit_batch(self, conn: _Conn) -> None:
         try:
@@ -476,42 +619,41 @@ class SQLiteBackend:
         conn.head = -1
 
     def head(self, space: SpaceDID) -> int:
-        conn = self._acquire(space)
-        try:
+        def head_(conn: _Conn) -> int:
             conn.sync()
             return conn.current_head()
-        finally:
-            conn.lock.release()
+
+        return self._with(space, head_)
 
     def log(self, space: SpaceDID, since: int, limit: int) -> list[LogEntry]:
-        conn = self._acquire(space)
-        try:
-            rows = conn.db.execute(
+        rows = self._with(
+            space,
+            lambda conn: conn.db.execute(
                 "SELECT seq, principal, time, ids, meta FROM commits"
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (since, limit),
-            ).fetchall()
-        finally:
-            conn.lock.release()
+            ).fetchall(),
+        )
         return [
             LogEntry(seq, principal, time, tuple(json.loads(ids)), loads(meta))  # type: ignore[arg-type]
             for seq, principal, time, ids, meta in rows
         ]
 
-    def prune(self, space: SpaceDID, before: int) -> int:
-        conn = self._acquire(space)
-        db = conn.db
-        try:
+    def prune(self, space: SpaceDID, before: int, check: Check) -> int:
+        def prune_(conn: _Conn) -> int:
+            db = conn.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                removed = db.execute(_PRUNE, (before,)).rowcount
+                conn.sync()
+                check(conn.space_record())
+                removed: int = db.execute(_PRUNE, (before,)).rowcount
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
             return removed
-        finally:
-            conn.lock.release()
+
+        return self._with(space, prune_)
 
     def close(self) -> None:
         """Close every open file; later calls raise. Calling it again does nothing."""
@@ -527,6 +669,80 @@ class SQLiteBackend:
                         except sqlite3.Error:
                             log.exception("could not commit deferred commits while closing")
                     conn.close()
+
+
+_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_DENIED = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH)
+
+
+def _sqlite_error(
+    error: sqlite3.Error, space: SpaceDID, path: Path, *, creating: bool = False
+) -> StorageError:
+    """The charmspace error for what SQLite reported about a space's file.
+
+    Raw ``sqlite3`` errors never reach callers: each cause asks for a different
+    response (free disk space, fix permissions, restore a backup, retry), and
+    telling a user with a read-only directory to move a "damaged" file away
+    would lose good data.
+    """
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(error)
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return DiskFullError(str(path))
+    if primary in _CORRUPT or "not a database" in text or "malformed" in text:
+        return CorruptStorageError(space, str(path), text)
+    if primary in _DENIED or "readonly" in text:
+        return StoragePermissionError(str(path), f"SQLite cannot write it ({text})")
+    if primary == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
+        if creating:
+            return StoragePermissionError(
+                str(path.parent), f"SQLite cannot create a file in it ({text})"
+            )
+        if not path.exists():
+            return SpaceNotFoundError(space)
+        return StoragePermissionError(
+            str(path), f"SQLite cannot open it or create its -wal and -shm files beside it ({text})"
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        return StorageIOError(
+            str(path), "another connection held the space's write lock longer than the busy timeout"
+        )
+    return StorageIOError(str(path), f"SQLite reported: {text}")
+
+
+def _os_error(error: OSError, path: str, doing: str) -> StorageError:
+    """The charmspace error for an operating-system error while trying to ``doing`` at ``path``."""
+    if error.errno == errno.ENOSPC:
+        return DiskFullError(path)
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoragePermissionError(path, f"cannot {doing} ({error.strerror})")
+    return StorageIOError(path, f"cannot {doing} ({error.strerror})")
+
+
+def _remove_quietly(new: Path) -> None:
+    """Remove a temporary space and its SQLite side files; one left behind is only clutter."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        leftover = Path(str(new) + suffix)
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as error:  # a read-only file system refuses even a missing file
+            if leftover.exists():
+                log.warning("could not remove %s: %s", leftover, error.strerror)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's name in ``directory`` survive power loss (where the OS allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _dump_acl(acl: Mapping[str, Capability]) -> str:
