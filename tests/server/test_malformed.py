@@ -138,6 +138,24 @@ def test_deep_json_is_400(client: Client, depth: int) -> None:
     assert head(client) == before
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b'{"value": {"\\ud800": 1}}', b'{"value": "\\udfff"}', b'{"value": 100000000000000000000}'],
+)
+def test_values_storage_refuses_are_400(client: Client, content: bytes) -> None:
+    """Regression: an error quoting a key with a lone surrogate was a 500 (UTF-8 cannot
+    encode it); error bodies are now ASCII JSON with escapes."""
+    before = head(client)
+    response = client.put(
+        charm_path(client) + "/cells/value",
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
+    check(response)
+    assert response.status_code == 400
+    assert head(client) == before
+
+
 def test_deep_but_allowed_json_is_fine_or_refused_cleanly(client: Client) -> None:
     nested: Any = 1
     for _ in range(60):
@@ -160,6 +178,8 @@ def test_deep_but_allowed_json_is_fine_or_refused_cleanly(client: Client) -> Non
         b'{"event": 1e999999}',
         b'{"event": {}, "extra": 1}',
         b'{"event": {"amount": "ten"}}',
+        b'{"event": {"amount": 100000000000000000000000}}',
+        b'{"event": {"amount": "\\ud800"}}',
     ],
 )
 def test_bad_bodies_are_400(client: Client, content: bytes) -> None:

@@ -8,6 +8,7 @@ never carry document values, and nothing else is copied.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -98,15 +99,23 @@ def error_body(error: BaseException) -> dict[str, Any]:
     return body
 
 
+class ErrorResponse(JSONResponse):
+    """JSON with non-ASCII escaped: an error may quote a path or key holding a lone
+    surrogate from the request, which UTF-8 cannot encode but ``\\udXXX`` can."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(type_: str, message: str, status: int, **fields: Any) -> JSONResponse:
-    return JSONResponse({"error": {"type": type_, "message": message, **fields}}, status)
+    return ErrorResponse({"error": {"type": type_, "message": message, **fields}}, status)
 
 
 async def _charmspace_error(request: Request, error: Exception) -> JSONResponse:
     status = status_of(error)
     if status is None:
         raise error  # not a client's mistake: let it be the 500 it is
-    return JSONResponse({"error": error_body(error)}, status)
+    return ErrorResponse({"error": error_body(error)}, status)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
