@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import stat
 import time
 from collections.abc import Callable
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from charmspace.client import Client
+from charmspace.client import AsyncClient, Client
 from charmspace.identity import Identity
 from conftest import ServerProcess, start_server
 
@@ -76,3 +78,28 @@ def test_one_json_log_line_per_request_without_secrets(
     assert requests[0]["status"] == 200 and requests[0]["principal"] == me.did
     signature = authorization.split('sig="')[1].rstrip('"')
     assert signature not in server.log_text()
+
+
+async def test_sigterm_with_calls_in_flight_keeps_every_acknowledged_commit(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Shutdown lets the requests in flight finish; each answered call is durable after it."""
+    me = Identity.generate()
+    first = server_factory()
+    async with AsyncClient(first.url, me, timeout=30) as client:
+        await client.spaces.create()
+        charm = (await client.charms.create("counter"))["id"]
+        stream = client.stream(me.did, charm, "increment")
+        calls = [asyncio.ensure_future(stream.call({})) for _ in range(100)]
+        await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+        first.process.send_signal(signal.SIGTERM)
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert first.process.wait(timeout=15) == 0, first.log_text()
+    acknowledged = [r for r in results if isinstance(r, dict) and r["ok"]]
+    refused = [r for r in results if not isinstance(r, dict)]
+    assert all(isinstance(r, httpx.HTTPError) for r in refused)  # never a wrong answer
+    assert acknowledged
+    second = server_factory(data=first.data)
+    async with AsyncClient(second.url, me) as client:
+        value = await client.cell(me.did, charm, "value").get()
+    assert len(acknowledged) <= value <= len(calls)
