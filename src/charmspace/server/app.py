@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from charmspace import __version__
 from charmspace.errors import IdentityError
 from charmspace.identity import Identity
+from charmspace.patterns.registry import installed_patterns
 from charmspace.runtime import Runtime
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.runtime = runtime
         app.state.server_did = service.did
+        # Scanning entry points and pattern directories is slow, and what is
+        # installed changes only with a restart: once, here.
+        app.state.patterns = installed_patterns()
         log.info("storage %s open; server identity %s", runtime.storage, service.did)
         try:
             yield

@@ -6,7 +6,7 @@ loop's thread, and FastAPI would run a plain ``def`` in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Annotated
@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader
 from charmspace.errors import AuthorizationError, CharmNotFoundError
 from charmspace.identity import parse_did
 from charmspace.patterns.build import charm_docs
+from charmspace.patterns.pattern import Pattern
 from charmspace.runtime import Runtime, context
 from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction
@@ -52,7 +53,14 @@ async def get_principal(
     return principal
 
 
+async def get_patterns(request: Request) -> Mapping[str, Pattern]:
+    """The installed patterns, by name, as found when the server started."""
+    patterns: Mapping[str, Pattern] = request.app.state.patterns
+    return patterns
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PatternsDep = Annotated[Mapping[str, Pattern], Depends(get_patterns)]
 PrincipalDep = Annotated[DID, Depends(get_principal)]
 
 

@@ -10,12 +10,12 @@ from charmspace.errors import AuthorizationError, CharmspaceError, PatternError,
 from charmspace.patterns.charms import Charm
 from charmspace.patterns.index import index_entries
 from charmspace.patterns.markers import NAME, UI
-from charmspace.patterns.registry import installed_patterns
 from charmspace.runtime import Runtime, Stream
 from charmspace.runtime.address import is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.deps import (
+    PatternsDep,
     PrincipalDep,
     RuntimeDep,
     acting,
@@ -69,14 +69,18 @@ async def list_charms(
 
 @router.post("", status_code=201)
 async def create_charm(
-    space: SpaceDep, body: CreateCharm, runtime: RuntimeDep, principal: PrincipalDep
+    space: SpaceDep,
+    body: CreateCharm,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    installed: PatternsDep,
 ) -> CharmInfo:
     """Create and start a charm of an installed pattern, named by its name (needs WRITE).
 
     Only installed patterns can be named (see ``GET /api/patterns``): a request
     never makes the server import anything.
     """
-    pattern = installed_patterns().get(body.pattern)
+    pattern = installed.get(body.pattern)
     if pattern is None:
         raise PatternError(
             f"No installed pattern is named {body.pattern[:80]!r}; GET /api/patterns lists them."

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from charmspace import __version__
-from charmspace.patterns.registry import installed_patterns
-from charmspace.server.deps import PrincipalDep
+from charmspace.server.deps import PatternsDep, PrincipalDep
 from charmspace.server.models import Health, Meta, PatternInfo
 
 router = APIRouter()
@@ -25,8 +24,8 @@ async def meta(request: Request) -> Meta:
 
 
 @router.get("/api/patterns", tags=["patterns"])
-async def patterns(principal: PrincipalDep) -> list[PatternInfo]:
-    """The installed patterns a charm can be created from, with their input schemas."""
+async def patterns(principal: PrincipalDep, installed: PatternsDep) -> list[PatternInfo]:
+    """The installed patterns (as of the server's start) with their input schemas."""
     return [
         PatternInfo(
             name=name,
@@ -35,5 +34,5 @@ async def patterns(principal: PrincipalDep) -> list[PatternInfo]:
             description=p.description,
             inputs=dict(p.input_schema),
         )
-        for name, p in sorted(installed_patterns().items())
+        for name, p in sorted(installed.items())
     ]
