@@ -49,6 +49,7 @@ from charmspace.errors import (
     UnknownStreamError,
     WriteIsolationError,
 )
+from charmspace.facade import Runtime
 from charmspace.identity import Identity, verify
 from charmspace.patterns import (
     NAME,
@@ -75,7 +76,6 @@ from charmspace.runtime import (
     CommitResult,
     Delivery,
     FakeClock,
-    Runtime,
     Stream,
     start_job,
 )

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     NotJSONError,
     PathTypeError,
@@ -13,7 +14,7 @@ from charmspace.errors import (
     TransactionClosedError,
     TransactionRequiredError,
 )
-from charmspace.runtime import Cell, Runtime
+from charmspace.runtime import Cell
 from charmspace.storage import entity_id
 from charmspace.types import SpaceDID
 from charmspace.values import MAX_DEPTH

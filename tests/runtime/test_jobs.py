@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import ConflictError, TransactionRequiredError
-from charmspace.runtime import Cell, ErrorReport, JobContext, Runtime, Stream, Unit, start_job
+from charmspace.runtime import Cell, ErrorReport, JobContext, Stream, Unit, start_job
 from charmspace.types import SpaceDID
 
 

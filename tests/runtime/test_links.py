@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import LinkError
-from charmspace.runtime import Address, Cell, Runtime, is_link, link_to
+from charmspace.runtime import Address, Cell, is_link, link_to
 from charmspace.runtime.transaction import MAX_HOPS
 from charmspace.storage import entity_id
 from charmspace.types import JSONValue, SpaceDID

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypedDict
 
+from charmspace import Runtime
 from charmspace.errors import ConflictError, SchemaError
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, ErrorReport, Runtime, Stream
+from charmspace.runtime import Cell, ErrorReport, Stream
 from charmspace.runtime.scheduler import MAX_ATTEMPTS
 from charmspace.types import SpaceDID
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     IdentityError,
@@ -28,7 +29,7 @@ from charmspace.errors import (
     SchemaError,
 )
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, ErrorReport, FakeClock, JobContext, Runtime, start_job
+from charmspace.runtime import Cell, ErrorReport, FakeClock, JobContext, start_job
 from charmspace.storage import Capability, entity_id
 from charmspace.types import SpaceDID
 from charmspace.values import dumps, freeze

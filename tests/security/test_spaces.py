@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     CorruptStorageError,
@@ -23,7 +24,6 @@ from charmspace.errors import (
     SpaceNotFoundError,
 )
 from charmspace.identity import Identity
-from charmspace.runtime import Runtime
 from charmspace.storage import (
     ANYONE,
     MISSING,

@@ -10,8 +10,6 @@ finds all the ambient state in one place.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +54,3 @@ def enter(**fields: Any) -> contextvars.Token[RunContext]:
 
 def leave(token: contextvars.Token[RunContext]) -> None:
     _current.reset(token)
-
-
-@contextmanager
-def running(**fields: Any) -> Iterator[RunContext]:
-    """``with running(transaction=tx): …`` — the block runs with ``fields`` replaced."""
-    token = enter(**fields)
-    try:
-        yield _current.get()
-    finally:
-        leave(token)

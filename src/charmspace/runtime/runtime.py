@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
@@ -38,10 +38,6 @@ from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
 from charmspace.storage.proof import creation_proof
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
-
-if TYPE_CHECKING:
-    from charmspace.patterns.charms import Charms
-    from charmspace.patterns.favorites import Favorites
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +154,6 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = storage.subscribe(None, self._on_change)
         storage.flush_scheduler = _flush_soon
-        self._charms: Charms | None = None
         self._offload: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
@@ -178,21 +173,6 @@ class Runtime:
     @property
     def service_did(self) -> DID:
         return self.service.did
-
-    @property
-    def charms(self) -> Charms:
-        """Create, find, list, link and remove charms (see :mod:`charmspace.patterns.charms`)."""
-        if self._charms is None:
-            from charmspace.patterns.charms import Charms
-
-            self._charms = Charms(self)
-        return self._charms
-
-    def favorites(self, user: DID | None = None) -> Favorites:
-        """The favorites of ``user`` (default: this runtime's user)."""
-        from charmspace.patterns.favorites import Favorites
-
-        return Favorites(self, user or self.principal)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -332,9 +312,14 @@ class Runtime:
         return self._streams.get(address)
 
     async def start_owner_of(self, address: Address) -> HandlerSpec | None:
-        """Start the stopped charm that owns the stream at ``address``, if a loader knows it."""
-        loader = self.owner_loader or self.charms.start_stream_owner
-        return await loader(address)
+        """Start the stopped charm that owns the stream at ``address``, if a loader knows it.
+
+        The charms layer installs the loader (``charmspace.Runtime`` does); without
+        one, a stream whose charm is not running has no handler.
+        """
+        if self.owner_loader is None:
+            return None
+        return await self.owner_loader(address)
 
     def derived_owner(self, key: DocKey) -> str | None:
         host = self._hosts.get(key[0])

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 
 from charmspace import __version__
 from charmspace.errors import IdentityError
+from charmspace.facade import Runtime
 from charmspace.identity import Identity
 from charmspace.patterns.registry import installed_patterns
-from charmspace.runtime import Runtime
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate

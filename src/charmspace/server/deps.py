@@ -15,10 +15,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from charmspace.errors import AuthorizationError, CharmNotFoundError
+from charmspace.facade import Runtime
 from charmspace.identity import parse_did
 from charmspace.patterns.build import charm_docs
 from charmspace.patterns.pattern import Pattern
-from charmspace.runtime import Runtime, context
+from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.errors import AuthenticationError, BadRequestError
@@ -122,5 +123,8 @@ def require_charm(runtime: Runtime, space: SpaceDID, id: EntityId, principal: DI
 @contextmanager
 def acting(principal: DID) -> Iterator[None]:
     """Runtime code called in this block acts for ``principal`` (never the runtime's user)."""
-    with context.running(principal=principal):
+    token = context.enter(principal=principal)
+    try:
         yield
+    finally:
+        context.leave(token)

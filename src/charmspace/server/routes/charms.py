@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
+from charmspace.facade import Runtime
 from charmspace.patterns.charms import Charm
 from charmspace.patterns.index import index_entries
 from charmspace.patterns.markers import NAME, UI
-from charmspace.runtime import Runtime, Stream
+from charmspace.runtime import Stream
 from charmspace.runtime.address import is_stream_marker
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import Transaction
