@@ -36,6 +36,7 @@ class AsyncClient:
         self.http = httpx.AsyncClient(
             base_url=ops.base_url(base_url),
             auth=SignedAuth(self.identity),
+            limits=ops.LIMITS,
             timeout=timeout,
             transport=transport,
         )

@@ -21,6 +21,10 @@ from charmspace.storage.proof import creation_proof
 from charmspace.types import JSONValue, PathSegment
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+"""Idle connections are dropped well before a server closes them (uvicorn: after 5 s by
+default), so a request is never sent on a connection the server is closing: a signed
+request cannot be retried safely (its nonce is spent), so it must not need to be."""
 
 
 def base_url(url: str) -> str:

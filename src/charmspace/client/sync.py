@@ -36,6 +36,7 @@ class Client:
         self.http = httpx.Client(
             base_url=ops.base_url(base_url),
             auth=SignedAuth(self.identity),
+            limits=ops.LIMITS,
             timeout=timeout,
             transport=transport,
         )

@@ -66,6 +66,7 @@ class RequestGate:
         started = time.perf_counter()
         status = 0
         principal: str | None = None
+        refused: str | None = None
 
         async def send_logged(message: Message) -> None:
             nonlocal status
@@ -85,19 +86,21 @@ class RequestGate:
                 body = await self._read_body(scope, receive)
                 principal = self._authenticate(scope, body)
             except CharmspaceError as error:
+                refused = getattr(error, "reason", None) or type(error).__name__
                 await _send_error(send_logged, error)
                 return
             scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
             await self.app(scope, _replay(body, receive), send_logged)
         finally:
             log.info(
-                "%s %s %s %s %.1fms %s",
+                "%s %s %s %s %.1fms %s%s",
                 request_id,
                 scope["method"],
                 scope["path"],
                 status or 500,
                 (time.perf_counter() - started) * 1000,
                 principal or "-",
+                f" refused: {refused}" if refused else "",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
@@ -105,6 +108,7 @@ class RequestGate:
                     "status": status or 500,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "principal": principal,
+                    "refused": refused,
                 },
             )
 

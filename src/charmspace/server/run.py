@@ -39,6 +39,9 @@ def serve(settings: Settings) -> None:
         access_log=False,  # the RequestGate logs each request, with its id
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # Longer than clients keep idle connections (charmspace.client: 2 s), so a
+        # client never reuses a connection the server is closing at that moment.
+        timeout_keep_alive=30,
     )
     server = _Server(config)
     server.run()
