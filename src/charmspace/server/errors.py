@@ -75,6 +75,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.WriteIsolationError, 400),
     (errors.PatternError, 400),
     (errors.CallTimeoutError, 504),
+    (errors.DiskFullError, 507),  # the server's trouble, but not a bug: say so plainly
 )
 
 
