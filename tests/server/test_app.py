@@ -79,6 +79,15 @@ async def test_counter_over_http(alice: AsyncClient) -> None:
     assert gone.value.status == 404 and gone.value.type == "CharmNotFoundError"
 
 
+async def test_a_first_charm_creates_the_home_space_only_if_it_builds(bob: AsyncClient) -> None:
+    with pytest.raises(APIError) as refused:
+        await bob.charms.create("counter", inputs={"value": "five"})
+    assert refused.value.status == 400
+    assert await bob.spaces.list() == []  # nothing written, not even the home space
+    await bob.charms.create("counter", inputs={"value": 5})
+    assert [s["space"] for s in await bob.spaces.list()] == [bob.did]
+
+
 async def test_a_call_returns_the_handlers_result(alice: AsyncClient) -> None:
     charm = (await alice.charms.create("counter"))["id"]
     result = await alice.stream(alice.did, charm, "increment").call({})

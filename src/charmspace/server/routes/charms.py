@@ -86,9 +86,10 @@ async def create_charm(
         raise PatternError(
             f"No installed pattern is named {body.pattern[:80]!r}; GET /api/patterns lists them."
         )
-    if space == principal:
-        runtime.storage.ensure_space(space, principal)  # the request's signature proves the key
-    require(runtime, space, principal, Capability.WRITE, "create a charm")
+    if space != principal or runtime.storage.has_space(space):
+        require(runtime, space, principal, Capability.WRITE, "create a charm")
+    # else: the caller's own home space, which ``create`` makes once the pattern built
+    # (the request's signature proves the caller holds its key).
     with acting(principal):
         charm = await runtime.charms.create(
             pattern, space=space, inputs=body.inputs, principal=principal
