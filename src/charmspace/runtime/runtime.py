@@ -165,10 +165,11 @@ class Runtime:
 
     def acting(self) -> DID:
         """The principal the current code acts for: its transaction's, its job's, or the user."""
-        tx = context.current().transaction
+        here = context.current()
+        tx = here.transaction
         if tx is not None and tx.state == "open":
             return tx.principal
-        return context.current().principal or self.principal
+        return here.principal or self.principal
 
     @property
     def service_did(self) -> DID:
