@@ -523,15 +523,27 @@ class SQLiteBackend:
     ) -> Revision:
         """The document, read under the same lock and freshness as the record ``check`` sees."""
 
-        def read_(conn: _Conn) -> Revision:
-            conn.refresh()
-            if check is not None:
-                check(conn.space_record())
-            if at is None:
-                return conn.current(id)
-            return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
-
-        return self._with(space, read_)
+        for _ in range(3):  # as _with, spelled out: this is the hottest path there is
+            conn = self._acquire(space)
+            try:
+                conn.refresh()
+                if check is not None:
+                    check(conn.record or conn.space_record())
+                if at is None:
+                    rev = conn.cache.get(id)
+                    return rev if rev is not None else conn.current(id)
+                return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
+            except _Gone:
+                if not conn.batch:
+                    _rollback(conn.db)
+                conn.close()
+            except sqlite3.Error as error:
+                raise _sqlite_error(error, space, conn.path) from error
+            except OSError as error:
+                raise _os_error(error, str(conn.path), "use the space's file") from error
+            finally:
+                conn.lock.release()
+        raise SpaceNotFoundError(space)
 
     def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
