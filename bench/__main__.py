@@ -12,6 +12,7 @@ BENCHMARKS = {
     "b3": "bench.b3_reactive",
     "b3t": "bench.b3_tenants",
     "b4": "bench.b4_charms",
+    "b5": "bench.b5_http",
     "b7": "bench.b7_growth",
 }
 

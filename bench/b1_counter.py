@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bench.b0_storage import plain_sqlite
 from bench.cli import parser, run_and_print
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Runtime
 
 
 async def counter_events(storage: str, n: int) -> float:

@@ -22,9 +22,10 @@ import time
 from typing import Any
 
 from bench.cli import parser, run_and_print
+from charmspace import Runtime
 from charmspace.identity import Identity
 from charmspace.patterns import Default, handler, pattern
-from charmspace.runtime import Cell, Runtime, Stream
+from charmspace.runtime import Cell, Stream
 
 # The handler cannot capture pattern references, but it may append to a plain
 # module-level list: that is where the inner latencies go.

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, Runtime
+from charmspace.runtime import Cell
 
 
 def _plus(k: int) -> Callable[[Any], int]:

@@ -29,8 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Runtime
 
 TENANTS = 10
 SLOW_SECONDS = 0.1

@@ -34,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -102,6 +102,19 @@ def test_id_did_on_a_file_that_is_not_a_key(runner: CliRunner, tmp_path: Path) -
     assert "not PEM" in result.stderr
 
 
+def test_id_did_refuses_a_key_file_others_can_read(runner: CliRunner, tmp_path: Path) -> None:
+    """What ``charmspace id new > me.pem`` leaves under a usual umask: refused until chmod 600."""
+    path = tmp_path / "me.pem"
+    path.write_text(runner.invoke(app, ["id", "new"]).stdout)
+    path.chmod(0o644)
+    result = runner.invoke(app, ["id", "did", str(path)])
+    assert result.exit_code == 1
+    assert f"Run `chmod 600 {path}`" in result.stderr
+    assert result.stdout == ""
+    path.chmod(0o600)
+    assert runner.invoke(app, ["id", "did", str(path)]).stdout.startswith("did:key:z6Mk")
+
+
 def test_id_did_without_a_file_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["id", "did"])
     assert result.exit_code == 2

@@ -160,3 +160,41 @@ def patterns(
     for row in rows:
         table.add_row(row["name"], " ".join(row["tags"]), ", ".join(row["inputs"]), row["import"])
     Console(emoji=False, highlight=False).print(table)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data directory: server identity and SQLite storage [default: ./.charmspace].",
+            metavar="DIR",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Storage URL [default: sqlite in DIR/store].", metavar="URL"),
+    ] = None,
+    log_json: Annotated[
+        bool | None, typer.Option("--log-json", help="Log JSON lines instead of text.")
+    ] = None,
+) -> None:
+    """Run the HTTP API server until Ctrl-C or SIGTERM.
+
+    Flags override CHARMSPACE_* environment variables, which override a .env file.
+    """
+    from charmspace.server.run import serve as run
+    from charmspace.server.settings import Settings
+
+    given: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "data": data,
+        "storage": storage,
+        "log_json": log_json,
+    }
+    run(Settings(**{name: value for name, value in given.items() if value is not None}))

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     ConflictError,
@@ -23,7 +24,7 @@ from charmspace.errors import (
 )
 from charmspace.identity import Identity
 from charmspace.patterns import NAME, Default, cell, computed, handler, pattern, wish
-from charmspace.runtime import Cell, FakeClock, Runtime, Stream
+from charmspace.runtime import Cell, FakeClock, Stream
 from charmspace.storage import Commit, creation_proof, open_storage
 from charmspace.storage.ids import entity_id
 

@@ -4,6 +4,7 @@
 
     CharmspaceError
     ├── IdentityError                  malformed DID, wrong key file, bad key material
+    │   └── InsecureKeyFileError       path, mode (others may read or write the key file)
     ├── StorageError
     │   ├── ConflictError              space, id, expected_seq, actual_seq (never values)
     │   ├── AuthorizationError         principal, space, needed capability
@@ -27,6 +28,8 @@
     │   └── ReadOnlyCellError          cell, owner action
     ├── LinkError                      cycle / hop limit / unresolvable
     ├── SchemaError                    path, reason
+    │   ├── NotJSONError               path, reason (also a TypeError)
+    │   └── PathTypeError              path, found, needed (also a TypeError)
     ├── StreamError
     │   ├── NotAStreamError            location
     │   │   └── UnknownStreamError     charm id, name, the streams the charm has
@@ -53,6 +56,7 @@ can be secrets (OAuth tokens) and can be large.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 
@@ -62,6 +66,25 @@ class CharmspaceError(Exception):
 
 class IdentityError(CharmspaceError):
     """A DID, key or key file that cannot be used."""
+
+
+class InsecureKeyFileError(IdentityError):
+    """A key file that users other than its owner may read or write.
+
+    Refused, not merely warned about, as ssh refuses such files: whoever could
+    read the file may have copied the key, and whoever could write it may have
+    put their own key in its place, so acting with it proves nothing.
+    """
+
+    def __init__(self, path: str, mode: int) -> None:
+        self.path = path
+        self.mode = mode
+        super().__init__(
+            f"Key file {path} has mode {mode:04o}, so other users can read or change it; "
+            f"it was not used. Run `chmod 600 {shlex.quote(path)}` to make it private to you. "
+            "If others could read it, the key may have been copied: "
+            "make a new one with `charmspace id new`."
+        )
 
 
 # --- storage -------------------------------------------------------------------
@@ -389,6 +412,37 @@ class SchemaError(CharmspaceError):
 
 class NotJSONError(SchemaError, TypeError):
     """A value that is not JSON (dict, list, str, int, float, bool, None)."""
+
+
+class PathTypeError(SchemaError, TypeError):
+    """A write below a value that cannot hold it: a key under a list or a string, say.
+
+    Why refuse instead of making room: replacing the list or string with an
+    object would drop what was there, silently. ``path`` is where the
+    mismatching value is, ``found`` its JSON type (``"a list"``), ``needed``
+    what the write needs there (``"an object"``); never the value itself.
+    """
+
+    def __init__(
+        self,
+        path: Sequence[str | int],
+        found: str,
+        needed: str,
+        write: Sequence[str | int],
+        hint: str,
+    ) -> None:
+        self.path = tuple(path)
+        self.found = found
+        self.needed = needed
+        self.write = tuple(write)
+        self.reason = f"it holds {found}, not {needed}"
+        where = "/".join(str(p) for p in self.path) or "the document root"
+        target = "/".join(str(p) for p in self.write)
+        CharmspaceError.__init__(
+            self,
+            f"Cannot write at {target}: {where} holds {found}, not {needed}; "
+            f"nothing was written. {hint}",
+        )
 
 
 class StreamError(CharmspaceError):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from charmspace.errors import NotJSONError
+from charmspace.errors import NotJSONError, PathTypeError, SchemaError
 from charmspace.types import JSONValue, Path
 
 
@@ -102,18 +103,53 @@ def _new_list(items: Iterable[Any]) -> FrozenList:
     return lst
 
 
-_SCALARS = (str, bool, int, type(None))
+MAX_DEPTH = 100
+"""How many containers (objects, lists) a value may nest, one inside another.
+
+Why a limit: every layer that walks a value (freezing, JSON encoding, links,
+comparison) recurses, and Python stops at about 1,000 frames with a
+``RecursionError`` that names nothing; real documents nest a few levels. The
+limit counts from the value being written, not the document root; paths into
+a document are limited separately (64 segments, storage ``Limits``).
+"""
+
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a value may hold (and ``-MAX_INTEGER`` the smallest).
+
+Why 2**53 - 1: JSON numbers are read as IEEE doubles by JavaScript and most
+JSON libraries, which hold integers exactly only up to 2**53 (RFC 8259,
+section 6, names this as the interoperable range). A larger integer would
+come back rounded to a different number in a browser or another client, with
+no error; store it as a string instead. Python's own ``int`` would also
+happily hold numbers of thousands of digits, which ``json`` refuses to print.
+"""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate: Python strings may hold one, UTF-8 cannot encode it."""
 
 
-def freeze(value: object, path: Path = ()) -> JSONValue:
+def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
     """Validate that ``value`` is JSON and return a frozen deep copy of it.
 
     Already-frozen containers are returned as they are: they were validated when
     they were frozen. Tuples are accepted as lists. Raises :class:`NotJSONError`
-    naming the path of the first offending value.
+    naming the path of the first offending value: something that is not JSON,
+    NaN or infinity, a string with a lone surrogate, an integer beyond
+    :data:`MAX_INTEGER`, or containers nested more than :data:`MAX_DEPTH` deep
+    (``depth`` is how deep ``value`` sits in what is being frozen). The checks
+    ride on the one traversal freezing needs anyway: ASCII strings and
+    integers in range cost one comparison each.
     """
     cls = type(value)
-    if cls in (FrozenDict, FrozenList) or cls in _SCALARS:
+    if cls is str:
+        if value.isascii() or _SURROGATE.search(value) is None:  # type: ignore[attr-defined, call-overload]
+            return value  # type: ignore[return-value]
+        raise _lone_surrogate(path, "the string")
+    if cls is int:
+        if -MAX_INTEGER <= value <= MAX_INTEGER:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        raise _integer_out_of_range(path)
+    if cls is FrozenDict or cls is FrozenList or cls is bool or value is None:
         return value  # type: ignore[return-value]
     if cls is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
@@ -122,22 +158,56 @@ def freeze(value: object, path: Path = ()) -> JSONValue:
     if isinstance(value, FrozenDict | FrozenList):  # subclasses carry extra meaning; keep them
         return value
     if isinstance(value, Mapping):
+        if depth >= MAX_DEPTH:
+            raise too_deep(path)
         for k in value:
             if type(k) is not str:
                 raise NotJSONError(path, f"object keys must be strings, got {type(k).__name__}")
-        return _new_dict((k, freeze(v, (*path, k))) for k, v in value.items())
+            if not k.isascii() and _SURROGATE.search(k) is not None:
+                raise _lone_surrogate(path, "a key of this object")
+        depth += 1
+        return _new_dict((k, freeze(v, (*path, k), depth)) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return _new_list(freeze(v, (*path, i)) for i, v in enumerate(value))
+        if depth >= MAX_DEPTH:
+            raise too_deep(path)
+        depth += 1
+        return _new_list(freeze(v, (*path, i), depth) for i, v in enumerate(value))
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):  # str subclasses such as StrEnum members
-        return str(value)
+        return freeze(str(value), path)
     if isinstance(value, int):
-        return int(value)
+        return freeze(int(value), path)
     if isinstance(value, float):
         return freeze(float(value), path)
     raise NotJSONError(
         path, f"{type(value).__name__} is not JSON (use dict, list, str, int, float, bool, None)"
+    )
+
+
+def too_deep(path: Path) -> NotJSONError:
+    """The error for a container nested deeper than :data:`MAX_DEPTH`."""
+    return NotJSONError(
+        path,
+        f"containers nest more than {MAX_DEPTH} deep here; flatten the value "
+        "(e.g. keep items in a list and refer to them by index or id)",
+    )
+
+
+def _lone_surrogate(path: Path, what: str) -> NotJSONError:
+    return NotJSONError(
+        path,
+        f"{what} holds a lone UTF-16 surrogate (U+D800 to U+DFFF), which is not Unicode "
+        "text and cannot be stored; decode the text properly "
+        "(bytes.decode('utf-8'), not errors='surrogateescape')",
+    )
+
+
+def _integer_out_of_range(path: Path) -> NotJSONError:
+    return NotJSONError(
+        path,
+        f"the integer is outside -{MAX_INTEGER}..{MAX_INTEGER} (2**53 - 1), the range JSON "
+        "readers such as JavaScript hold exactly; store it as a string",
     )
 
 
@@ -206,40 +276,108 @@ def getpath(value: JSONValue, path: Path) -> JSONValue:
     for seg in path:
         if isinstance(value, dict):
             value = value.get(seg) if isinstance(seg, str) else None
-        elif isinstance(value, list) and isinstance(seg, int) and 0 <= seg < len(value):
-            value = value[seg]
-        elif isinstance(value, list) and isinstance(seg, str) and seg.isdigit():
-            i = int(seg)
-            value = value[i] if i < len(value) else None
+        elif isinstance(value, list):
+            i = list_index(seg)
+            value = value[i] if i is not None and i < len(value) else None
         else:
             return None
     return value
 
 
-def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
-    """A frozen copy of ``value`` with ``new`` placed at ``path`` (containers created as needed).
+def list_index(seg: object) -> int | None:
+    """The list index a path segment names: an int, or a string of ASCII digits; else None.
 
-    Only the containers along the path are copied; everything else is shared,
-    which is safe because everything is frozen.
+    Digit strings count because paths written in JSON (links) may spell indexes
+    as text. Booleans do not, although Python says ``True == 1``.
     """
-    if not path:
+    if type(seg) is int:
+        return seg if seg >= 0 else None
+    if type(seg) is str and seg.isascii() and seg.isdigit():
+        return int(seg)
+    return None
+
+
+def json_type(value: object) -> str:
+    """The JSON type of ``value`` (``"a list"``), for messages that must not show the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def setpath(value: JSONValue, path: Path, new: JSONValue) -> JSONValue:
+    """A frozen copy of ``value`` with ``new`` placed at ``path``.
+
+    Objects are created where the path reaches a missing key or null, so
+    writing ``a/b`` into ``{}`` gives ``{"a": {"b": ...}}``. Anything else in the
+    way is refused with :class:`PathTypeError` rather than replaced: a key
+    below a list, string or number, or an index below an object or null,
+    would otherwise drop what is there. A list index may be at most the
+    list's length (which appends). Only the containers along the path are
+    copied; everything else is shared, which is safe because everything is
+    frozen.
+    """
+    return _setpath(value, path, 0, new)
+
+
+def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue:
+    if at == len(path):
         return new
-    seg, rest = path[0], path[1:]
-    if isinstance(value, list) and (
-        isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())
-    ):
-        i = int(seg)
+    seg = path[at]
+    if type(seg) is not str and type(seg) is not int:
+        raise SchemaError(
+            path,
+            f"path segment {at} is {type(seg).__name__}; use a str key or an int list index",
+        )
+    here = _where(path[:at])
+    if isinstance(value, list):
+        i = list_index(seg)
+        if i is None and type(seg) is str:
+            raise _mismatch(
+                path,
+                at,
+                value,
+                "an object",
+                f"Write at {here}/<index> with an index from 0 to {len(value)}, "
+                f"or set {here} to an object first.",
+            )
+        if i is None or i > len(value):
+            raise SchemaError(
+                path[: at + 1],
+                f"index {seg} is outside the list at {here}, which has {len(value)} items; "
+                f"nothing was written. Write at an index from 0 to {len(value)} "
+                "(that one appends), or push() to the list",
+            )
         items = list(value)
         if i == len(items):
-            items.append(setpath(None, rest, new))
-        elif 0 <= i < len(items):
-            items[i] = setpath(items[i], rest, new)
+            items.append(_setpath(None, path, at + 1, new))
         else:
-            raise NotJSONError(path, f"index {i} is past the end of a list of {len(items)}")
+            items[i] = _setpath(items[i], path, at + 1, new)
         return _new_list(items)
-    if isinstance(seg, int):
-        raise NotJSONError(path, f"cannot index {type(value).__name__} with {seg}")
-    base = value if isinstance(value, dict) else {}
-    d = dict(base)
-    d[seg] = setpath(base.get(seg), rest, new)
-    return _new_dict(d.items())
+    if not isinstance(seg, str):
+        hint = f"Set {here} to a list first, or use a string key below it."
+        raise _mismatch(path, at, value, "a list", hint)
+    if value is None or isinstance(value, dict):
+        base: Mapping[str, Any] = value if value is not None else {}
+        d = dict(base)
+        d[seg] = _setpath(base.get(seg), path, at + 1, new)
+        return _new_dict(d.items())
+    hint = f"Set {here} to an object first if it should hold keys."
+    raise _mismatch(path, at, value, "an object", hint)
+
+
+def _where(path: Path) -> str:
+    return "/".join(str(p) for p in path) or "the document root"
+
+
+def _mismatch(path: Path, at: int, value: JSONValue, needed: str, hint: str) -> PathTypeError:
+    return PathTypeError(path[:at], json_type(value), needed, path, hint)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from charmspace.errors import IdentityError
+from charmspace.errors import IdentityError, InsecureKeyFileError
 from charmspace.identity import Identity, parse_did, verify
 
 REFERENCE_PEM = (
@@ -236,6 +236,7 @@ def test_load_a_directory(tmp_path: Path) -> None:
 def load_error(tmp_path: Path, content: bytes) -> str:
     path = tmp_path / "key.pem"
     path.write_bytes(content)
+    path.chmod(0o600)
     with pytest.raises(IdentityError) as caught:
         Identity.load(path)
     message = str(caught.value)
@@ -290,3 +291,90 @@ def test_from_pem_errors_name_the_problem() -> None:
         IdentityError, match="Cannot use the PEM data as an identity: it is not PEM"
     ):
         Identity.from_pem("hello")
+
+
+# --- key files others could read, and files that hold more than one key ------------
+
+
+@pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o666, 0o610], ids=oct)
+def test_load_refuses_a_key_file_others_can_read_or_write(
+    tmp_path: Path, alice: Identity, loose: int
+) -> None:
+    """Regression: a key file readable or writable by group or others loaded silently."""
+    path = tmp_path / "alice.pem"
+    alice.save(path)
+    path.chmod(loose)
+    with pytest.raises(InsecureKeyFileError) as caught:
+        Identity.load(path)
+    error = caught.value
+    assert isinstance(error, IdentityError)
+    assert (error.path, error.mode) == (str(path), loose)
+    assert f"Run `chmod 600 {path}`" in str(error)
+    assert f"mode {loose:04o}" in str(error)
+
+
+def test_the_chmod_in_the_message_makes_the_key_usable(tmp_path: Path, alice: Identity) -> None:
+    path = tmp_path / "my keys" / "alice.pem"
+    path.parent.mkdir()
+    alice.save(path)
+    path.chmod(0o644)
+    with pytest.raises(InsecureKeyFileError, match=r"chmod 600 '.*/my keys/alice\.pem'"):
+        Identity.load(path)
+    path.chmod(0o600)
+    assert Identity.load(path) == alice
+
+
+@pytest.mark.parametrize("private", [0o600, 0o400, 0o700], ids=oct)
+def test_load_accepts_a_key_file_only_its_owner_can_use(
+    tmp_path: Path, alice: Identity, private: int
+) -> None:
+    path = tmp_path / "alice.pem"
+    alice.save(path)
+    path.chmod(private)
+    assert Identity.load(path) == alice
+
+
+def test_load_refuses_a_file_with_two_keys(tmp_path: Path, alice: Identity) -> None:
+    """Regression: a PEM file with two keys silently became the identity of the first."""
+    bob = Identity.from_passphrase("bob")
+    message = load_error(tmp_path, alice.to_pem() + bob.to_pem())
+    assert "2 PEM blocks (PRIVATE KEY, PRIVATE KEY)" in message
+    assert "keep the one you mean in a file of its own" in message
+
+
+def test_load_refuses_a_key_next_to_a_certificate(tmp_path: Path, alice: Identity) -> None:
+    certificate = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    message = load_error(tmp_path, certificate + alice.to_pem())
+    assert "2 PEM blocks (CERTIFICATE, PRIVATE KEY)" in message
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda pem: pem + b"trailing garbage\n",
+        lambda pem: pem + b"-----END PRIVATE KEY-----\n",
+        lambda pem: pem + pem.splitlines(keepends=True)[1],
+        lambda pem: b"Bag Attributes\n" + pem,
+    ],
+    ids=["garbage", "a second END line", "half of another key", "text before"],
+)
+def test_load_refuses_text_outside_the_pem_block(
+    tmp_path: Path, alice: Identity, wrap: Callable[[bytes], bytes]
+) -> None:
+    """Regression: text after the key (half of another key, say) was silently ignored."""
+    message = load_error(tmp_path, wrap(alice.to_pem()))
+    assert "it holds text outside its PEM block" in message
+    assert "remove everything before -----BEGIN PRIVATE KEY-----" in message
+
+
+def test_whitespace_around_the_pem_block_is_fine(tmp_path: Path, alice: Identity) -> None:
+    path = tmp_path / "alice.pem"
+    path.write_bytes(b"\n" + alice.to_pem() + b"\n\n")
+    path.chmod(0o600)
+    assert Identity.load(path) == alice
+    assert Identity.from_pem(alice.to_pem().decode().replace("\n", "\r\n")) == alice
+
+
+def test_from_pem_refuses_two_keys(alice: Identity) -> None:
+    with pytest.raises(IdentityError, match="the PEM data as an identity: it holds 2 PEM blocks"):
+        Identity.from_pem(alice.to_pem() * 2)

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import FakeClock, Runtime
+from charmspace.runtime import FakeClock
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import SchemaError
 from charmspace.patterns import NAME, Charm
-from charmspace.runtime import Runtime
 
 
 @pytest.fixture

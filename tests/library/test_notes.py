@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.patterns import NAME, Charm
-from charmspace.runtime import Runtime
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import FakeClock, Runtime
+from charmspace.runtime import FakeClock
 
 USER = Identity.from_passphrase("patterns suite: user")
 SERVICE = Identity.from_passphrase("patterns suite: service")

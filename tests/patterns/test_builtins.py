@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import PatternError
 from charmspace.patterns import (
     Charm,
@@ -22,7 +23,7 @@ from charmspace.patterns import (
     pattern,
     wish,
 )
-from charmspace.runtime import Cell, FakeClock, Runtime
+from charmspace.runtime import Cell, FakeClock
 
 # --- derive, computed, lift ------------------------------------------------------------
 

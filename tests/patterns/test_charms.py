@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     CharmNotFoundError,
     NotAStreamError,
@@ -17,7 +18,7 @@ from charmspace.errors import (
 )
 from charmspace.library.counter import counter
 from charmspace.patterns import Charm, CharmInfo, Default, cell, derive, handler, pattern, wish
-from charmspace.runtime import Cell, Runtime, Stream
+from charmspace.runtime import Cell, Stream
 
 OpenRuntime = Callable[[], Awaitable[Runtime]]
 

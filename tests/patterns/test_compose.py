@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import CharmNotFoundError, NotAStreamError, PatternError, SchemaError
 from charmspace.library.counter import Adjust, adjust, counter
 from charmspace.patterns import NAME, UI, Charm, Default, Pattern, cell, derive, handler, pattern
 from charmspace.patterns.html import render_html
 from charmspace.patterns.render import render_ui
 from charmspace.patterns.ui import h
-from charmspace.runtime import Address, Cell, Runtime, Stream
+from charmspace.runtime import Address, Cell, Stream
 from charmspace.storage.model import Change
 
 OpenRuntime = Callable[[], Awaitable[Runtime]]

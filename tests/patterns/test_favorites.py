@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
 from charmspace.library.counter import counter
 from charmspace.patterns import Favorites, pattern, wish
-from charmspace.runtime import Runtime
 from charmspace.runtime.address import link_to
 
 

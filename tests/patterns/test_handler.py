@@ -11,6 +11,7 @@ import pydantic
 import pytest
 import typing_extensions
 
+from charmspace import Runtime
 from charmspace.errors import (
     DeadlockError,
     NotAStreamError,
@@ -20,7 +21,7 @@ from charmspace.errors import (
 )
 from charmspace.patterns import Default, cell, handler, pattern
 from charmspace.patterns.handler import HandlerDef
-from charmspace.runtime import Cell, Runtime, Stream
+from charmspace.runtime import Cell, Stream
 from charmspace.runtime.schema import event_validator_for
 
 

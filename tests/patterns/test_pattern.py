@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import PatternError, SchemaError
 from charmspace.library.counter import counter
 from charmspace.patterns import NAME, Default, computed, derive, handler, pattern
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
-from charmspace.runtime import Cell, ErrorReport, Runtime, Stream
+from charmspace.runtime import Cell, ErrorReport, Stream
 
 
 class Settings(typing.TypedDict):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import PatternError, PatternNotInstalledError
 from charmspace.library.counter import counter
 from charmspace.patterns import NAME, cell, pattern, registry
@@ -20,7 +21,6 @@ from charmspace.patterns.registry import (
     register,
     resolve_pattern,
 )
-from charmspace.runtime import Runtime
 
 OpenRuntime = Callable[[], Awaitable[Runtime]]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from charmspace import Runtime
 from charmspace.patterns import UI, Charm, Default, if_else, pattern
 from charmspace.patterns.html import render_html
 from charmspace.patterns.render import render_ui
 from charmspace.patterns.ui import h
-from charmspace.runtime import Address, Cell, Runtime, Stream
+from charmspace.runtime import Address, Cell, Stream
 
 
 def ui(charm: Charm) -> Any:

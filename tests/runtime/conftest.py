@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import ErrorReport, FakeClock, Runtime
+from charmspace.runtime import ErrorReport, FakeClock
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("runtime suite: user")

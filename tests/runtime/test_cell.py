@@ -6,15 +6,26 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     NotJSONError,
+    PathTypeError,
     SchemaError,
     TransactionClosedError,
     TransactionRequiredError,
 )
-from charmspace.runtime import Cell, Runtime
+from charmspace.runtime import Cell
 from charmspace.storage import entity_id
 from charmspace.types import SpaceDID
+from charmspace.values import MAX_DEPTH
+
+
+def deep(levels: int) -> list[Any]:
+    """``levels`` lists, one inside another."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
 
 
 def doc(runtime: Runtime, space: SpaceDID, name: str) -> Cell[Any]:
@@ -160,6 +171,12 @@ async def test_write_of_none_where_nothing_was_is_a_no_op(
         ({"a": float("nan")}, "a"),
         ({"a": {1: "int key"}}, "a"),
         ({"when": b"bytes"}, "when"),
+        ({"a": {"b": "\ud800"}}, "a/b"),
+        ({"a": {"\udc80": 1}}, "a"),
+        ({"a": [1, 2**53]}, "a/1"),
+        ({"a": 10**5000}, "a"),
+        ({"a": deep(MAX_DEPTH)}, "a/" + "/".join(["0"] * (MAX_DEPTH - 1))),
+        ({"a": deep(5000)}, "a/" + "/".join(["0"] * (MAX_DEPTH - 1))),
     ],
 )
 async def test_non_json_value_is_a_type_error_naming_the_path(
@@ -174,6 +191,26 @@ async def test_non_json_value_is_a_type_error_naming_the_path(
             cell.set(value)
     assert isinstance(info.value, NotJSONError)
     assert runtime.storage.head(space, runtime.principal) == head
+    assert cell.get() == {"keep": 1}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\ud800", "ab\udfff", -(2**53), 10**5000],
+    ids=["high surrogate", "low surrogate", "-(2**53)", "10**5000"],
+)
+async def test_a_bad_scalar_set_below_a_path_is_refused_at_set(
+    runtime: Runtime, space: SpaceDID, value: Any
+) -> None:
+    """Regression: a lone string or int skipped freeze(); the storage failed on it at commit
+    with a bare UnicodeEncodeError, or stored an integer JavaScript reads as another one."""
+    cell = doc(runtime, space, "a")
+    await put(cell, {"keep": 1})
+    async with runtime.edit():
+        with pytest.raises(NotJSONError, match="at profile/token: "):
+            cell["profile"]["token"].set(value)
+        with pytest.raises(NotJSONError, match="at log/1: "):
+            cell["log"].push("fine", value)
     assert cell.get() == {"keep": 1}
 
 
@@ -199,6 +236,38 @@ async def test_non_json_push_names_the_index_it_would_land_at(
         async with runtime.edit():
             cell.push("c", object())
     assert cell.get() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("path", "where", "found"),
+    [(("items", "x"), "items", "a list"), (("name", "first"), "name", "a string")],
+)
+async def test_writing_below_a_list_or_string_is_refused_and_writes_nothing(
+    runtime: Runtime, space: SpaceDID, path: tuple[str, ...], where: str, found: str
+) -> None:
+    """Regression: items/x and name/first replaced the list and the string with objects."""
+    cell = doc(runtime, space, "john")
+    await put(cell, {"items": [1, 2, 3], "name": "John"})
+    head = runtime.storage.head(space, runtime.principal)
+    for value in (1, None):
+        with pytest.raises(PathTypeError) as caught:
+            async with runtime.edit():
+                cell.key(*path).set(value)
+        assert (caught.value.path, caught.value.found) == ((where,), found)
+        assert f"{where} holds {found}, not an object; nothing was written" in str(caught.value)
+    assert runtime.storage.head(space, runtime.principal) == head
+    assert cell.get() == {"items": [1, 2, 3], "name": "John"}
+
+
+async def test_writing_below_a_missing_key_or_null_creates_objects(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    cell = doc(runtime, space, "john")
+    await put(cell, {"name": None})
+    async with runtime.edit():
+        cell.key("name", "first").set("J")
+        cell.key("address", "city").set("Paris")
+    assert cell.get() == {"name": {"first": "J"}, "address": {"city": "Paris"}}
 
 
 async def test_writes_outside_a_transaction_are_refused(runtime: Runtime, space: SpaceDID) -> None:

@@ -7,9 +7,10 @@ import threading
 import time
 from typing import Any
 
+from charmspace import Runtime
 from charmspace.errors import AuthorizationError, DerivedTimeoutError
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, ErrorReport, Runtime, link_to
+from charmspace.runtime import Cell, ErrorReport, link_to
 from charmspace.storage import Capability, creation_proof
 from charmspace.types import SpaceDID
 

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import LinkError
-from charmspace.runtime import Address, Cell, Runtime, is_link, link_to
+from charmspace.runtime import Address, Cell, is_link, link_to
 from charmspace.runtime.transaction import MAX_HOPS
 from charmspace.storage import entity_id
 from charmspace.types import JSONValue, SpaceDID
-from charmspace.values import freeze
+from charmspace.values import MAX_DEPTH, freeze
 
 
 def doc(runtime: Runtime, space: SpaceDID, name: str) -> Cell[Any]:
@@ -90,9 +91,10 @@ async def test_deeply_nested_plain_values_are_not_mistaken_for_links(
     runtime: Runtime, space: SpaceDID
 ) -> None:
     """Regression: nesting depth (not link hops) counted towards the link limit."""
+    assert MAX_DEPTH > MAX_HOPS
     deep: Any = "bottom"
-    for _ in range(MAX_HOPS * 2):
-        deep = {"down": [deep]}
+    for level in range(MAX_DEPTH):  # as deep as values may nest: more than MAX_HOPS
+        deep = {"down": deep} if level % 2 else [deep]
     cell = doc(runtime, space, "deep")
     await put(cell, deep)
     assert cell.get() == deep

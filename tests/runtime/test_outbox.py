@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, FakeClock, Runtime, Stream, Unit, outbox
+from charmspace.runtime import Cell, FakeClock, Stream, Unit, outbox
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("outbox suite: user")

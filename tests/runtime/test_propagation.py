@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import CycleError, ReadOnlyCellError
-from charmspace.runtime import Cell, ErrorReport, FakeClock, Runtime
+from charmspace.runtime import Cell, ErrorReport, FakeClock
 from charmspace.types import SpaceDID
 
 

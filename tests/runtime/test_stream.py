@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     AwaitedSendError,
@@ -25,7 +26,6 @@ from charmspace.runtime import (
     Delivery,
     ErrorReport,
     HandlerSpec,
-    Runtime,
     Stream,
     Unit,
 )

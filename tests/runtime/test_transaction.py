@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     ConflictError,
@@ -18,7 +19,7 @@ from charmspace.errors import (
     WriteIsolationError,
 )
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, CommitResult, Runtime, link_to
+from charmspace.runtime import Cell, CommitResult, link_to
 from charmspace.storage import Capability, entity_id
 from charmspace.types import SpaceDID
 

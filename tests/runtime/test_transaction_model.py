@@ -42,9 +42,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from charmspace import Runtime
 from charmspace.errors import ConflictError, WriteIsolationError
 from charmspace.identity import Identity
-from charmspace.runtime import Address, Cell, CommitResult, Edit, FakeClock, Runtime, Transaction
+from charmspace.runtime import Address, Cell, CommitResult, Edit, FakeClock, Transaction
 from charmspace.storage import entity_id
 from charmspace.types import EntityId, JSONValue, SpaceDID
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import TransactionClosedError, WriteIsolationError
 from charmspace.identity import Identity
 from charmspace.runtime import (
@@ -25,7 +26,6 @@ from charmspace.runtime import (
     CommitResult,
     ErrorReport,
     FakeClock,
-    Runtime,
     Stream,
     Unit,
     context,

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import WriteIsolationError
 from charmspace.identity import Identity
 from charmspace.patterns import Charm, Default, cell, computed, derive, handler, pattern, wish
-from charmspace.runtime import Cell, FakeClock, Runtime, Stream
+from charmspace.runtime import Cell, FakeClock, Stream
 
 
 @handler

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import Address, Cell, FakeClock, Runtime, Stream, Unit, outbox
+from charmspace.runtime import Address, Cell, FakeClock, Stream, Unit, outbox
 from charmspace.storage import Capability, Storage, creation_proof, open_storage
 from charmspace.types import SpaceDID
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     CharmCreatorError,
@@ -26,7 +27,7 @@ from charmspace.identity import Identity
 from charmspace.library.counter import counter
 from charmspace.patterns import Charm, Default, cell, derive, handler, pattern
 from charmspace.patterns.build import charm_docs, creator_doc
-from charmspace.runtime import Cell, JobContext, Runtime, start_job
+from charmspace.runtime import Cell, JobContext, start_job
 from charmspace.storage import Capability
 from charmspace.values import setpath
 

@@ -355,12 +355,7 @@ class OneFileSQLiteStorageMachine(SQLiteStorageMachine):
     [(StorageMachine, 120), (SQLiteStorageMachine, 60), (OneFileSQLiteStorageMachine, 30)],
     ids=["memory", "sqlite", "sqlite-one-open-file"],
 )
-def test_storage_agrees_with_the_model(
-    machine: type[StorageMachine], examples: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Reads here may trust their cache for READ_SYNC_INTERVAL after another process
-    # committed; the machine checks right after, so it must not wait for a clock.
-    monkeypatch.setattr(sqlite_backend, "READ_SYNC_INTERVAL", 0.0)
+def test_storage_agrees_with_the_model(machine: type[StorageMachine], examples: int) -> None:
     run_state_machine_as_test(
         machine, settings=settings(max_examples=examples, stateful_step_count=50, deadline=None)
     )

@@ -45,8 +45,8 @@ from charmspace.storage import (
     entity_id,
     open_storage,
 )
-from charmspace.storage.backends.sqlite import READ_SYNC_INTERVAL
 from charmspace.types import DID, JSONValue, SpaceDID
+from charmspace.values import MAX_INTEGER
 
 NewSpace = Callable[..., SpaceDID]
 
@@ -396,7 +396,18 @@ def test_a_value_committed_cannot_be_changed_afterwards(
     assert storage.read(space, X, owner).value == {"items": [1]}
 
 
-@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {"k": b"bytes"}, {1: "int key"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {1, 2},
+        object(),
+        float("nan"),
+        {"k": b"bytes"},
+        {1: "int key"},
+        {"k": "caf\udce9"},  # a lone surrogate: was a bare UnicodeEncodeError on SQLite
+        {"k": [2**53]},  # beyond what JSON readers hold exactly
+    ],
+)
 def test_non_json_values_are_refused_with_nothing_written(
     storage: Storage, space: SpaceDID, owner: DID, bad: object
 ) -> None:
@@ -412,7 +423,7 @@ def test_non_json_values_are_refused_with_nothing_written(
 JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-MAX_INTEGER, MAX_INTEGER)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -673,8 +684,6 @@ def test_sqlite_two_processes_see_each_others_commits(
 
     assert two.read(space, X, owner).value == "from one"  # two caches it now
     one.commit(Commit(space, owner, {X: "one again"}))
-    # Reads may trust the cache for READ_SYNC_INTERVAL; past it they see the other commit.
-    time.sleep(READ_SYNC_INTERVAL * 2)
     assert two.read(space, X, owner).value == "one again"
     assert two.head(space, owner) == 2
 
@@ -695,6 +704,33 @@ def test_sqlite_two_processes_increment_without_losing_updates(
     run_threads([partial(increment, s, space, owner, 50) for s in stores for _ in range(4)])
     assert stores[0].read(space, X, owner).value == {"n": 400}
     assert stores[1].read(space, X, owner).value == {"n": 400}
+
+
+def test_sqlite_a_read_sees_every_commit_acknowledged_before_it(
+    reopen: Callable[..., Storage], owner: DID, monkeypatch: pytest.MonkeyPatch, new_space: NewSpace
+) -> None:
+    # However little time passes between another process's commit and the read:
+    # reads once trusted their cache for a millisecond, long enough for the final
+    # read of the increments test above to see n=388 of 400. The clock is stopped
+    # here, so that no time passes at all.
+    monkeypatch.setattr(time, "monotonic", lambda: 0.0)
+    one, two = reopen(), reopen()
+    space = new_space(one, owner)
+    for n in range(1, 5):
+        writer, reader = (one, two) if n % 2 else (two, one)
+        seen = reader.read(space, X, owner)  # the reader has it cached now
+        writer.commit(Commit(space, owner, {X: n}, reads={X: seen.seq}))
+        assert reader.read(space, X, owner).value == n
+
+    # Inside its own open group (which holds the write lock) a reader need not ask:
+    # it saw everything acknowledged before the group began.
+    one.commit(Commit(space, owner, {X: "before the group"}))
+    flushes: list[Callable[[], None]] = []
+    two.flush_scheduler = flushes.append
+    two.commit(Commit(space, owner, {Y: 1}), on_durable=lambda error: None)
+    assert two.read(space, X, owner).value == "before the group"
+    flushes.pop()()
+    assert one.read(space, Y, owner).value == 1
 
 
 def test_sqlite_durability_full(tmp_path: Path, owner: DID, new_space: NewSpace) -> None:

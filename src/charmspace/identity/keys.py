@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from charmspace.errors import IdentityError
+from charmspace.errors import IdentityError, InsecureKeyFileError
 from charmspace.identity.did import did_from_public_key, parse_did
 from charmspace.types import DID
 
@@ -25,6 +26,8 @@ __all__ = ["Identity", "verify"]
 
 _SEED_LENGTH = 32
 _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+_NOT_OWNER = 0o077  # group and other permission bits
 
 
 class Identity:
@@ -144,10 +147,19 @@ class Identity:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Identity:
-        """The identity in a PEM key file, such as one written by :meth:`save`."""
+        """The identity in a PEM key file, such as one written by :meth:`save`.
+
+        The file must hold exactly one PEM block and, on POSIX systems, be
+        private to its owner (no group or other permission bits, as ssh
+        requires): otherwise :class:`~charmspace.errors.InsecureKeyFileError`
+        says which ``chmod`` to run. The mode is read from the open file, so
+        the file checked is the file read.
+        """
         path = Path(path)
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
+                data = file.read()
         except FileNotFoundError:
             raise IdentityError(
                 f"Key file {path} does not exist. Create one with `charmspace id new --out {path}`."
@@ -156,7 +168,10 @@ class Identity:
             raise IdentityError(f"Key file {path} is a directory, not a key file.") from None
         except OSError as error:
             raise IdentityError(f"Key file {path} cannot be read: {error.strerror}.") from None
-        return cls(_read_pem(data, f"key file {path}"))
+        key = _read_pem(data, f"key file {path}")
+        if os.name == "posix" and mode & _NOT_OWNER:
+            raise InsecureKeyFileError(str(path), mode)
+        return cls(key)
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Write the key to a new file that only its owner can read (mode 0600).
@@ -226,12 +241,27 @@ def _write_private(path: Path, data: bytes) -> None:
 def _read_pem(data: bytes | str, source: str) -> Ed25519PrivateKey:
     """The Ed25519 private key in PEM ``data``, or an error naming ``source`` and the problem."""
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    label_match = _PEM_LABEL.search(raw)
-    if label_match is None:
+    labels = [m.group(1).decode("ascii") for m in _PEM_LABEL.finditer(raw)]
+    if not labels:
         _unusable(source, "it is not PEM (no -----BEGIN PRIVATE KEY----- line)")
-    label = label_match.group(1).decode("ascii")
+    if len(labels) > 1:
+        # Which block would be used is up to the parser; a key chosen by accident
+        # is the wrong identity acting, so refuse rather than pick one.
+        _unusable(
+            source,
+            f"it holds {len(labels)} PEM blocks ({', '.join(labels)}), but a key file holds "
+            "exactly one key; keep the one you mean in a file of its own",
+        )
+    label = labels[0]
     if "PRIVATE KEY" not in label:
         _unusable(source, f"it holds a {label!r} PEM block, not a private key")
+    block = _PEM_BLOCK.search(raw)
+    if block is not None and (raw[: block.start()].strip() or raw[block.end() :].strip()):
+        _unusable(
+            source,
+            "it holds text outside its PEM block; remove everything before "
+            f"-----BEGIN {label}----- and after -----END {label}-----",
+        )
     try:
         key = serialization.load_pem_private_key(raw, password=None)
     except TypeError:

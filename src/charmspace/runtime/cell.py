@@ -16,7 +16,7 @@ from charmspace.runtime import context
 from charmspace.runtime.address import Address, link_to
 from charmspace.runtime.transaction import Transaction
 from charmspace.types import JSONValue, Path, PathSegment
-from charmspace.values import FrozenDict, FrozenList, freeze
+from charmspace.values import MAX_DEPTH, FrozenDict, FrozenList, freeze, too_deep
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -126,23 +126,31 @@ class Cell(Generic[T]):
         tx.write(self.address, freeze([*current, *added]))
 
 
-_PLAIN = frozenset({str, int, bool, type(None), FrozenDict, FrozenList})
+_PLAIN = frozenset({bool, type(None), FrozenDict, FrozenList})
 
 
-def to_json(value: object, path: Path = ()) -> JSONValue:
+def to_json(value: object, path: Path = (), depth: int = 0) -> JSONValue:
     """Freeze ``value``, turning cells and streams inside it into links to them.
 
     Objects with a ``__charm_json__()`` method (pattern references, UI nodes)
-    contribute the JSON that method returns.
+    contribute the JSON that method returns. Strings and integers are checked
+    by :func:`freeze` (lone surrogates, integers out of range) even alone, and
+    the nesting limit on the way down, before this recursion could overflow
+    the stack.
     """
     cls = type(value)
     if cls in _PLAIN:
         return value  # type: ignore[return-value]
+    if cls is str or cls is int:  # inside a container, the freeze() of the container checks it
+        return value if depth else freeze(value, path)  # type: ignore[return-value]
+    if depth >= MAX_DEPTH and isinstance(value, Mapping | list | tuple):
+        raise too_deep(path)
+    depth += 1
     if cls is dict:
-        return freeze({k: to_json(v, (*path, k)) for k, v in value.items()}, path)  # type: ignore[attr-defined]
+        return freeze({k: to_json(v, (*path, k), depth) for k, v in value.items()}, path)  # type: ignore[attr-defined]
     if cls is list or cls is tuple:
         items: list[Any] = value  # type: ignore[assignment]
-        return freeze([to_json(v, (*path, i)) for i, v in enumerate(items)], path)
+        return freeze([to_json(v, (*path, i), depth) for i, v in enumerate(items)], path)
     if isinstance(value, Cell):
         return link_to(value.address)
     from charmspace.runtime.stream import Stream
@@ -153,7 +161,7 @@ def to_json(value: object, path: Path = ()) -> JSONValue:
     if as_json is not None:  # references and UI nodes of the authoring layer
         return freeze(as_json(), path)
     if isinstance(value, Mapping):
-        return freeze({k: to_json(v, (*path, str(k))) for k, v in value.items()}, path)
+        return freeze({k: to_json(v, (*path, str(k)), depth) for k, v in value.items()}, path)
     if isinstance(value, list | tuple):
-        return freeze([to_json(v, (*path, i)) for i, v in enumerate(value)], path)
+        return freeze([to_json(v, (*path, i), depth) for i, v in enumerate(value)], path)
     return freeze(value, path)

@@ -10,10 +10,8 @@ finds all the ambient state in one place.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from charmspace.types import DID
 
@@ -36,6 +34,12 @@ class RunContext:
     """Whom code outside any transaction acts for (a job: whoever started it)."""
 
 
+class _Keep:
+    """The default of :func:`enter`'s fields: keep the current value."""
+
+
+_KEEP = _Keep()
+
 OUTSIDE = RunContext()
 """Code outside any handler, derived value or job (frozen, so one instance serves all)."""
 
@@ -49,20 +53,28 @@ def current() -> RunContext:
     return _current.get()
 
 
-def enter(**fields: Any) -> contextvars.Token[RunContext]:
-    """Run on in the current context with ``fields`` replaced; :func:`leave` undoes it."""
-    return _current.set(replace(_current.get(), **fields))
+def enter(
+    *,
+    transaction: Transaction | None | _Keep = _KEEP,
+    unit: Unit | None | _Keep = _KEEP,
+    action: Action | None | _Keep = _KEEP,
+    principal: DID | None | _Keep = _KEEP,
+) -> contextvars.Token[RunContext]:
+    """Run on in the current context with the given fields replaced; :func:`leave` undoes it.
+
+    Spelled out rather than ``dataclasses.replace``: every event enters twice,
+    and this is several times cheaper.
+    """
+    now = _current.get()
+    return _current.set(
+        RunContext(
+            now.transaction if isinstance(transaction, _Keep) else transaction,
+            now.unit if isinstance(unit, _Keep) else unit,
+            now.action if isinstance(action, _Keep) else action,
+            now.principal if isinstance(principal, _Keep) else principal,
+        )
+    )
 
 
 def leave(token: contextvars.Token[RunContext]) -> None:
     _current.reset(token)
-
-
-@contextmanager
-def running(**fields: Any) -> Iterator[RunContext]:
-    """``with running(transaction=tx): …`` — the block runs with ``fields`` replaced."""
-    token = enter(**fields)
-    try:
-        yield _current.get()
-    finally:
-        leave(token)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from charmspace.errors import JobError, TransactionRequiredError
 from charmspace.runtime import context
 from charmspace.runtime.cell import Cell, to_json
+from charmspace.runtime.redaction import message_is_safe
 from charmspace.runtime.transaction import Transaction
 from charmspace.types import DID, JSONValue
 
@@ -159,7 +160,10 @@ class Jobs:
         except asyncio.CancelledError:
             self._final(job, status=CANCELLED)
         except Exception as e:
-            self._final(job, status=FAILED, error={"type": type(e).__name__, "message": str(e)})
+            error: dict[str, JSONValue] = {"type": type(e).__name__}
+            if message_is_safe(e):  # a user-code message may hold what the job read
+                error["message"] = str(e)
+            self._final(job, status=FAILED, error=error)
             self.runtime.report(job.unit, f"job {job.name}", e)
         else:
             self._final(job, status=DONE)

@@ -185,6 +185,9 @@ def consume(tx: Transaction, unit: Unit, send: StagedSend) -> None:
 
 def clear(runtime: Runtime, outbox: Address, unit_id: EntityId, delivery_id: str) -> None:
     """The delivery's outcome is final: drop it from the sender's outbox."""
+    # The service clears it: the event's own principal may since have lost WRITE
+    # there, and a stuck entry would be sent again at every start.
+    log.debug("service identity used", extra={"reason": "clear a delivered outbox entry"})
     tx = Transaction(runtime, runtime.service_did, meta={"outbox": "delivered"})
     try:
         nxt, pending = _index(tx.read_doc(outbox.space, outbox.id))
@@ -207,6 +210,7 @@ def pending(runtime: Runtime, unit: Unit) -> list[StagedSend]:
     cannot be read, is dropped from the outbox with a warning.
     """
     service = runtime.service_did
+    log.debug("service identity used", extra={"reason": "read an outbox to resend it"})
     space = unit.space
     address = Address(space, outbox_id(unit.id))
     index = Transaction(runtime, service).read_doc(space, address.id)
@@ -272,6 +276,7 @@ def _drop_legacy(runtime: Runtime, address: Address, count: int) -> None:
         address,
         extra={"outbox": str(address)},
     )
+    log.debug("service identity used", extra={"reason": "drop an unverifiable outbox"})
     tx = Transaction(runtime, runtime.service_did, meta={"outbox": "dropped"})
     try:
         tx.write_doc(address.space, address.id, DELETE)

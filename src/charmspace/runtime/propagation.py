@@ -272,7 +272,7 @@ class Propagator:
                 break
             affected = self._affected(set(), stale)
         if overlay:
-            self._commit(overlay)
+            await asyncio.gather(*self._commit(overlay))
 
     def _affected(self, changed: set[DocKey], forced: set[Action]) -> set[Action]:
         affected = set(forced)
@@ -389,22 +389,46 @@ class Propagator:
                 self.runtime.unfollow(space, self)
                 self.processed.pop(space, None)
 
-    def _commit(self, overlay: dict[DocKey, JSONValue]) -> None:
-        """Commit a wave's outputs, one commit per creator, each as that creator."""
+    def _commit(self, overlay: dict[DocKey, JSONValue]) -> list[asyncio.Future[None]]:
+        """Commit a wave's outputs, one commit per creator, each as that creator.
+
+        The commits join the space's group like a handler's (no write of their
+        own); the returned futures are done once they are durable, and the next
+        wave waits for them, so it starts from a snapshot that holds them.
+        """
         by_creator: dict[DID, dict[EntityId, JSONValue]] = defaultdict(dict)
         for key, value in overlay.items():
             action = self._by_output.get(key)
             if action is not None:  # else removed while the wave ran
                 by_creator[action.unit.creator][key[1]] = value
         storage = self.runtime.storage
+        waits: list[asyncio.Future[None]] = []
         for creator, writes in by_creator.items():
+            durable = self.runtime.loop.create_future()
+
+            def settle(
+                error: BaseException | None, durable: asyncio.Future[None] = durable
+            ) -> None:
+                if error is not None:
+                    log.error(
+                        "derived values could not be written: %s",
+                        type(error).__name__,
+                        extra={"space": self.space},
+                    )
+                if not durable.done():
+                    durable.set_result(None)
+
             try:
-                seq = storage.commit(Commit(self.space, creator, writes, meta={"derived": True}))
+                seq = storage.commit(
+                    Commit(self.space, creator, writes, meta={"derived": True}), on_durable=settle
+                )
             except Exception:
                 log.exception("committing derived values failed", extra={"space": self.space})
-            else:
-                if seq:
-                    self._own[seq] = frozenset(writes)
+                continue
+            if seq:
+                self._own[seq] = frozenset(writes)
+            waits.append(durable)
+        return waits
 
 
 def _call(action: Action) -> Any:

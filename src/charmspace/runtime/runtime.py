@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
-from charmspace.runtime import context, outbox
+from charmspace.runtime import context, outbox, redaction
 from charmspace.runtime.address import STREAM_MARKER, Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
@@ -39,10 +39,6 @@ from charmspace.storage.ids import entity_id
 from charmspace.storage.proof import creation_proof
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
 
-if TYPE_CHECKING:
-    from charmspace.patterns.charms import Charms
-    from charmspace.patterns.favorites import Favorites
-
 log = logging.getLogger(__name__)
 
 
@@ -57,14 +53,8 @@ class ErrorReport:
     error: BaseException
 
     def as_json(self, time: float) -> JSONValue:
-        return to_json(
-            {
-                "where": self.where,
-                "type": type(self.error).__name__,
-                "message": str(self.error),
-                "time": time,
-            }
-        )
+        """The error cell's record: no message from user code (see :mod:`.redaction`)."""
+        return to_json(redaction.error_record(self.where, self.error, time))
 
 
 ErrorListener = Callable[[ErrorReport], None]
@@ -165,7 +155,6 @@ class Runtime:
         self._unsubscribe = storage.subscribe(None, self._on_change)
         self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
-        self._charms: Charms | None = None
         self._offload: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
@@ -177,29 +166,15 @@ class Runtime:
 
     def acting(self) -> DID:
         """The principal the current code acts for: its transaction's, its job's, or the user."""
-        tx = context.current().transaction
+        here = context.current()
+        tx = here.transaction
         if tx is not None and tx.state == "open":
             return tx.principal
-        return context.current().principal or self.principal
+        return here.principal or self.principal
 
     @property
     def service_did(self) -> DID:
         return self.service.did
-
-    @property
-    def charms(self) -> Charms:
-        """Create, find, list, link and remove charms (see :mod:`charmspace.patterns.charms`)."""
-        if self._charms is None:
-            from charmspace.patterns.charms import Charms
-
-            self._charms = Charms(self)
-        return self._charms
-
-    def favorites(self, user: DID | None = None) -> Favorites:
-        """The favorites of ``user`` (default: this runtime's user)."""
-        from charmspace.patterns.favorites import Favorites
-
-        return Favorites(self, user or self.principal)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -356,9 +331,14 @@ class Runtime:
         return self._streams.get(address)
 
     async def start_owner_of(self, address: Address) -> HandlerSpec | None:
-        """Start the stopped charm that owns the stream at ``address``, if a loader knows it."""
-        loader = self.owner_loader or self.charms.start_stream_owner
-        return await loader(address)
+        """Start the stopped charm that owns the stream at ``address``, if a loader knows it.
+
+        The charms layer installs the loader (``charmspace.Runtime`` does); without
+        one, a stream whose charm is not running has no handler.
+        """
+        if self.owner_loader is None:
+            return None
+        return await self.owner_loader(address)
 
     def derived_owner(self, key: DocKey) -> str | None:
         host = self._hosts.get(key[0])
@@ -374,21 +354,13 @@ class Runtime:
     def report(self, unit: Unit, where: str, error: BaseException) -> None:
         """Tell listeners, the log and the charm's error cell about ``error``."""
         report = ErrorReport(unit.id, unit.name, unit.space, where, error)
-        level = logging.WARNING if isinstance(error, CharmspaceError) else logging.ERROR
-        log.log(
-            level,
-            "%s in %s.%s: %s",
-            type(error).__name__,
-            unit.name,
-            where,
-            error,
-            extra={"charm": unit.id, "space": unit.space, "where": where},
-        )
+        extra = {"charm": unit.id, "space": unit.space, "where": where}
+        redaction.log_error(log, f"{unit.name}.{where}", error, extra)
         for listener in tuple(self._error_listeners):
             try:
                 listener(report)
-            except Exception:
-                log.exception("an on_error listener raised")
+            except Exception as e:  # it may have put the message it got into its own
+                log.error("an on_error listener raised %s", redaction.describe(e))
         try:
             tx = Transaction(self, unit.creator, meta={"error": where}, confine=unit.space)
             tx.write(unit.error_address, report.as_json(self.clock.now()))

@@ -129,9 +129,14 @@ def event_validator_for(tp: Any) -> Validator:
     except SchemaError:
         schema = None  # validated all the same; unknown keys cannot be told apart
 
+    # Computed once: most event types have no closed object anywhere (a plain dict,
+    # a number), and then no key can be unknown.
+    top = _options(schema, schema) if schema is not None and _has_closed_object(schema) else None
+
     def validate(value: JSONValue) -> Any:
-        if schema is not None:
-            _refuse_unknown_keys(value, _options(schema, schema), schema, ())
+        if top is not None:
+            assert schema is not None
+            _refuse_unknown_keys(value, top, schema, ())
         try:
             return adapter.validate_json(dumps(value), strict=True)
         except pydantic.ValidationError as e:
@@ -183,6 +188,18 @@ def _options(node: object, root: Schema) -> list[Mapping[str, Any]]:
     if isinstance(branches, list):
         return [option for branch in branches for option in _options(branch, root)]
     return [node]
+
+
+def _has_closed_object(node: object) -> bool:
+    """Whether a JSON Schema has, anywhere (``$defs`` included), an object schema with
+    ``properties`` and no ``additionalProperties``: the only kind a key can be unknown to."""
+    if isinstance(node, Mapping):
+        if isinstance(node.get("properties"), Mapping) and not node.get("additionalProperties"):
+            return True
+        return any(_has_closed_object(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_closed_object(v) for v in node)
+    return False
 
 
 def _refuse_unknown_keys(

@@ -34,7 +34,7 @@ from charmspace.errors import (
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.storage import DELETE, Commit
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
-from charmspace.values import FrozenDict, FrozenList, freeze, getpath, same, setpath
+from charmspace.values import FrozenDict, FrozenList, freeze, getpath, list_index, same, setpath
 
 if TYPE_CHECKING:
     from charmspace.runtime.outbox import Staged
@@ -157,18 +157,23 @@ class Transaction:
         """Replace a whole document (or delete it with ``DELETE``) in this transaction."""
         self._check_open()
         key = (space, id)
+        self._check_writable(key)
+        if self.writer is None:
+            self.writer = space
+            if space != self.home:
+                self._cache.clear()
+        self._writes[key] = value
+
+    def _check_writable(self, key: DocKey) -> None:
+        """Refuse a write to a derived document or to a second space, before it is computed."""
+        space, id = key
         owner = self.runtime.derived_owner(key)
         if owner is not None and key not in self.allowed_derived:
             raise ReadOnlyCellError(f"{space}/{id}", owner)
         if self.confine is not None and space != self.confine:
             raise WriteIsolationError(self.confine, space)
-        if self.writer is None:
-            self.writer = space
-            if space != self.home:
-                self._cache.clear()
-        elif space != self.writer:
+        if self.writer is not None and space != self.writer:
             raise WriteIsolationError(self.writer, space)
-        self._writes[key] = value
 
     @property
     def reads(self) -> dict[DocKey, int]:
@@ -299,6 +304,7 @@ class Transaction:
         elif same(doc, value):
             self._noop_spaces.add(target.space)
             return
+        self._check_writable((target.space, target.id))  # its refusal comes before setpath's
         self.write_doc(target.space, target.id, setpath(doc, target.path, value))
 
     def _write_target(self, address: Address) -> tuple[Address, JSONValue]:
@@ -538,6 +544,6 @@ def _exists(doc: JSONValue, path: Path) -> bool:
     if isinstance(parent, dict):
         return last in parent
     if isinstance(parent, list):
-        i = int(last)
-        return 0 <= i < len(parent)
+        i = list_index(last)
+        return i is not None and i < len(parent)
     return False

@@ -21,8 +21,9 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from charmspace import Runtime
 from charmspace.identity import Identity
-from charmspace.runtime import FakeClock, Runtime
+from charmspace.runtime import FakeClock
 
 
 @asynccontextmanager

@@ -12,7 +12,9 @@ succeeds, and ``PRAGMA data_version`` — which changes exactly when *another*
 connection (another process, or another :class:`SQLiteBackend` on the same
 directory) has committed — throws them away. The ACL is cached exactly like the
 documents it guards, so a revocation is seen as soon as a write would be.
-Point-in-time reads go to the database.
+Every read asks ``data_version`` first (except inside our own open group, whose
+write lock keeps everyone else out), so a read sees every commit acknowledged
+before it began, wherever it was made. Point-in-time reads go to the database.
 
 Why the file's identity is checked too: deleting a space unlinks its file, and
 a connection another process still holds keeps writing to the unlinked file,
@@ -39,7 +41,6 @@ import secrets
 import sqlite3
 import stat
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -119,15 +120,6 @@ _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
 _RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
 
-READ_SYNC_INTERVAL = 0.001
-"""Seconds a read may trust the cache without asking whether another process committed.
-
-Commits made through this backend keep the cache current, so this only bounds
-how late a read sees another *process's* commit (by one millisecond, which no
-observer can tell from that commit arriving a millisecond later). Commits always
-check ``data_version`` inside their write lock, so validation never uses a
-stale cache.
-"""
 _INSERT_REVISION = "INSERT INTO revisions (id, seq, value, size) VALUES (?, ?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 # Keeps each document's revision as of the horizon (?1) and every later one.
@@ -178,7 +170,6 @@ class _Conn:
         "path",
         "record",
         "space",
-        "synced_at",
     )
 
     def __init__(
@@ -194,7 +185,6 @@ class _Conn:
         self.record: SpaceRecord | None = None  # None: unknown, read it from the database
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
-        self.synced_at = time.monotonic()
         self.batch = 0  # commits applied inside the open write transaction, not yet durable
         self.closed = False
 
@@ -218,11 +208,14 @@ class _Conn:
             self.head = -1
 
     def refresh(self) -> None:
-        """:meth:`sync`, unless it was done less than READ_SYNC_INTERVAL ago."""
-        now = time.monotonic()
-        if now - self.synced_at >= READ_SYNC_INTERVAL:
+        """:meth:`sync` before a read, except inside our own open group.
+
+        Every time: skipping it for a while let a read miss a commit another
+        process had acknowledged before the read began. Inside our open group
+        the write lock keeps everyone else out, and its ``BEGIN IMMEDIATE`` synced.
+        """
+        if not self.batch:
             self.sync()
-            self.synced_at = now
 
     def space_record(self) -> SpaceRecord:
         record = self.record
@@ -594,18 +587,30 @@ class SQLiteBackend:
     ) -> Revision:
         """The document, read under the same lock and freshness as the record ``check`` sees."""
 
-        def read_(conn: _Conn) -> Revision:
-            conn.refresh()
-            if check is not None:
-                check(conn.space_record())
-            if at is None:
-                return conn.current(id)
-            horizon = conn.cur.execute(_HORIZON).fetchone()[0]
-            if at < horizon:
-                raise HistoryPrunedError(space, at, horizon)
-            return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
-
-        return self._with(space, read_)
+        for _ in range(3):  # as _with, spelled out: this is the hottest path there is
+            conn = self._acquire(space)
+            try:
+                conn.refresh()
+                if check is not None:
+                    check(conn.record or conn.space_record())
+                if at is None:
+                    rev = conn.cache.get(id)
+                    return rev if rev is not None else conn.current(id)
+                horizon = conn.cur.execute(_HORIZON).fetchone()[0]
+                if at < horizon:
+                    raise HistoryPrunedError(space, at, horizon)
+                return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
+            except _Gone:
+                if not conn.batch:
+                    _rollback(conn.db)
+                conn.close()
+            except sqlite3.Error as error:
+                raise _sqlite_error(error, space, conn.path) from error
+            except OSError as error:
+                raise _os_error(error, str(conn.path), "use the space's file") from error
+            finally:
+                conn.lock.release()
+        raise SpaceNotFoundError(space)
 
     def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.

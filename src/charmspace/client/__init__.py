@@ -1,0 +1,15 @@
+"""The Python client of a charmspace server: signed requests over httpx.
+
+``Client`` (sync) and ``AsyncClient`` speak the runtime's vocabulary (spaces,
+charms, cells, streams, favorites, wish); ``SignedAuth`` signs any httpx request
+the way the server expects, for code that uses httpx directly.
+"""
+
+from __future__ import annotations
+
+from charmspace.client.asynchronous import AsyncClient
+from charmspace.client.auth import SignedAuth
+from charmspace.client.ops import APIError
+from charmspace.client.sync import Client
+
+__all__ = ["APIError", "AsyncClient", "Client", "SignedAuth"]

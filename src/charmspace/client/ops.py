@@ -1,0 +1,169 @@
+"""The API's operations, each once: the request to make and how to read the answer.
+
+:class:`~charmspace.client.Client` sends them with httpx's sync client and
+:class:`~charmspace.client.AsyncClient` with its async one, so both speak the
+same vocabulary and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from charmspace.errors import CharmspaceError
+from charmspace.identity import Identity
+from charmspace.signing import b64encode
+from charmspace.storage.proof import creation_proof
+from charmspace.types import JSONValue, PathSegment
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+"""Idle connections are dropped well before a server closes them (uvicorn: after 5 s by
+default), so a request is never sent on a connection the server is closing: a signed
+request cannot be retried safely (its nonce is spent), so it must not need to be."""
+
+
+def base_url(url: str) -> str:
+    """``url``, with ``http://`` in front when it names no scheme."""
+    return url if "://" in url else f"http://{url}"
+
+
+class APIError(CharmspaceError):
+    """The server refused a request: ``status``, the error's ``type`` and its ``fields``."""
+
+    def __init__(self, status: int, type: str, message: str, fields: Mapping[str, Any]) -> None:
+        self.status = status
+        self.type = type
+        self.fields = dict(fields)
+        super().__init__(f"{message} ({type}, HTTP {status})")
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One request: method, path (already quoted), query and JSON body."""
+
+    method: str
+    path: str
+    params: Mapping[str, str | int] = field(default_factory=dict)
+    json: Any = None
+    has_body: bool = False
+
+
+def answer(response: httpx.Response) -> Any:
+    """The response's JSON, None for 204, or :class:`APIError` for an error status."""
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            kind, message = str(error.pop("type")), str(error.pop("message"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            kind, message, error = "HTTPError", response.reason_phrase or "error", {}
+        raise APIError(response.status_code, kind, message, error)
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+def _q(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _charm(space: str, id: str) -> str:
+    return f"/api/spaces/{_q(space)}/charms/{_q(id)}"
+
+
+def _cell_path(path: Sequence[PathSegment]) -> str:
+    return "/".join(_q(str(segment)) for segment in path)
+
+
+def meta() -> Op:
+    return Op("GET", "/api/meta")
+
+
+def list_spaces() -> Op:
+    return Op("GET", "/api/spaces")
+
+
+def create_space(identity: Identity, name: str | None) -> Op:
+    """The caller's home space (no name) or its space named ``name`` (derived key, with proof)."""
+    if name is None:
+        return Op("POST", "/api/spaces", json={"space": identity.did}, has_body=True)
+    space = identity.derive(name)
+    body = {"space": space.did, "proof": b64encode(creation_proof(space, identity.did))}
+    return Op("POST", "/api/spaces", json=body, has_body=True)
+
+
+def get_acl(space: str) -> Op:
+    return Op("GET", f"/api/spaces/{_q(space)}/acl")
+
+
+def set_acl(space: str, subject: str, capability: str | None) -> Op:
+    body = {"subject": subject, "capability": capability.upper() if capability else None}
+    return Op("PUT", f"/api/spaces/{_q(space)}/acl", json=body, has_body=True)
+
+
+def log(space: str, since: int, limit: int) -> Op:
+    return Op("GET", f"/api/spaces/{_q(space)}/log", {"since": since, "limit": limit})
+
+
+def head(space: str) -> Op:
+    return Op("GET", f"/api/spaces/{_q(space)}/head")
+
+
+def doc(space: str, id: str, at: int | None) -> Op:
+    params: dict[str, str | int] = {} if at is None else {"at": at}
+    return Op("GET", f"/api/spaces/{_q(space)}/docs/{_q(id)}", params)
+
+
+def patterns() -> Op:
+    return Op("GET", "/api/patterns")
+
+
+def create_charm(space: str, pattern: str, inputs: Mapping[str, JSONValue] | None) -> Op:
+    body = {"pattern": pattern, "inputs": dict(inputs or {})}
+    return Op("POST", f"/api/spaces/{_q(space)}/charms", json=body, has_body=True)
+
+
+def list_charms(space: str) -> Op:
+    return Op("GET", f"/api/spaces/{_q(space)}/charms")
+
+
+def get_charm(space: str, id: str) -> Op:
+    return Op("GET", _charm(space, id))
+
+
+def remove_charm(space: str, id: str) -> Op:
+    return Op("DELETE", _charm(space, id))
+
+
+def get_cell(space: str, id: str, path: Sequence[PathSegment]) -> Op:
+    return Op("GET", f"{_charm(space, id)}/cells/{_cell_path(path)}")
+
+
+def set_cell(space: str, id: str, path: Sequence[PathSegment], value: JSONValue) -> Op:
+    url = f"{_charm(space, id)}/cells/{_cell_path(path)}"
+    return Op("PUT", url, json={"value": value}, has_body=True)
+
+
+def send(space: str, id: str, stream: str, event: JSONValue, wait: str) -> Op:
+    url = f"{_charm(space, id)}/streams/{_q(stream)}"
+    return Op("POST", url, {"wait": wait}, json={"event": event}, has_body=True)
+
+
+def list_favorites() -> Op:
+    return Op("GET", "/api/favorites")
+
+
+def add_favorite(space: str, id: str) -> Op:
+    return Op("POST", "/api/favorites", json={"space": space, "id": id}, has_body=True)
+
+
+def remove_favorite(space: str, id: str) -> Op:
+    return Op("DELETE", "/api/favorites", {"space": space, "id": id})
+
+
+def wish(query: str) -> Op:
+    return Op("GET", "/api/wish", {"q": query})

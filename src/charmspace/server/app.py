@@ -1,0 +1,93 @@
+"""``create_app(settings)``: the ASGI application ``charmspace serve`` runs.
+
+The lifespan opens one :class:`~charmspace.Runtime` over the configured storage
+and closes it on shutdown (queued events finish, commits become durable, storage
+closes). The runtime's default user is a fresh identity that owns nothing: every
+route passes the request's principal explicitly, and a path that forgot to would
+be refused by storage's ACL instead of acting with someone's rights. The server's
+own identity (created in the data directory on first start) is only the
+runtime's service identity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from charmspace import __version__
+from charmspace.errors import IdentityError
+from charmspace.facade import Runtime
+from charmspace.identity import Identity
+from charmspace.patterns.registry import installed_patterns
+from charmspace.server import errors
+from charmspace.server.auth import Verifier
+from charmspace.server.middleware import RequestGate
+from charmspace.server.routes import charms, favorites, meta, spaces
+from charmspace.server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_server_identity(path: Path) -> Identity:
+    """The server's identity at ``path``, created (mode 0600, directory 0700) on first start."""
+    if path.exists():
+        return Identity.load(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    identity = Identity.generate()
+    try:
+        identity.save(path)
+    except IdentityError:
+        if path.exists():  # another process created it meanwhile: use that one
+            return Identity.load(path)
+        raise
+    log.info("created the server identity %s in %s", identity.did, path)
+    return identity
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The server application; its runtime opens when the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = load_server_identity(settings.identity_path)
+        runtime = Runtime(
+            settings.storage_url,
+            identity=Identity.generate(),
+            service=service,
+            call_timeout=settings.call_timeout,
+        )
+        app.state.runtime = runtime
+        app.state.server_did = service.did
+        # Scanning entry points and pattern directories is slow, and what is
+        # installed changes only with a restart: once, here.
+        app.state.patterns = installed_patterns()
+        log.info("storage %s open; server identity %s", runtime.storage, service.did)
+        try:
+            yield
+        finally:
+            await runtime.close()
+            log.info("storage closed")
+
+    app = FastAPI(
+        title="charmspace",
+        version=__version__,
+        description="Charms in spaces: the signed HTTP API (see docs/server.md).",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(meta.router)
+    app.include_router(spaces.router)
+    app.include_router(charms.router)
+    app.include_router(favorites.router)
+    app.add_middleware(
+        RequestGate,
+        verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
+    return app

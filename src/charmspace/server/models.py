@@ -1,0 +1,148 @@
+"""The API's request and response bodies (they make /openapi.json complete)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(Model):
+    ok: bool
+
+
+class Meta(Model):
+    server: str = Field(description="The server's DID (its service identity).")
+    version: str
+
+
+class SpaceInfo(Model):
+    space: str
+    owner: str
+    acl: dict[str, Literal["READ", "WRITE", "OWNER"]]
+    created_at: float
+
+
+class CreateSpace(Model):
+    """Create the caller's home space (``space`` = the caller's DID) or a named space.
+
+    A named space's DID is derived from the caller's key (``Identity.derive``),
+    so only the caller can compute its key: ``proof`` is that key's creation
+    proof for the caller (``charmspace.storage.proof.creation_proof``), unpadded
+    base64url (see docs/server.md).
+    """
+
+    space: str = Field(max_length=128)
+    proof: str | None = Field(default=None, max_length=128)
+
+
+class AclChange(Model):
+    subject: str = Field(max_length=128, description='A DID, or "*" for anyone.')
+    capability: Literal["READ", "WRITE", "OWNER"] | None = Field(
+        description="null revokes the subject's grant."
+    )
+
+
+class PatternInfo(Model):
+    name: str
+    import_path: str
+    tags: list[str]
+    description: str
+    inputs: dict[str, JsonValue] = Field(description="JSON Schema of the pattern's inputs.")
+
+
+class CreateCharm(Model):
+    pattern: str = Field(max_length=200, description="The name of an installed pattern.")
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CharmInfo(Model):
+    id: str
+    space: str
+    pattern: str
+    created_at: float
+
+
+class CharmSummary(Model):
+    id: str
+    space: str
+    pattern: str
+    name: JsonValue = Field(description="The charm's $NAME, if it has one.")
+    result: JsonValue = Field(description="The result, links resolved, without $NAME and $UI.")
+    error: JsonValue = Field(description="The last error a handler or derived value raised.")
+
+
+class CellValue(Model):
+    value: JsonValue
+
+
+class CellWritten(Model):
+    ok: bool
+    space: str | None
+    seq: int
+
+
+class Event(Model):
+    event: JsonValue = Field(description="The event, validated by the handler's event type.")
+
+
+class ErrorInfo(Model):
+    type: str
+    message: str
+
+
+class Accepted(Model):
+    accepted: bool
+
+
+class CommitOutcome(Model):
+    ok: bool
+    space: str | None
+    seq: int
+    error: ErrorInfo | None
+
+
+class CallOutcome(Model):
+    ok: bool
+    value: JsonValue
+    space: str | None
+    seq: int
+    error: ErrorInfo | None
+
+
+class Favorite(Model):
+    id: str
+    space: str
+    name: str
+    tags: list[str]
+
+
+class CharmRef(Model):
+    space: str = Field(max_length=128)
+    id: str = Field(max_length=200)
+
+
+class Wish(Model):
+    query: str
+    result: Favorite | None
+    candidates: list[Favorite]
+
+
+class LogEntry(Model):
+    seq: int
+    principal: str
+    time: float
+    ids: list[str]
+    meta: dict[str, JsonValue]
+
+
+class Document(Model):
+    space: str
+    id: str
+    seq: int
+    exists: bool
+    value: JsonValue

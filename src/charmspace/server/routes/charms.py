@@ -1,0 +1,264 @@
+"""Charms in a space: create from an installed pattern, list, read, remove, cells and streams."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
+from charmspace.facade import Runtime
+from charmspace.patterns.charms import Charm
+from charmspace.patterns.index import index_entries
+from charmspace.patterns.markers import NAME, UI
+from charmspace.runtime import Stream
+from charmspace.runtime.address import is_stream_marker
+from charmspace.runtime.cell import to_json
+from charmspace.runtime.transaction import Transaction
+from charmspace.server.deps import (
+    PatternsDep,
+    PrincipalDep,
+    RuntimeDep,
+    acting,
+    cell_path,
+    charm_param,
+    docs_of,
+    require,
+    require_charm,
+    space_param,
+)
+from charmspace.server.models import (
+    Accepted,
+    CallOutcome,
+    CellValue,
+    CellWritten,
+    CharmInfo,
+    CharmSummary,
+    CommitOutcome,
+    CreateCharm,
+    ErrorInfo,
+    Event,
+)
+from charmspace.storage import Capability
+from charmspace.storage.ids import entity_id
+from charmspace.types import DID, EntityId, SpaceDID
+
+router = APIRouter(prefix="/api/spaces/{space}/charms", tags=["charms"])
+
+SpaceDep = Annotated[SpaceDID, Depends(space_param)]
+CharmDep = Annotated[EntityId, Depends(charm_param)]
+
+
+@router.get("")
+async def list_charms(
+    space: SpaceDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[CharmInfo]:
+    """The charms recorded in the space (needs READ)."""
+    require(runtime, space, principal, Capability.READ, "list charms")
+    tx = Transaction(runtime, principal)
+    return [
+        CharmInfo(
+            id=str(e["id"]),
+            space=space,
+            pattern=str(e.get("pattern", "?")),
+            created_at=float(e.get("created_at", 0)),
+        )
+        for e in index_entries(tx, space)
+        if isinstance(e.get("id"), str)
+    ]
+
+
+@router.post("", status_code=201)
+async def create_charm(
+    space: SpaceDep,
+    body: CreateCharm,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    installed: PatternsDep,
+) -> CharmInfo:
+    """Create and start a charm of an installed pattern, named by its name (needs WRITE).
+
+    Only installed patterns can be named (see ``GET /api/patterns``): a request
+    never makes the server import anything.
+    """
+    pattern = installed.get(body.pattern)
+    if pattern is None:
+        raise PatternError(
+            f"No installed pattern is named {body.pattern[:80]!r}; GET /api/patterns lists them."
+        )
+    if space != principal or runtime.storage.has_space(space):
+        require(runtime, space, principal, Capability.WRITE, "create a charm")
+    # else: the caller's own home space, which ``create`` makes once the pattern built
+    # (the request's signature proves the caller holds its key).
+    with acting(principal):
+        charm = await runtime.charms.create(
+            pattern, space=space, inputs=body.inputs, principal=principal
+        )
+    record = Transaction(runtime, principal).read(charm.internal.address, deep=False)
+    created = record.get("$charm", {}).get("created_at", 0) if isinstance(record, dict) else 0
+    return CharmInfo(id=charm.id, space=space, pattern=pattern.name, created_at=float(created))
+
+
+@router.get("/{id}")
+async def get_charm(
+    space: SpaceDep, id: CharmDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> CharmSummary:
+    """The charm's pattern, name, result (links resolved) and last error (needs READ)."""
+    require(runtime, space, principal, Capability.READ, "read a charm")
+    require_charm(runtime, space, id, principal)
+    _argument, internal, result_address = docs_of(space, id)
+    tx = Transaction(runtime, principal)
+    record = tx.read(internal, deep=False)
+    info: Any = record.get("$charm", {}) if isinstance(record, dict) else {}
+    result = tx.read(result_address)
+    shown = (
+        {k: v for k, v in result.items() if k not in (NAME, UI)}
+        if isinstance(result, dict)
+        else result
+    )
+    name = result.get(NAME) if isinstance(result, dict) else None
+    error = tx.read_doc(space, _error_id(space, id))
+    return CharmSummary(
+        id=id,
+        space=space,
+        pattern=str(info.get("pattern", "?")),
+        name=name,
+        result=shown,  # type: ignore[arg-type]
+        error=error,  # type: ignore[arg-type]
+    )
+
+
+def _error_id(space: SpaceDID, id: EntityId) -> EntityId:
+    """The id of the charm's error cell (where ``Unit`` keeps it)."""
+    return entity_id({"unit": id, "cell": "error"})
+
+
+@router.delete("/{id}", status_code=204)
+async def remove_charm(
+    space: SpaceDep, id: CharmDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> Response:
+    """Stop the charm and delete its documents (needs WRITE)."""
+    require(runtime, space, principal, Capability.WRITE, f"remove charm {id}")
+    require_charm(runtime, space, id, principal)
+    with acting(principal):
+        await runtime.charms.remove(space, id, principal=principal)
+    return Response(status_code=204)
+
+
+@router.get("/{id}/cells/{path:path}")
+async def get_cell(
+    space: SpaceDep, id: CharmDep, path: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> CellValue:
+    """The value at ``path`` in the charm's result (``a/0/b``; links resolved). Needs READ."""
+    segments = cell_path(path)
+    require(runtime, space, principal, Capability.READ, "read a cell")
+    require_charm(runtime, space, id, principal)
+    address = docs_of(space, id)[2].key(*segments)
+    return CellValue(value=Transaction(runtime, principal).read(address))  # type: ignore[arg-type]
+
+
+@router.put("/{id}/cells/{path:path}")
+async def set_cell(
+    space: SpaceDep,
+    id: CharmDep,
+    path: str,
+    body: CellValue,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> CellWritten:
+    """Set the value at ``path`` in the charm's result (needs WRITE; derived cells refuse: 409)."""
+    segments = cell_path(path)
+    if not segments:
+        raise SchemaError((), "name a cell inside the result; the result itself is not editable")
+    require(runtime, space, principal, Capability.WRITE, "edit a cell")
+    require_charm(runtime, space, id, principal)
+    with acting(principal):
+        await runtime.charms.get(space, id)  # running, so its derived values follow the edit
+    address = docs_of(space, id)[2].key(*segments)
+    tx = Transaction(runtime, principal, meta={"edit": "api"})
+    try:
+        tx.write(address, to_json(body.value))
+        result = tx.commit()
+    except BaseException:
+        if tx.state == "open":
+            tx.abort()
+        raise
+    return CellWritten(ok=result.ok, space=result.space, seq=result.seq)
+
+
+@router.post("/{id}/streams/{name}", responses={200: {"model": CallOutcome | CommitOutcome}})
+async def send_event(
+    space: SpaceDep,
+    id: CharmDep,
+    name: str,
+    body: Event,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    wait: Annotated[Literal["none", "commit", "result"], Query()] = "none",
+) -> Accepted | CommitOutcome | CallOutcome:
+    """Send an event to the charm's stream ``name`` (needs WRITE).
+
+    ``wait=none`` (202): queued. ``wait=commit``: the handler's commit result.
+    ``wait=result``: the handler's return value once it committed (a call).
+    An event its handler's type refuses is 400; an error the handler raised is
+    ``ok: false`` with the error's type (and message, for charmspace errors).
+    """
+    require(runtime, space, principal, Capability.WRITE, "send an event")
+    require_charm(runtime, space, id, principal)
+    with acting(principal):
+        charm = await runtime.charms.get(space, id)
+        stream = _stream(runtime, charm, name, principal)
+        target = runtime.scheduler.resolve_stream(stream.address, principal)
+        if target.spec is not None and target.spec.validate is not None:
+            # Refused here, the event writes nothing; refused by the scheduler, it
+            # would be recorded in the charm's error cell.
+            target.spec.validate(to_json(body.event))
+        if wait == "result":
+            called = await stream.call(body.event, principal=principal)
+            _raise_client_error(called.error)
+            return CallOutcome(
+                ok=called.ok,
+                value=called.value,  # type: ignore[arg-type]
+                space=called.space,
+                seq=called.seq,
+                error=_error_info(called.error),
+            )
+        delivery = stream.send(body.event, principal=principal)
+        if wait == "commit":
+            committed = await delivery
+            _raise_client_error(committed.error)
+            return CommitOutcome(
+                ok=committed.ok,
+                space=committed.space,
+                seq=committed.seq,
+                error=_error_info(committed.error),
+            )
+    response.status_code = 202
+    return Accepted(accepted=True)
+
+
+def _stream(runtime: Runtime, charm: Charm, name: str, principal: DID) -> Stream[Any]:
+    """The charm's stream ``name``: one read when it is one (``charm.stream`` reads every key)."""
+    address = charm.result.address.key(name)
+    try:
+        value = Transaction(runtime, principal).read(address, deep=False)
+    except CharmspaceError:
+        value = None
+    if is_stream_marker(value):
+        return Stream(runtime, address)
+    return charm.stream(name)  # UnknownStreamError, listing the charm's streams
+
+
+def _raise_client_error(error: BaseException | None) -> None:
+    """An event refused for the caller's own mistake or rights is an HTTP error, not a result."""
+    if isinstance(error, SchemaError | AuthorizationError):
+        raise error
+
+
+def _error_info(error: BaseException | None) -> ErrorInfo | None:
+    if error is None:
+        return None
+    # Only charmspace errors promise never to carry values; others may hold anything.
+    message = str(error) if isinstance(error, CharmspaceError) else "The handler raised an error."
+    return ErrorInfo(type=type(error).__name__, message=message)

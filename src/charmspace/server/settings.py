@@ -1,0 +1,71 @@
+"""The server's settings: ``CHARMSPACE_*`` environment variables, a ``.env`` file, or flags.
+
+Every setting has a default that works on a laptop; ``docs/server.md`` lists them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """How ``charmspace serve`` runs: flags, then ``CHARMSPACE_*`` variables, then ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHARMSPACE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = Field(
+        default="127.0.0.1", description="Address to listen on (loopback by default)."
+    )
+    port: int = Field(
+        default=8000, ge=0, le=65535, description="TCP port to listen on (0: any free)."
+    )
+    data: Path = Field(
+        default=Path(".charmspace"),
+        description="Data directory: the server's identity (server.pem) and, by default, "
+        "the SQLite storage (store/).",
+    )
+    storage: str | None = Field(
+        default=None,
+        description="Storage URL (sqlite:///dir or memory://); default sqlite in DATA/store.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest request body accepted; larger is refused (413).",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=1,
+        description="Deepest nesting of a JSON request body; deeper is refused (400).",
+    )
+    clock_skew: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a signed request's time may differ from the server's.",
+    )
+    max_nonces: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Nonces remembered within the skew window (replay protection); past it, "
+        "new requests are refused with 429 until old nonces expire.",
+    )
+    call_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a stream call waits for the handler's commit."
+    )
+    log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
+
+    @property
+    def storage_url(self) -> str:
+        """The storage URL: the one configured, or SQLite in the data directory."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.data / 'store').resolve()}"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.data / "server.pem"

@@ -1,0 +1,210 @@
+"""The HTTP API in-process: each route does what docs/server.md says, as the request's principal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from charmspace.client import APIError, AsyncClient
+from charmspace.identity import Identity
+from charmspace.signing import b64encode
+from charmspace.storage.proof import creation_proof
+from conftest import InProcess
+
+
+async def test_health_and_meta_need_no_signature(served: InProcess) -> None:
+    async with served.raw() as http:
+        assert (await http.get("/_health")).json() == {"ok": True}
+        meta = (await http.get("/api/meta")).json()
+    assert meta["server"].startswith("did:key:z6Mk")
+    assert meta["version"]
+
+
+async def test_home_and_named_spaces(alice: AsyncClient) -> None:
+    home = await alice.spaces.create()  # again: the caller has it already
+    notes = await alice.spaces.create("notes")
+    assert home["space"] == alice.did and home["owner"] == alice.did
+    assert notes["space"] == alice.identity.derive("notes").did
+    assert notes["owner"] == alice.did
+    listed = {s["space"] for s in await alice.spaces.list()}
+    assert listed == {alice.did, notes["space"]}
+
+
+async def test_a_named_space_needs_the_proof_of_its_key(alice: AsyncClient) -> None:
+    other = Identity.generate()
+    without = await alice.http.post("/api/spaces", json={"space": other.did})
+    assert without.status_code == 403
+    assert without.json()["error"]["type"] == "SpaceClaimError"
+    # A proof by the space's key, but for another owner: alice cannot reuse it.
+    proof = b64encode(creation_proof(other, Identity.generate().did))
+    reused = await alice.http.post("/api/spaces", json={"space": other.did, "proof": proof})
+    assert reused.status_code == 403
+    assert reused.json()["error"]["type"] == "SpaceClaimError"
+    garbled = await alice.http.post("/api/spaces", json={"space": other.did, "proof": "!!"})
+    assert garbled.status_code == 400
+    assert other.did not in {s["space"] for s in await alice.spaces.list()}
+
+
+async def test_counter_over_http(alice: AsyncClient) -> None:
+    created = await alice.charms.create("counter", inputs={"value": 5})
+    charm = created["id"]
+    assert [c["id"] for c in await alice.charms.list()] == [charm]
+    summary = await alice.charms.get(alice.did, charm)
+    assert summary["pattern"] == "counter"
+    assert summary["name"] == "Counter: 5"
+    assert summary["result"]["value"] == 5
+
+    called = await alice.stream(alice.did, charm, "increment").call({})
+    assert called["ok"] and called["seq"] > 0
+    committed = await alice.stream(alice.did, charm, "adjust").send({"amount": 10}, wait=True)
+    assert committed["ok"] and committed["seq"] > called["seq"]
+    accepted = await alice.stream(alice.did, charm, "increment").send({})
+    assert accepted == {"accepted": True}
+    await asyncio.sleep(0.05)
+    assert await alice.cell(alice.did, charm, "value").get() == 17
+
+    written = await alice.cell(alice.did, charm, "value").set(100)
+    assert written["ok"]
+    for _ in range(100):
+        if await alice.cell(alice.did, charm, "doubled").get() == 200:
+            break
+        await asyncio.sleep(0.01)
+    assert await alice.cell(alice.did, charm, "doubled").get() == 200
+
+    await alice.charms.remove(alice.did, charm)
+    assert await alice.charms.list() == []
+    with pytest.raises(APIError) as gone:
+        await alice.charms.get(alice.did, charm)
+    assert gone.value.status == 404 and gone.value.type == "CharmNotFoundError"
+
+
+async def test_a_first_charm_creates_the_home_space_only_if_it_builds(bob: AsyncClient) -> None:
+    with pytest.raises(APIError) as refused:
+        await bob.charms.create("counter", inputs={"value": "five"})
+    assert refused.value.status == 400
+    assert await bob.spaces.list() == []  # nothing written, not even the home space
+    await bob.charms.create("counter", inputs={"value": 5})
+    assert [s["space"] for s in await bob.spaces.list()] == [bob.did]
+
+
+async def test_a_call_returns_the_handlers_result(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    result = await alice.stream(alice.did, charm, "increment").call({})
+    assert result == {
+        "ok": True,
+        "value": None,
+        "space": alice.did,
+        "seq": result["seq"],
+        "error": None,
+    }
+
+
+async def test_derived_cells_refuse_direct_edits(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    with pytest.raises(APIError) as refused:
+        await alice.cell(alice.did, charm, "doubled").set(3)
+    assert refused.value.status == 409 and refused.value.type == "ReadOnlyCellError"
+
+
+async def test_an_event_its_handler_refuses_is_400(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    with pytest.raises(APIError) as refused:
+        await alice.stream(alice.did, charm, "adjust").call({"amount": "ten"})
+    assert refused.value.status == 400 and refused.value.type == "SchemaError"
+    assert "ten" not in str(refused.value)  # never a value in an error
+
+
+async def test_unknown_stream_and_pattern(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    with pytest.raises(APIError) as unknown:
+        await alice.stream(alice.did, charm, "nope").call({})
+    assert unknown.value.status == 404 and unknown.value.type == "UnknownStreamError"
+    with pytest.raises(APIError) as no_pattern:
+        await alice.charms.create("os:system")
+    assert no_pattern.value.status == 400 and no_pattern.value.type == "PatternError"
+
+
+async def test_patterns_list_their_input_schemas(alice: AsyncClient) -> None:
+    patterns = {p["name"]: p for p in await alice.patterns()}
+    assert "counter" in patterns
+    assert patterns["counter"]["tags"] == ["#counter"]
+    assert "value" in patterns["counter"]["inputs"]["properties"]
+
+
+async def test_favorites_and_wish(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    added = await alice.favorites.add(alice.did, charm)
+    assert added["tags"] == ["#counter"]
+    assert [f["id"] for f in await alice.favorites.list()] == [charm]
+    wish = await alice.wish("#counter")
+    assert wish["result"]["id"] == charm
+    assert (await alice.wish("#nothing"))["result"] is None
+    with pytest.raises(APIError) as bad:
+        await alice.wish("not a tag")
+    assert bad.value.status == 400
+    await alice.favorites.remove(alice.did, charm)
+    assert await alice.favorites.list() == []
+
+
+async def test_acl_grants_let_another_principal_in(alice: AsyncClient, bob: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    with pytest.raises(APIError) as refused:
+        await bob.charms.list(alice.did)
+    assert refused.value.status == 403
+    acl = await alice.spaces.set_acl(alice.did, bob.did, "write")
+    assert acl["acl"] == {bob.did: "WRITE"}
+    assert (await bob.stream(alice.did, charm, "increment").call({}))["ok"]
+    assert await bob.cell(alice.did, charm, "value").get() == 1
+    handled = [e for e in await bob.spaces.log(alice.did) if "handler" in e["meta"]]
+    assert handled[-1]["principal"] == bob.did  # the handler ran as bob
+    await alice.spaces.set_acl(alice.did, bob.did, None)
+    assert (await alice.spaces.acl(alice.did))["acl"] == {}
+
+
+async def test_point_in_time_reads(alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    before = await alice.spaces.head(alice.did)
+    await alice.stream(alice.did, charm, "increment").call({})
+    entries = await alice.spaces.log(alice.did, since=before)
+    [handled] = [e for e in entries if "handler" in e["meta"]]
+    value_doc = handled["ids"][0]  # the counter's argument document: its value
+    now = await alice.spaces.doc(alice.did, value_doc)
+    then = await alice.spaces.doc(alice.did, value_doc, at=handled["seq"] - 1)
+    assert now["seq"] == handled["seq"]
+    assert (now["value"]["value"], then["value"]["value"]) == (1, 0)
+
+
+async def test_validation_errors_are_400_with_the_error_shape(alice: AsyncClient) -> None:
+    response = await alice.http.post(f"/api/spaces/{alice.did}/charms", json={"pattern": 3})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "BadRequestError"
+    assert error["problems"][0]["location"] == "body/pattern"
+
+
+async def test_responses_carry_a_request_id(alice: AsyncClient) -> None:
+    response = await alice.http.get("/api/spaces")
+    assert len(response.headers["x-request-id"]) == 12
+
+
+async def test_openapi_documents_every_route_and_the_signature(served: InProcess) -> None:
+    async with served.raw() as http:
+        schema = (await http.get("/openapi.json")).json()
+    paths = set(schema["paths"])
+    assert {
+        "/_health",
+        "/api/meta",
+        "/api/spaces",
+        "/api/spaces/{space}/acl",
+        "/api/patterns",
+        "/api/spaces/{space}/charms",
+        "/api/spaces/{space}/charms/{id}",
+        "/api/spaces/{space}/charms/{id}/cells/{path}",
+        "/api/spaces/{space}/charms/{id}/streams/{name}",
+        "/api/favorites",
+        "/api/wish",
+        "/api/spaces/{space}/log",
+        "/api/spaces/{space}/docs/{id}",
+    } <= paths
+    assert "CharmspaceSignature" in schema["components"]["securitySchemes"]
