@@ -196,3 +196,18 @@ def test_closing_prunes_what_is_owed(reopen: Any) -> None:
     commits(storage, space, 50)
     assert storage.horizon(space, OWNER) == 0
     assert reopen(storage).horizon(space, OWNER) == 40
+
+
+def test_the_byte_budget_holds_for_small_values_too(storage_url: str) -> None:
+    """Regression: the pruner counted only the values' JSON (a counter's is 1 byte) towards
+    re-checking the budget, so a counter's history (ids and log entries) grew forever."""
+    with open_storage(
+        storage_url + "?keep_commits=100000&max_history_bytes=40000", service=SERVICE
+    ) as storage:
+        space = create_new_space(storage, OWNER)
+        for i in range(600):
+            storage.commit(Commit(space, OWNER, {DOC: i}))
+            if i % 50 == 0:
+                storage.pruner.run_once()
+        storage.pruner.run_once()
+        assert storage.horizon(space, OWNER) >= 400  # 40,000 bytes hold about 190 revisions

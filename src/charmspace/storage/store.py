@@ -76,6 +76,11 @@ class _Reader:
         self.storage._authorize(record, self.principal, Capability.READ, "read")
 
 
+def _history_cost(writes: tuple[PreparedWrite, ...]) -> int:
+    """What ``writes`` add to a space's history, counted as the retention budget counts it."""
+    return sum(len(w.id) + len(w.text or "") + 150 for w in writes)
+
+
 class Storage:
     """Spaces of documents with per-space sequence numbers and ACLs.
 
@@ -351,7 +356,7 @@ class Storage:
                         settle.append((on_durable, None))
         finally:
             _run(settle)
-        self.pruner.written(space, sum(len(w.text) for w in prepared.writes if w.text))
+        self.pruner.written(space, _history_cost(prepared.writes))
         if defer:
             self._request_flush()
         return seq
