@@ -1,9 +1,14 @@
-"""The gate every request passes first: a request id, the body limit, the signature, a log line.
+"""The gate every request passes first: a request id, the body limit, who sent it, a log line.
 
 Plain ASGI rather than a FastAPI dependency, because all of it must happen before
 anything parses the body: an oversized body is refused from its length, an
 unsigned or badly signed request never reaches the JSON parser or a route, and
 the signature covers the raw bytes as they arrived.
+
+A request is authenticated by its signature or, when it carries no
+``Authorization`` header, by a browser's session cookie (with the CSRF checks
+of :mod:`charmspace.server.sessions` for anything but GET and HEAD). Either way
+the request's principal is a DID, and nothing after the gate tells them apart.
 """
 
 from __future__ import annotations
@@ -15,21 +20,29 @@ import secrets
 import time
 from typing import Any
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from charmspace.errors import CharmspaceError
 from charmspace.server.auth import Verifier
 from charmspace.server.errors import (
+    AuthenticationError,
     BadRequestError,
     BodyTooLargeError,
+    CrossSiteRequestError,
     error_body,
     status_of,
 )
+from charmspace.server.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionStore
 
 log = logging.getLogger("charmspace.server.requests")
 
-PUBLIC = frozenset({"/api/meta"})
-"""Paths under /api/ that answer without a signature."""
+PUBLIC = frozenset(
+    {("GET", "/api/meta"), ("GET", "/api/session/challenge"), ("POST", "/api/session")}
+)
+"""Methods and paths under /api/ that answer without a signature or session."""
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -51,10 +64,17 @@ class RequestGate:
     """ASGI middleware: see the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, verifier: Verifier, max_body_bytes: int, max_json_depth: int
+        self,
+        app: ASGIApp,
+        *,
+        verifier: Verifier,
+        sessions: SessionStore,
+        max_body_bytes: int,
+        max_json_depth: int,
     ) -> None:
         self.app = app
         self.verifier = verifier
+        self.sessions = sessions
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
 
@@ -143,18 +163,69 @@ class RequestGate:
 
     def _authenticate(self, scope: Scope, body: bytes) -> str | None:
         path: str = scope["path"]
-        if not path.startswith("/api/") or path in PUBLIC:
+        if not path.startswith("/api/") or (scope["method"], path) in PUBLIC:
             return None
+        header = header_value(scope, b"authorization")
+        if header is None:
+            session_id = cookies(scope).get(SESSION_COOKIE)
+            if session_id:
+                return self._session_principal(scope, session_id)
         target = scope.get("raw_path") or path.encode("utf-8", "surrogateescape")
         query: bytes = scope.get("query_string", b"")
         if query:
             target += b"?" + query
-        header = None
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                header = value.decode("latin-1")
-                break
         return self.verifier.verify(scope["method"], target.decode("latin-1"), body, header)
+
+    def _session_principal(self, scope: Scope, session_id: str) -> str:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise AuthenticationError("session", "The session is unknown or expired: log in again.")
+        if scope["method"] not in SAFE_METHODS:
+            check_origin(scope)
+            header = header_value(scope, CSRF_HEADER.encode())
+            if not session.csrf_matches(header, cookies(scope).get(CSRF_COOKIE)):
+                raise CrossSiteRequestError(
+                    "csrf",
+                    "A request authenticated by the session cookie must echo the "
+                    f"{CSRF_COOKIE} cookie in an X-CSRF-Token header.",
+                )
+        return session.did
+
+
+def header_value(scope: Scope, name: bytes) -> str | None:
+    """The first header called ``name`` (lower case), or None."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def cookies(scope: Scope) -> dict[str, str]:
+    header = header_value(scope, b"cookie")
+    return cookie_parser(header) if header else {}
+
+
+def own_origin(scope: Scope) -> str:
+    """This server's origin as the request addressed it: scheme and Host."""
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    host = header_value(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}"
+
+
+def check_origin(scope: Scope) -> None:
+    """Refuse a request whose ``Origin`` header names another site (no header: allowed).
+
+    Browsers send ``Origin`` on every cross-origin POST, PUT, DELETE and
+    WebSocket upgrade, so a page elsewhere cannot pass this check.
+    """
+    origin = header_value(scope, b"origin")
+    if origin is not None and origin != own_origin(scope):
+        raise CrossSiteRequestError(
+            "origin", f"Requests from {origin[:100]} are not accepted with this server's cookies."
+        )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

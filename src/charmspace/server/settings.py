@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from charmspace.identity.local import local_identity_path
+
 
 class Settings(BaseSettings):
     """How ``charmspace serve`` runs: flags, then ``CHARMSPACE_*`` variables, then ``.env``."""
@@ -28,6 +30,11 @@ class Settings(BaseSettings):
         default=Path(".charmspace"),
         description="Data directory: the server's identity (server.pem) and, by default, "
         "the SQLite storage (store/).",
+    )
+    identity: Path | None = Field(
+        default=None,
+        description="The local user's key file, shared with the CLI, that the one-time login "
+        "link logs a browser in as; default ~/.config/charmspace/identity.pem (created 0600).",
     )
     storage: str | None = Field(
         default=None,
@@ -65,6 +72,10 @@ class Settings(BaseSettings):
         if self.storage:
             return self.storage
         return f"sqlite:///{(self.data / 'store').resolve()}"
+
+    @property
+    def local_identity_path(self) -> Path:
+        return self.identity or local_identity_path()
 
     @property
     def identity_path(self) -> Path:
