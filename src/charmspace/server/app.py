@@ -25,7 +25,7 @@ from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
-from charmspace.server.routes import charms, favorites, meta, session, spaces
+from charmspace.server.routes import charms, favorites, live, meta, session, spaces
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
@@ -66,11 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
     app.state.sessions = sessions = SessionStore()
+    app.state.settings = settings
     app.include_router(meta.router)
     app.include_router(spaces.router)
     app.include_router(charms.router)
     app.include_router(favorites.router)
     app.include_router(session.router)
+    app.include_router(live.router)
     app.add_middleware(
         RequestGate,
         verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),

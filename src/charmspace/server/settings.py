@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     call_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a stream call waits for the handler's commit."
     )
+    ws_send_queue: int = Field(
+        default=256,
+        ge=1,
+        description="Frames a WebSocket may have waiting to be sent; a client that falls "
+        "further behind is closed (1013).",
+    )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
 
     @property
