@@ -13,6 +13,7 @@ BENCHMARKS = {
     "b3t": "bench.b3_tenants",
     "b4": "bench.b4_charms",
     "b5": "bench.b5_http",
+    "b5ws": "bench.b5_ws",
 }
 
 
