@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from charmspace.client import AsyncClient
+from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
 from charmspace.server.sessions import SESSION_COOKIE
 from charmspace.signing import b64encode, session_message, sign_request
@@ -210,3 +210,30 @@ async def _slow_and_fast(server: ServerProcess, log: Callable[[], str]) -> None:
                     await asyncio.wait_for(slow.recv(), TIMEOUT)
             assert slow.close_code == 1013
             assert "send queue full" in (slow.close_reason or "")
+
+
+async def test_the_client_watches_a_cell(server: ServerProcess, alice: AsyncClient) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    increment = alice.stream(alice.did, charm, "increment")
+    changes = alice.cell(alice.did, charm, "value").watch()
+    try:
+        first = await anext(changes)
+        assert first.value == 0
+        seen = [first]
+        for n in (1, 2):
+            await increment.call({})
+            seen.append(await asyncio.wait_for(anext(changes), TIMEOUT))
+            assert seen[-1].value == n
+        assert [c.seq for c in seen] == sorted({c.seq for c in seen})
+    finally:
+        await changes.aclose()
+
+
+async def test_watching_a_cell_one_may_not_read_raises(
+    server: ServerProcess, alice: AsyncClient
+) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    async with AsyncClient(server.url, Identity.from_passphrase("bob")) as bob:
+        with pytest.raises(APIError) as refused:
+            await anext(bob.cell(alice.did, charm, "value").watch())
+    assert (refused.value.status, refused.value.type) == (403, "AuthorizationError")

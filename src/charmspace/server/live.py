@@ -37,7 +37,7 @@ from charmspace.identity import is_did
 from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.deps import MAX_PATH_SEGMENTS, charm_id, docs_of, require, require_charm
-from charmspace.server.errors import BadRequestError, error_body
+from charmspace.server.errors import BadRequestError, error_body, status_of
 from charmspace.storage import Capability
 from charmspace.storage.model import Change
 from charmspace.types import DID, SpaceDID
@@ -110,7 +110,7 @@ class Connection:
             except (WebSocketDisconnect, KeyError, RuntimeError):
                 return  # gone, or sent a binary frame: either way, done
             if len(text) > MAX_FRAME_BYTES:
-                self._enqueue({"op": "error", "id": None, "error": _bad("The frame is too large.")})
+                self._enqueue(_error(None, BadRequestError("The frame is too large.")))
                 continue
             self.handle(text)
 
@@ -134,15 +134,13 @@ class Connection:
         except ValueError:
             frame = None
         if not isinstance(frame, dict):
-            self._enqueue({"op": "error", "id": None, "error": _bad("A frame is a JSON object.")})
+            self._enqueue(_error(None, BadRequestError("A frame is a JSON object.")))
             return
         id = frame.get("id")
         if not (isinstance(id, int) and not isinstance(id, bool)) and not (
             isinstance(id, str) and 0 < len(id) <= 200
         ):
-            self._enqueue(
-                {"op": "error", "id": None, "error": _bad("id is a string or an integer.")}
-            )
+            self._enqueue(_error(None, BadRequestError("id is a string or an integer.")))
             return
         op = frame.get("op")
         if op == "unsubscribe":
@@ -151,11 +149,9 @@ class Connection:
             try:
                 self.subscribe(id, frame)
             except CharmspaceError as error:
-                self._enqueue({"op": "error", "id": id, "error": error_body(error)})
+                self._enqueue(_error(id, error))
         else:
-            self._enqueue(
-                {"op": "error", "id": id, "error": _bad("op is 'subscribe' or 'unsubscribe'.")}
-            )
+            self._enqueue(_error(id, BadRequestError("op is 'subscribe' or 'unsubscribe'.")))
 
     def subscribe(self, id: str | int, frame: dict[str, Any]) -> None:
         space, charm, path = frame.get("space"), frame.get("charm"), frame.get("path", [])
@@ -216,7 +212,7 @@ class Connection:
                 value = self._read(subscription.address)
             except CharmspaceError as error:
                 self.subscriptions.pop(subscription.id, None)
-                self._enqueue({"op": "error", "id": subscription.id, "error": error_body(error)})
+                self._enqueue(_error(subscription.id, error))
                 continue
             if value != subscription.last:
                 subscription.last = value
@@ -225,7 +221,7 @@ class Connection:
     def _end_space(self, space: SpaceDID, error: CharmspaceError) -> None:
         for subscription in [s for s in self.subscriptions.values() if s.space == space]:
             self.subscriptions.pop(subscription.id)
-            self._enqueue({"op": "error", "id": subscription.id, "error": error_body(error)})
+            self._enqueue(_error(subscription.id, error))
         self.unsubscribers.pop(space)()
         self.seen.pop(space, None)
 
@@ -247,5 +243,6 @@ class Connection:
             self.dropped.set()
 
 
-def _bad(message: str) -> dict[str, Any]:
-    return error_body(BadRequestError(message))
+def _error(id: str | int | None, error: CharmspaceError) -> dict[str, Any]:
+    """An error frame: the HTTP API's error object, and the status it would have there."""
+    return {"op": "error", "id": id, "status": status_of(error) or 500, "error": error_body(error)}
