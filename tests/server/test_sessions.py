@@ -271,3 +271,20 @@ async def test_a_signed_request_needs_no_csrf_token(served: InProcess, counter: 
     async with alice:
         await alice.stream(alice.did, counter, "increment").call({})
         assert await alice.cell(alice.did, counter, "value").get() == 2
+
+
+async def test_every_state_changing_method_needs_the_token(
+    browser: httpx.AsyncClient, alice: AsyncClient, counter: str
+) -> None:
+    head = await alice.spaces.head(alice.did)
+    charm = f"/api/spaces/{alice.did}/charms/{counter}"
+    foreign = {"Origin": "http://evil.test"}
+    refused = [
+        await browser.put(f"{charm}/cells/value", json={"value": 99}, headers=foreign),
+        await browser.delete(charm, headers=foreign),
+        await browser.post("/api/spaces", json={"space": alice.did}, headers=foreign),
+        await browser.delete("/api/session", headers=foreign),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403, 403]
+    assert await alice.spaces.head(alice.did) == head
+    assert (await browser.get("/api/session")).status_code == 200  # still logged in
