@@ -159,22 +159,7 @@ class RequestGate:
         await self.app(scope, receive, send)
 
     def _authenticate_upgrade(self, scope: Scope) -> str:
-        header = header_value(scope, b"authorization")
-        if header is None:
-            session_id = cookies(scope).get(SESSION_COOKIE)
-            if session_id:
-                session = self.sessions.get(session_id)
-                if session is None:
-                    raise AuthenticationError(
-                        "session", "The session is unknown or expired: log in again."
-                    )
-                check_origin(scope)
-                return session.did
-        target = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        query: bytes = scope.get("query_string", b"")
-        if query:
-            target += b"?" + query
-        return self.verifier.verify("GET", target.decode("latin-1"), b"", header)
+        return self._principal(scope, "GET", b"", upgrade=True)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope.get("headers", ()):
@@ -209,22 +194,28 @@ class RequestGate:
         path: str = scope["path"]
         if not path.startswith("/api/") or (scope["method"], path) in PUBLIC:
             return None
+        return self._principal(scope, scope["method"], body, upgrade=False)
+
+    def _principal(self, scope: Scope, method: str, body: bytes, *, upgrade: bool) -> str:
+        """The signer of the request or, with no signature, its session's DID."""
         header = header_value(scope, b"authorization")
         if header is None:
             session_id = cookies(scope).get(SESSION_COOKIE)
             if session_id:
-                return self._session_principal(scope, session_id)
-        target = scope.get("raw_path") or path.encode("utf-8", "surrogateescape")
+                return self._session_principal(scope, session_id, upgrade)
+        target = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
         query: bytes = scope.get("query_string", b"")
         if query:
             target += b"?" + query
-        return self.verifier.verify(scope["method"], target.decode("latin-1"), body, header)
+        return self.verifier.verify(method, target.decode("latin-1"), body, header)
 
-    def _session_principal(self, scope: Scope, session_id: str) -> str:
+    def _session_principal(self, scope: Scope, session_id: str, upgrade: bool) -> str:
         session = self.sessions.get(session_id)
         if session is None:
             raise AuthenticationError("session", "The session is unknown or expired: log in again.")
-        if scope["method"] not in SAFE_METHODS:
+        if upgrade:
+            check_origin(scope)  # frames sent later carry no headers: this is the only check
+        elif scope["method"] not in SAFE_METHODS:
             check_origin(scope)
             header = header_value(scope, CSRF_HEADER.encode())
             if not session.csrf_matches(header, cookies(scope).get(CSRF_COOKIE)):
