@@ -14,6 +14,7 @@ BENCHMARKS = {
     "b4": "bench.b4_charms",
     "b5": "bench.b5_http",
     "b7": "bench.b7_growth",
+    "b5ws": "bench.b5_ws",
 }
 
 

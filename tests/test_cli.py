@@ -84,6 +84,19 @@ def test_id_did_prints_the_did_of_a_key_file(runner: CliRunner, tmp_path: Path) 
     assert result.stdout == "did:key:z6Mkj5HyygpAVo2baUcx7kwTRoUbbBmk5egUQPHnV8arQ3SY\n"
 
 
+def test_id_did_without_a_file_is_the_local_identity_created_once(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key `charmspace serve`'s login link logs in as: $CHARMSPACE_IDENTITY, made 0600."""
+    path = tmp_path / "config" / "identity.pem"
+    monkeypatch.setenv("CHARMSPACE_IDENTITY", str(path))
+    first = runner.invoke(app, ["id", "did"])
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first.stdout == f"{Identity.load(path).did}\n"
+    assert runner.invoke(app, ["id", "did"]).stdout == first.stdout
+
+
 def test_id_did_on_a_missing_file_names_it(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "missing.pem"
     result = runner.invoke(app, ["id", "did", str(path)])
@@ -113,11 +126,6 @@ def test_id_did_refuses_a_key_file_others_can_read(runner: CliRunner, tmp_path: 
     assert result.stdout == ""
     path.chmod(0o600)
     assert runner.invoke(app, ["id", "did", str(path)]).stdout.startswith("did:key:z6Mk")
-
-
-def test_id_did_without_a_file_is_a_usage_error(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["id", "did"])
-    assert result.exit_code == 2
 
 
 def test_unknown_command_is_a_usage_error(runner: CliRunner) -> None:

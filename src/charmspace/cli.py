@@ -81,9 +81,24 @@ def id_new(
 
 @id_app.command("did")
 def id_did(
-    file: Annotated[Path, typer.Argument(help="A PKCS#8 PEM key file.", metavar="FILE")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A PKCS#8 PEM key file [default: the local user's, $CHARMSPACE_IDENTITY or "
+            "~/.config/charmspace/identity.pem, created on first use].",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
-    """Print the DID of the identity in a key file."""
+    """Print the DID of the identity in a key file (by default the local user's).
+
+    The local user's key is the one `charmspace serve`'s login link logs a browser in as.
+    """
+    if file is None:
+        from charmspace.identity.local import load_or_create, local_identity_path
+
+        typer.echo(load_or_create(local_identity_path()).did)
+        return
     typer.echo(Identity.load(file).did)
 
 
@@ -179,11 +194,21 @@ def serve(
         str | None,
         typer.Option(help="Storage URL [default: sqlite in DIR/store].", metavar="URL"),
     ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            help="The local user's key file, which the printed login link logs a browser in "
+            "as [default: ~/.config/charmspace/identity.pem, created 0600].",
+            metavar="FILE",
+        ),
+    ] = None,
     log_json: Annotated[
         bool | None, typer.Option("--log-json", help="Log JSON lines instead of text.")
     ] = None,
 ) -> None:
     """Run the HTTP API server until Ctrl-C or SIGTERM.
+
+    Prints a one-time link that logs a browser in as the local user.
 
     Flags override CHARMSPACE_* environment variables, which override a .env file.
     """
@@ -195,6 +220,7 @@ def serve(
         "port": port,
         "data": data,
         "storage": storage,
+        "identity": identity,
         "log_json": log_json,
     }
     run(Settings(**{name: value for name, value in given.items() if value is not None}))

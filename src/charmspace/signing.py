@@ -113,3 +113,11 @@ def parse_header(value: str) -> SignedHeader | None:
     if not NONCE.fullmatch(params["nonce"]):
         return None
     return SignedHeader(params["did"], int(ts), params["nonce"], sig)
+
+
+SESSION_CONTEXT = "charmspace-session-v1"
+
+
+def session_message(challenge: str, did: DID) -> bytes:
+    """The bytes a browser signs to log in: the server's challenge, bound to its DID."""
+    return "\n".join((SESSION_CONTEXT, challenge, did)).encode("utf-8")

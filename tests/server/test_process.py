@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import stat
 import time
@@ -103,3 +104,34 @@ async def test_sigterm_with_calls_in_flight_keeps_every_acknowledged_commit(
     async with AsyncClient(second.url, me) as client:
         value = await client.cell(me.did, charm, "value").get()
     assert len(acknowledged) <= value <= len(calls)
+
+
+def login_link(server: ServerProcess) -> str:
+    """The one-time link the server prints once it listens (waits for the line)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        match = re.search(r"http://\S+/login\?token=\S+", server.log_text())
+        if match:
+            return match.group()
+        time.sleep(0.02)
+    raise AssertionError(f"no login link printed:\n{server.log_text()}")
+
+
+def test_the_login_link_logs_in_as_the_local_identity_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    link = login_link(server)
+    key = tmp_path / ".config" / "charmspace" / "identity.pem"  # HOME is tmp_path
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    local = Identity.load(key)
+    assert link.startswith(f"{server.url}/login?token=")
+    assert link not in server.log_text().split(link, 1)[1]  # printed once, never logged again
+    with httpx.Client() as browser:
+        opened = browser.get(link, follow_redirects=False)
+        assert opened.status_code == 303
+        assert opened.headers["location"] == "/"
+        assert browser.get(f"{server.url}/api/session").json()["did"] == local.did
+    with httpx.Client() as other:
+        replayed = other.get(link, follow_redirects=False)
+        assert replayed.status_code == 401
+        assert other.get(f"{server.url}/api/session").status_code == 401

@@ -49,5 +49,5 @@ def test_every_setting_is_documented() -> None:
 def test_serve_help_lists_its_flags() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
-    for flag in ("--host", "--port", "--data", "--storage", "--log-json"):
+    for flag in ("--host", "--port", "--data", "--storage", "--identity", "--log-json"):
         assert flag in result.output

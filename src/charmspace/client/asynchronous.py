@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -10,6 +10,7 @@ import httpx
 
 from charmspace.client import ops
 from charmspace.client.auth import SignedAuth
+from charmspace.client.live import Change, watch
 from charmspace.identity import Identity
 from charmspace.types import JSONValue, PathSegment
 
@@ -160,6 +161,13 @@ class Cell:
 
     async def set(self, value: JSONValue) -> Any:
         return await self._c.do(ops.set_cell(self.space, self.id, self.path, value))
+
+    def watch(self) -> AsyncGenerator[Change, None]:
+        """``async for change in cell.watch():`` the value now, then each change (a WebSocket).
+
+        Needs a real server (not an in-process transport); see :mod:`charmspace.client.live`.
+        """
+        return watch(str(self._c.http.base_url), self._c.identity, self.space, self.id, self.path)
 
 
 class Stream:

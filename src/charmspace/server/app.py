@@ -14,38 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
 from charmspace import __version__
-from charmspace.errors import IdentityError
 from charmspace.facade import Runtime
 from charmspace.identity import Identity
+from charmspace.identity.local import load_or_create
 from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
-from charmspace.server.routes import charms, favorites, meta, spaces
+from charmspace.server.routes import charms, favorites, live, meta, session, spaces
+from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def load_server_identity(path: Path) -> Identity:
-    """The server's identity at ``path``, created (mode 0600, directory 0700) on first start."""
-    if path.exists():
-        return Identity.load(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    identity = Identity.generate()
-    try:
-        identity.save(path)
-    except IdentityError:
-        if path.exists():  # another process created it meanwhile: use that one
-            return Identity.load(path)
-        raise
-    log.info("created the server identity %s in %s", identity.did, path)
-    return identity
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = load_server_identity(settings.identity_path)
+        service = load_or_create(settings.identity_path)
         runtime = Runtime(
             settings.storage_url,
             identity=Identity.generate(),
@@ -80,13 +64,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
+    app.state.sessions = sessions = SessionStore()
+    app.state.settings = settings
     app.include_router(meta.router)
     app.include_router(spaces.router)
     app.include_router(charms.router)
     app.include_router(favorites.router)
+    app.include_router(session.router)
+    app.include_router(live.router)
     app.add_middleware(
         RequestGate,
         verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),
+        sessions=sessions,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
     )

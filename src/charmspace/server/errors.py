@@ -32,6 +32,14 @@ class AuthenticationError(CharmspaceError):
         super().__init__(message)
 
 
+class CrossSiteRequestError(CharmspaceError):
+    """A state-changing request by session cookie without our CSRF token or Origin (403)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class ServerBusyError(CharmspaceError):
     """The server cannot take more signed requests right now (429)."""
 
@@ -54,6 +62,7 @@ class BodyTooLargeError(CharmspaceError):
 
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (AuthenticationError, 401),
+    (CrossSiteRequestError, 403),
     (ServerBusyError, 429),
     (BadRequestError, 400),
     (BodyTooLargeError, 413),

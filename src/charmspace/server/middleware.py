@@ -1,9 +1,14 @@
-"""The gate every request passes first: a request id, the body limit, the signature, a log line.
+"""The gate every request passes first: a request id, the body limit, who sent it, a log line.
 
 Plain ASGI rather than a FastAPI dependency, because all of it must happen before
 anything parses the body: an oversized body is refused from its length, an
 unsigned or badly signed request never reaches the JSON parser or a route, and
 the signature covers the raw bytes as they arrived.
+
+A request is authenticated by its signature or, when it carries no
+``Authorization`` header, by a browser's session cookie (with the CSRF checks
+of :mod:`charmspace.server.sessions` for anything but GET and HEAD). Either way
+the request's principal is a DID, and nothing after the gate tells them apart.
 """
 
 from __future__ import annotations
@@ -15,21 +20,29 @@ import secrets
 import time
 from typing import Any
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from charmspace.errors import CharmspaceError
 from charmspace.server.auth import Verifier
 from charmspace.server.errors import (
+    AuthenticationError,
     BadRequestError,
     BodyTooLargeError,
+    CrossSiteRequestError,
     error_body,
     status_of,
 )
+from charmspace.server.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionStore
 
 log = logging.getLogger("charmspace.server.requests")
 
-PUBLIC = frozenset({"/api/meta"})
-"""Paths under /api/ that answer without a signature."""
+PUBLIC = frozenset(
+    {("GET", "/api/meta"), ("GET", "/api/session/challenge"), ("POST", "/api/session")}
+)
+"""Methods and paths under /api/ that answer without a signature or session."""
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
@@ -51,14 +64,24 @@ class RequestGate:
     """ASGI middleware: see the module docstring."""
 
     def __init__(
-        self, app: ASGIApp, *, verifier: Verifier, max_body_bytes: int, max_json_depth: int
+        self,
+        app: ASGIApp,
+        *,
+        verifier: Verifier,
+        sessions: SessionStore,
+        max_body_bytes: int,
+        max_json_depth: int,
     ) -> None:
         self.app = app
         self.verifier = verifier
+        self.sessions = sessions
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -112,6 +135,32 @@ class RequestGate:
                 },
             )
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate a WebSocket upgrade before the route accepts it.
+
+        A signed upgrade signs ``GET``, its path and an empty body. A session
+        upgrade must come from our own origin: a browser sends a page's
+        cookies with an upgrade from any site, and CORS does not cover
+        WebSockets, so the ``Origin`` check is all that stops a foreign page.
+        """
+        try:
+            principal = self._authenticate_upgrade(scope)
+        except CharmspaceError as error:
+            log.info(
+                "websocket %s refused: %s",
+                scope["path"],
+                getattr(error, "reason", type(error).__name__),
+                extra={"path": scope["path"], "refused": getattr(error, "reason", None)},
+            )
+            await _deny_upgrade(scope, receive, send, error)
+            return
+        log.info("websocket %s %s", scope["path"], principal, extra={"principal": principal})
+        scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
+        await self.app(scope, receive, send)
+
+    def _authenticate_upgrade(self, scope: Scope) -> str:
+        return self._principal(scope, "GET", b"", upgrade=True)
+
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -143,18 +192,75 @@ class RequestGate:
 
     def _authenticate(self, scope: Scope, body: bytes) -> str | None:
         path: str = scope["path"]
-        if not path.startswith("/api/") or path in PUBLIC:
+        if not path.startswith("/api/") or (scope["method"], path) in PUBLIC:
             return None
-        target = scope.get("raw_path") or path.encode("utf-8", "surrogateescape")
+        return self._principal(scope, scope["method"], body, upgrade=False)
+
+    def _principal(self, scope: Scope, method: str, body: bytes, *, upgrade: bool) -> str:
+        """The signer of the request or, with no signature, its session's DID."""
+        header = header_value(scope, b"authorization")
+        if header is None:
+            session_id = cookies(scope).get(SESSION_COOKIE)
+            if session_id:
+                return self._session_principal(scope, session_id, upgrade)
+        target = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
         query: bytes = scope.get("query_string", b"")
         if query:
             target += b"?" + query
-        header = None
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                header = value.decode("latin-1")
-                break
-        return self.verifier.verify(scope["method"], target.decode("latin-1"), body, header)
+        return self.verifier.verify(method, target.decode("latin-1"), body, header)
+
+    def _session_principal(self, scope: Scope, session_id: str, upgrade: bool) -> str:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise AuthenticationError("session", "The session is unknown or expired: log in again.")
+        if upgrade:
+            check_origin(scope)  # frames sent later carry no headers: this is the only check
+        elif scope["method"] not in SAFE_METHODS:
+            check_origin(scope)
+            header = header_value(scope, CSRF_HEADER.encode())
+            if not session.csrf_matches(header, cookies(scope).get(CSRF_COOKIE)):
+                raise CrossSiteRequestError(
+                    "csrf",
+                    "A request authenticated by the session cookie must echo the "
+                    f"{CSRF_COOKIE} cookie in an X-CSRF-Token header.",
+                )
+        return session.did
+
+
+def header_value(scope: Scope, name: bytes) -> str | None:
+    """The first header called ``name`` (lower case), or None."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def cookies(scope: Scope) -> dict[str, str]:
+    header = header_value(scope, b"cookie")
+    return cookie_parser(header) if header else {}
+
+
+def own_origin(scope: Scope) -> str:
+    """This server's origin as the request addressed it: scheme and Host."""
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    host = header_value(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}"
+
+
+def check_origin(scope: Scope) -> None:
+    """Refuse a request whose ``Origin`` header names another site (no header: allowed).
+
+    Browsers send ``Origin`` on every cross-origin POST, PUT, DELETE and
+    WebSocket upgrade, so a page elsewhere cannot pass this check.
+    """
+    origin = header_value(scope, b"origin")
+    if origin is not None and origin != own_origin(scope):
+        raise CrossSiteRequestError(
+            "origin", f"Requests from {origin[:100]} are not accepted with this server's cookies."
+        )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -171,7 +277,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_error(send: Send, error: CharmspaceError) -> None:
+async def _deny_upgrade(scope: Scope, receive: Receive, send: Send, error: CharmspaceError) -> None:
+    """Refuse the upgrade with the error's status and JSON body (a close, if the server
+    cannot send an HTTP response to an upgrade)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await _send_error(send, error, prefix="websocket.")
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def _send_error(send: Send, error: CharmspaceError, prefix: str = "") -> None:
     status = status_of(error)
     if status is None:
         raise error
@@ -180,5 +298,5 @@ async def _send_error(send: Send, error: CharmspaceError) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Charmspace"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send({"type": f"{prefix}http.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}http.response.body", "body": data})

@@ -146,3 +146,26 @@ class Document(Model):
     seq: int
     exists: bool
     value: JsonValue
+
+
+class Challenge(Model):
+    challenge: str = Field(description="Sign it (see docs/server.md) within two minutes, once.")
+    expires: float
+
+
+class Login(Model):
+    """A browser's login: its DID and its signature of a challenge (unpadded base64url)."""
+
+    did: str = Field(max_length=128)
+    challenge: str = Field(max_length=128)
+    signature: str = Field(max_length=128)
+
+
+class SessionInfo(Model):
+    did: str = Field(description="Who the request acts as.")
+    expires: float | None = Field(
+        default=None, description="When the session ends (none for a signed request)."
+    )
+    csrf: str | None = Field(
+        default=None, description="The session's CSRF token, also in the charmspace_csrf cookie."
+    )

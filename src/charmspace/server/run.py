@@ -7,21 +7,44 @@ runtime (queued events finish, commits become durable, storage closes).
 
 from __future__ import annotations
 
+import socket
+import sys
 from types import FrameType
 
 import uvicorn
 
+from charmspace.identity.local import load_or_create
 from charmspace.server.app import create_app
 from charmspace.server.logs import configure
 from charmspace.server.settings import Settings
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, where a stop asked for by SIGINT/SIGTERM is a clean exit (status 0).
+    """uvicorn, where a stop asked for by SIGINT/SIGTERM is a clean exit (status 0),
+    and which prints the one-time login link once it listens.
 
     uvicorn re-raises the signal once it has shut down, so the process would
     report that it died of it even after a complete, graceful shutdown.
     """
+
+    login_token = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started or not self.login_token or not self.servers:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        # Printed, not logged: log lines may be shipped elsewhere, and this is a secret.
+        print(
+            f"Open http://{host}:{port}/login?token={self.login_token} to log in as the "
+            "local user (once, within 10 minutes).",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -31,8 +54,10 @@ class _Server(uvicorn.Server):
 def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; logs to stderr, one line per request."""
     configure(as_json=settings.log_json)
+    local = load_or_create(settings.local_identity_path)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # ours, from configure()
@@ -44,6 +69,7 @@ def serve(settings: Settings) -> None:
         timeout_keep_alive=30,
     )
     server = _Server(config)
+    server.login_token = app.state.sessions.login_token(local.did)
     server.run()
     if not server.started:  # e.g. the port is taken: uvicorn has logged why
         raise SystemExit(3)

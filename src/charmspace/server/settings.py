@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from charmspace.identity.local import local_identity_path
+
 
 class Settings(BaseSettings):
     """How ``charmspace serve`` runs: flags, then ``CHARMSPACE_*`` variables, then ``.env``."""
@@ -28,6 +30,11 @@ class Settings(BaseSettings):
         default=Path(".charmspace"),
         description="Data directory: the server's identity (server.pem) and, by default, "
         "the SQLite storage (store/).",
+    )
+    identity: Path | None = Field(
+        default=None,
+        description="The local user's key file, shared with the CLI, that the one-time login "
+        "link logs a browser in as; default ~/.config/charmspace/identity.pem (created 0600).",
     )
     storage: str | None = Field(
         default=None,
@@ -57,6 +64,12 @@ class Settings(BaseSettings):
     call_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a stream call waits for the handler's commit."
     )
+    ws_send_queue: int = Field(
+        default=256,
+        ge=1,
+        description="Frames a WebSocket may have waiting to be sent; a client that falls "
+        "further behind is closed (1013).",
+    )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
 
     @property
@@ -65,6 +78,10 @@ class Settings(BaseSettings):
         if self.storage:
             return self.storage
         return f"sqlite:///{(self.data / 'store').resolve()}"
+
+    @property
+    def local_identity_path(self) -> Path:
+        return self.identity or local_identity_path()
 
     @property
     def identity_path(self) -> Path:

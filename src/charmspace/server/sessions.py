@@ -1,0 +1,182 @@
+"""Browser sessions: challenges, session cookies, CSRF tokens and the one-time login link.
+
+A browser holds an Ed25519 key, signs a challenge the server issued
+(:func:`charmspace.signing.session_message`) and gets a session: an opaque random
+id in an ``HttpOnly``, ``SameSite=Strict`` cookie, mapped here to its DID. A
+session request is then authenticated like a signed one, as that DID.
+
+A cookie is sent by the browser whatever page caused the request, so a
+state-changing request authenticated by one must also prove it came from our
+own page: it echoes the session's CSRF token (readable by our page's script
+from a second, non-``HttpOnly`` cookie; no other site can read it) in the
+``X-CSRF-Token`` header, and its ``Origin``, when sent, is the server's own.
+``SameSite=Strict`` alone is not enough: every port of ``127.0.0.1`` is the same
+site, so a page served by another local program is not cross-site.
+
+Everything is held in memory and bounded: a server restart logs every browser
+out, which only costs a new login. When a table is full, its oldest entry goes,
+so a flood of challenges can delay a login but never grow the server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from charmspace.errors import IdentityError
+from charmspace.identity import parse_did, verify
+from charmspace.server.errors import AuthenticationError
+from charmspace.signing import b64decode, session_message
+from charmspace.types import DID
+
+CHALLENGE_TTL = 120.0
+SESSION_TTL = 12 * 3600.0
+LOGIN_TOKEN_TTL = 600.0
+SESSION_COOKIE = "charmspace_session"
+CSRF_COOKIE = "charmspace_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+V = TypeVar("V")
+
+
+class Expiring(Generic[V]):
+    """Random tokens, each mapped to a value until it expires; at most ``capacity`` of them.
+
+    All entries live equally long, so insertion order is expiry order: the
+    oldest entry is always first, which keeps pruning and eviction O(1) each.
+    """
+
+    def __init__(self, ttl: float, capacity: int, clock: Callable[[], float]) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, value: V) -> tuple[str, float]:
+        """A new token for ``value`` and the time it expires."""
+        now = self.clock()
+        self._prune(now)
+        while len(self._entries) >= self.capacity:
+            self._entries.popitem(last=False)
+        token = secrets.token_urlsafe(32)
+        expires = now + self.ttl
+        self._entries[token] = (expires, value)
+        return token, expires
+
+    def get(self, token: str) -> tuple[float, V] | None:
+        """The token's expiry and value, or None if it is unknown or expired."""
+        entry = self._entries.get(token)
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry
+
+    def take(self, token: str) -> V | None:
+        """Like :meth:`get`, and the token is gone afterwards (single use)."""
+        entry = self._entries.pop(token, None)
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry[1]
+
+    def discard(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+    def _prune(self, now: float) -> None:
+        while self._entries:
+            token, (expires, _) = next(iter(self._entries.items()))
+            if expires > now:
+                break
+            del self._entries[token]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A logged-in browser: who it is, its CSRF token, and when it must log in again."""
+
+    id: str
+    did: DID
+    csrf: str
+    expires: float
+
+    def csrf_matches(self, header: str | None, cookie: str | None) -> bool:
+        """The double submit: header and cookie both carry this session's token."""
+        if not header or not cookie:
+            return False
+        expected = self.csrf.encode()
+        # Both compared, always, in constant time: no early exit tells which failed.
+        same_header = hmac.compare_digest(header.encode(), expected)
+        same_cookie = hmac.compare_digest(cookie.encode(), expected)
+        return same_header and same_cookie
+
+
+class SessionStore:
+    """The server's challenges, sessions and login tokens (see the module docstring)."""
+
+    def __init__(
+        self, *, max_sessions: int = 100_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
+        self.challenges: Expiring[bool] = Expiring(CHALLENGE_TTL, 10_000, clock)
+        self.sessions: Expiring[tuple[DID, str]] = Expiring(SESSION_TTL, max_sessions, clock)
+        self.login_tokens: Expiring[DID] = Expiring(LOGIN_TOKEN_TTL, 100, clock)
+
+    def challenge(self) -> tuple[str, float]:
+        """A new single-use challenge and the time it expires."""
+        return self.challenges.put(True)
+
+    def login(self, did: str, challenge: str, signature: str) -> Session:
+        """A session for ``did`` if it signed ``challenge``, which is spent either way."""
+        if self.challenges.take(challenge) is None:
+            raise AuthenticationError(
+                "challenge",
+                "The challenge is unknown, expired or already used: get a new one from "
+                "GET /api/session/challenge.",
+            )
+        try:
+            parse_did(did)
+        except IdentityError:
+            raise AuthenticationError("bad_did", "did is not an Ed25519 did:key.") from None
+        sig = b64decode(signature)
+        if sig is None or not verify(did, session_message(challenge, did), sig):
+            raise AuthenticationError(
+                "bad_signature", "The signature is not the did's signature of the challenge."
+            )
+        return self.open(did)
+
+    def open(self, did: DID) -> Session:
+        csrf = secrets.token_urlsafe(32)
+        id, expires = self.sessions.put((did, csrf))
+        return Session(id, did, csrf, expires)
+
+    def get(self, id: str) -> Session | None:
+        entry = self.sessions.get(id)
+        if entry is None:
+            return None
+        expires, (did, csrf) = entry
+        return Session(id, did, csrf, expires)
+
+    def close(self, id: str) -> None:
+        self.sessions.discard(id)
+
+    def login_token(self, did: DID) -> str:
+        """A single-use token that opens a session for ``did`` (the one-time login link)."""
+        token, _ = self.login_tokens.put(did)
+        return token
+
+    def redeem(self, token: str) -> Session:
+        """A session for the token's DID; the token is spent."""
+        did = self.login_tokens.take(token)
+        if did is None:
+            raise AuthenticationError(
+                "login_token",
+                "This login link is unknown, expired or already used; restart "
+                "`charmspace serve` for a new one.",
+            )
+        return self.open(did)

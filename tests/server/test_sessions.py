@@ -1,0 +1,290 @@
+"""Browser sessions: challenge login, logout, the one-time link, and R5 for cookies (CSRF).
+
+A refused request is checked against the space's log head: nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from charmspace.client import AsyncClient
+from charmspace.identity import Identity
+from charmspace.server.sessions import (
+    CHALLENGE_TTL,
+    CSRF_COOKIE,
+    LOGIN_TOKEN_TTL,
+    SESSION_COOKIE,
+    SESSION_TTL,
+    SessionStore,
+)
+from charmspace.signing import b64encode, session_message
+from conftest import BASE, InProcess
+
+ORIGIN = BASE  # the server's own origin, as a browser on its page sends it
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def log_in(http: httpx.AsyncClient, identity: Identity) -> httpx.Response:
+    challenge = (await http.get("/api/session/challenge")).json()["challenge"]
+    signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+    return await http.post(
+        "/api/session",
+        json={"did": identity.did, "challenge": challenge, "signature": signature},
+        headers={"Origin": ORIGIN},
+    )
+
+
+@pytest.fixture
+async def browser(served: InProcess, alice: AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser logged in as alice (whose home space exists)."""
+    async with served.raw() as http:
+        response = await log_in(http, Identity.from_passphrase("alice"))
+        assert response.status_code == 200, response.text
+        yield http
+
+
+@pytest.fixture
+async def counter(alice: AsyncClient) -> str:
+    charm: str = (await alice.charms.create("counter"))["id"]
+    await alice.stream(alice.did, charm, "increment").call({})
+    return charm
+
+
+def csrf(http: httpx.AsyncClient) -> dict[str, str]:
+    """The headers alice's page sends with a state-changing request."""
+    return {"X-CSRF-Token": http.cookies[CSRF_COOKIE], "Origin": ORIGIN}
+
+
+async def test_a_signed_challenge_logs_in_with_strict_cookies(served: InProcess) -> None:
+    identity = Identity.generate()
+    async with served.raw() as http:
+        response = await log_in(http, identity)
+        assert response.status_code == 200, response.text
+        assert response.json()["did"] == identity.did
+        set_cookies = response.headers.get_list("set-cookie")
+        session = next(c for c in set_cookies if c.startswith(f"{SESSION_COOKIE}="))
+        token = next(c for c in set_cookies if c.startswith(f"{CSRF_COOKIE}="))
+        for cookie in (session, token):
+            assert "samesite=strict" in cookie.lower()
+            assert "Path=/" in cookie
+            assert f"Max-Age={int(SESSION_TTL)}" in cookie
+            assert "secure" not in cookie.lower()  # served over http here
+        assert "httponly" in session.lower()
+        assert "httponly" not in token.lower()  # the page reads it to echo it
+        assert identity.did not in session  # an opaque id, not the DID
+
+        whoami = (await http.get("/api/session")).json()
+        assert whoami["did"] == identity.did
+        assert whoami["csrf"] == http.cookies[CSRF_COOKIE]
+
+
+async def test_a_session_acts_as_its_did(browser: httpx.AsyncClient, alice: AsyncClient) -> None:
+    head = await alice.spaces.head(alice.did)
+    charms = await browser.post(
+        f"/api/spaces/{alice.did}/charms", json={"pattern": "counter"}, headers=csrf(browser)
+    )
+    assert charms.status_code == 201, charms.text
+    listed = await alice.charms.list(alice.did)
+    assert charms.json()["id"] in [c["id"] for c in listed]
+    assert await alice.spaces.head(alice.did) > head
+
+
+async def test_logout_ends_the_session(browser: httpx.AsyncClient) -> None:
+    session_id = browser.cookies[SESSION_COOKIE]
+    response = await browser.delete("/api/session", headers=csrf(browser))
+    assert response.status_code == 204, response.text
+    assert SESSION_COOKIE not in browser.cookies
+    # The old cookie, replayed, is no longer a session.
+    browser.cookies.set(SESSION_COOKIE, session_id)
+    refused = await browser.get("/api/session")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["reason"] == "session"
+
+
+async def test_a_challenge_is_single_use(served: InProcess) -> None:
+    identity = Identity.generate()
+    async with served.raw() as http:
+        challenge = (await http.get("/api/session/challenge")).json()["challenge"]
+        body = {
+            "did": identity.did,
+            "challenge": challenge,
+            "signature": b64encode(identity.sign(session_message(challenge, identity.did))),
+        }
+        assert (await http.post("/api/session", json=body)).status_code == 200
+        replayed = await http.post("/api/session", json=body)
+    assert replayed.status_code == 401
+    assert replayed.json()["error"]["reason"] == "challenge"
+
+
+async def test_a_wrong_signature_spends_the_challenge(served: InProcess) -> None:
+    identity, other = Identity.generate(), Identity.generate()
+    async with served.raw() as http:
+        challenge = (await http.get("/api/session/challenge")).json()["challenge"]
+        wrong = b64encode(other.sign(session_message(challenge, identity.did)))
+        body = {"did": identity.did, "challenge": challenge, "signature": wrong}
+        response = await http.post("/api/session", json=body)
+        assert response.status_code == 401
+        assert response.json()["error"]["reason"] == "bad_signature"
+        assert SESSION_COOKIE not in http.cookies
+        right = b64encode(identity.sign(session_message(challenge, identity.did)))
+        retry = await http.post("/api/session", json={**body, "signature": right})
+    assert retry.json()["error"]["reason"] == "challenge"
+
+
+async def test_a_login_from_another_origin_is_refused(served: InProcess) -> None:
+    identity = Identity.generate()
+    async with served.raw() as http:
+        challenge = (await http.get("/api/session/challenge")).json()["challenge"]
+        signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+        response = await http.post(
+            "/api/session",
+            json={"did": identity.did, "challenge": challenge, "signature": signature},
+            headers={"Origin": "http://evil.test"},
+        )
+    assert response.status_code == 403
+    assert SESSION_COOKIE not in http.cookies
+
+
+def test_an_expired_challenge_is_refused() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock)
+    identity = Identity.generate()
+    challenge, expires = store.challenge()
+    assert expires == clock.now + CHALLENGE_TTL
+    clock.now = expires
+    signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+    with pytest.raises(Exception, match="expired") as refused:
+        store.login(identity.did, challenge, signature)
+    assert getattr(refused.value, "reason", None) == "challenge"
+
+
+def test_sessions_expire() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock)
+    session = store.open(Identity.generate().did)
+    assert store.get(session.id) == session
+    clock.now += SESSION_TTL
+    assert store.get(session.id) is None
+
+
+def test_challenges_are_bounded() -> None:
+    """A flood of challenges evicts the oldest; memory stays bounded."""
+    store = SessionStore(clock=Clock())
+    first, _ = store.challenge()
+    for _ in range(store.challenges.capacity + 10):
+        store.challenge()
+    assert len(store.challenges) == store.challenges.capacity
+    assert store.challenges.take(first) is None
+
+
+async def test_the_login_link_works_once(served: InProcess) -> None:
+    identity = Identity.generate()
+    token = served.app.state.sessions.login_token(identity.did)
+    async with served.raw() as http:
+        response = await http.get(f"/login?token={token}")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+        assert (await http.get("/api/session")).json()["did"] == identity.did
+    async with served.raw() as http:
+        replayed = await http.get(f"/login?token={token}")
+        assert replayed.status_code == 401
+        assert replayed.json()["error"]["reason"] == "login_token"
+        assert SESSION_COOKIE not in http.cookies
+
+
+def test_a_login_link_expires() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock)
+    token = store.login_token(Identity.generate().did)
+    clock.now += LOGIN_TOKEN_TTL
+    with pytest.raises(Exception, match="expired"):
+        store.redeem(token)
+
+
+# R5 for cookies: a cross-site request carrying the session cookie writes nothing.
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(lambda http: {"Origin": "http://evil.test"}, id="no-token-foreign-origin"),
+        pytest.param(lambda http: {}, id="no-token"),
+        pytest.param(lambda http: {"X-CSRF-Token": "guessed", "Origin": ORIGIN}, id="wrong-token"),
+        pytest.param(
+            lambda http: {**csrf(http), "Origin": "http://127.0.0.1:9999"},
+            id="token-but-foreign-origin",
+        ),
+        pytest.param(lambda http: {**csrf(http), "Origin": "null"}, id="token-but-opaque-origin"),
+    ],
+)
+async def test_a_cross_site_request_with_the_session_cookie_writes_nothing(
+    browser: httpx.AsyncClient, alice: AsyncClient, counter: str, headers: object
+) -> None:
+    assert callable(headers)
+    head = await alice.spaces.head(alice.did)
+    url = f"/api/spaces/{alice.did}/charms/{counter}/streams/increment"
+    response = await browser.post(url, json={"event": {}}, headers=headers(browser))
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["type"] == "CrossSiteRequestError"
+    assert await alice.spaces.head(alice.did) == head  # nothing written
+    value = await alice.cell(alice.did, counter, "value").get()
+    assert value == 1
+
+
+async def test_a_cookie_whose_csrf_cookie_differs_from_the_header_is_refused(
+    browser: httpx.AsyncClient, alice: AsyncClient, counter: str
+) -> None:
+    """Double submit: a header that matches the session but not the cookie is refused too."""
+    head = await alice.spaces.head(alice.did)
+    token = browser.cookies[CSRF_COOKIE]
+    browser.cookies.set(CSRF_COOKIE, "planted")
+    url = f"/api/spaces/{alice.did}/charms/{counter}/streams/increment"
+    response = await browser.post(
+        url, json={"event": {}}, headers={"X-CSRF-Token": token, "Origin": ORIGIN}
+    )
+    assert response.status_code == 403
+    assert await alice.spaces.head(alice.did) == head
+
+
+async def test_a_same_origin_session_request_with_its_token_writes(
+    browser: httpx.AsyncClient, alice: AsyncClient, counter: str
+) -> None:
+    url = f"/api/spaces/{alice.did}/charms/{counter}/streams/increment?wait=commit"
+    response = await browser.post(url, json={"event": {}}, headers=csrf(browser))
+    assert response.status_code == 200, response.text
+    assert await alice.cell(alice.did, counter, "value").get() == 2
+
+
+async def test_a_signed_request_needs_no_csrf_token(served: InProcess, counter: str) -> None:
+    """Signed requests carry no cookie a browser could attach, so no CSRF check applies."""
+    alice = served.client(Identity.from_passphrase("alice"))
+    async with alice:
+        await alice.stream(alice.did, counter, "increment").call({})
+        assert await alice.cell(alice.did, counter, "value").get() == 2
+
+
+async def test_every_state_changing_method_needs_the_token(
+    browser: httpx.AsyncClient, alice: AsyncClient, counter: str
+) -> None:
+    head = await alice.spaces.head(alice.did)
+    charm = f"/api/spaces/{alice.did}/charms/{counter}"
+    foreign = {"Origin": "http://evil.test"}
+    refused = [
+        await browser.put(f"{charm}/cells/value", json={"value": 99}, headers=foreign),
+        await browser.delete(charm, headers=foreign),
+        await browser.post("/api/spaces", json={"space": alice.did}, headers=foreign),
+        await browser.delete("/api/session", headers=foreign),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403, 403]
+    assert await alice.spaces.head(alice.did) == head
+    assert (await browser.get("/api/session")).status_code == 200  # still logged in
