@@ -23,6 +23,7 @@ from charmspace.patterns import Default, cell, handler, pattern
 from charmspace.patterns.handler import HandlerDef
 from charmspace.runtime import Cell, Stream
 from charmspace.runtime.schema import event_validator_for
+from charmspace.values import freeze
 
 
 class Adjust(TypedDict):
@@ -456,3 +457,18 @@ async def test_a_stream_passed_to_another_space_runs_in_its_owner(runtime: Runti
     await runtime.idle()
     assert owner["value"].get() == 101
     assert other["log"].get() == ["call ok=True value=1"]
+
+
+@pytest.mark.parametrize("event_type", [dict, dict[str, Any], dict[str, object]])
+def test_an_any_object_event_is_any_json_object_and_a_plain_copy(event_type: Any) -> None:
+    """``dict`` events skip the JSON round trip; they still refuse what is not an
+    object, and the handler gets a mutable copy, never the stored frozen value."""
+    validate = event_validator_for(event_type)
+    frozen = freeze({"a": [1, {"b": 2}]})
+    event = validate(frozen)
+    assert event == {"a": [1, {"b": 2}]}
+    event["a"].append(3)  # a plain copy: mutating it changes nothing stored
+    assert frozen == {"a": [1, {"b": 2}]}
+    for not_an_object in ([1], "x", 3, None):
+        with pytest.raises(SchemaError, match="valid dictionary"):
+            validate(not_an_object)

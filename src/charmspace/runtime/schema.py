@@ -20,7 +20,7 @@ import typing_extensions
 
 from charmspace.errors import SchemaError
 from charmspace.types import JSONValue, Schema
-from charmspace.values import dumps
+from charmspace.values import dumps, thaw
 
 Validator = Callable[[JSONValue], Any]
 
@@ -132,6 +132,20 @@ def event_validator_for(tp: Any) -> Validator:
     # Computed once: most event types have no closed object anywhere (a plain dict,
     # a number), and then no key can be unknown.
     top = _options(schema, schema) if schema is not None and _has_closed_object(schema) else None
+
+    if schema == {"type": "object", "additionalProperties": True}:  # dict, dict[str, Any|object]
+        # Any JSON object is valid and nothing is converted: skip the JSON round
+        # trip (every event pays it) and hand over a plain copy, as pydantic would.
+        def any_object(value: JSONValue) -> Any:
+            if isinstance(value, dict):
+                return thaw(value)
+            raise SchemaError(
+                (),
+                f"input should be a valid dictionary, not {_json_kind(value)}; "
+                "events are not converted: send the value as that type",
+            )
+
+        return any_object
 
     def validate(value: JSONValue) -> Any:
         if top is not None:
