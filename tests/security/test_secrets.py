@@ -208,6 +208,24 @@ async def test_a_listener_that_repeats_the_message_does_not_log_it(
     assert not leaked_into_the_log(logs)
 
 
+async def test_an_on_commit_callback_that_raises_with_a_token_does_not_log_it(
+    runtime: Runtime, space: SpaceDID, logs: pytest.LogCaptureFixture
+) -> None:
+    """Attack: a sender's on_commit callback fails with the token in its message.
+    Refusal: the log says which callback failed and where, never the message or a
+    traceback (whose last line is the message)."""
+    unit, use = auth_charm(runtime, space, parse_as_number)
+    await unit.start()
+
+    def on_commit(result: object) -> None:
+        raise RuntimeError(f"could not store {TOKEN}")
+
+    await use.send({}, on_commit=on_commit)
+    await runtime.idle()
+    assert "an on_commit callback failed: RuntimeError raised at" in logs.text
+    assert not leaked_into_the_log(logs)
+
+
 # --- who does get the message ----------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from charmspace.errors import (
 from charmspace.runtime import context, outbox
 from charmspace.runtime.address import Address, is_stream_marker
 from charmspace.runtime.cell import to_json
+from charmspace.runtime.redaction import log_error
 from charmspace.runtime.stream import CallResult, Delivery
 from charmspace.runtime.transaction import (
     EMPTY_COMMIT,
@@ -135,9 +136,9 @@ class Scheduler:
     async def _start_then_enqueue(self, event: Event) -> None:
         try:
             spec = await self.runtime.start_owner_of(event.target.address)
-        except Exception as e:
+        except Exception as e:  # a pattern's code ran: no message, no traceback
             spec = None
-            log.exception("starting the charm behind a stream failed")
+            log_error(log, "starting the charm behind a stream", e, {})
             error: BaseException = e
         else:
             error = StreamError(
@@ -316,8 +317,8 @@ class Scheduler:
         if event.delivery is not None:
             try:
                 event.delivery.resolve(result)
-            except Exception:
-                log.exception("an on_commit callback raised")
+            except Exception as e:  # the caller's code
+                log_error(log, "an on_commit callback", e, {})
         if event.future is not None and not event.future.done():
             event.future.set_result(
                 CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)

@@ -32,6 +32,7 @@ from charmspace.errors import (
     WriteIsolationError,
 )
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
+from charmspace.runtime.redaction import log_error
 from charmspace.storage import DELETE, Commit
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, list_index, same, setpath
@@ -483,8 +484,8 @@ class Transaction:
             for callback in dropped:
                 try:
                     callback()
-                except Exception:
-                    log.exception("abort callback failed")
+                except Exception as error:  # user code: no message, no traceback
+                    log_error(log, "abort callback", error, {})
         if on_durable is not None:
             on_durable(self.result)
 
@@ -493,8 +494,8 @@ class Transaction:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:
-                log.exception("on-applied callback failed")
+            except Exception as error:  # user code: no message, no traceback
+                log_error(log, "on-applied callback", error, {})
 
     def _run_after_commit(self, result: CommitResult) -> None:
         callbacks, self._after_commit = self._after_commit, []
@@ -502,8 +503,8 @@ class Transaction:
         for callback in callbacks:
             try:
                 callback(result)
-            except Exception:
-                log.exception("after-commit callback failed")
+            except Exception as error:  # user code: no message, no traceback
+                log_error(log, "after-commit callback", error, {})
 
     def abort(self, *, rerun: bool = False) -> None:
         """Drop every write; staged sends are dropped too.
@@ -523,8 +524,8 @@ class Transaction:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:
-                log.exception("abort callback failed")
+            except Exception as error:  # user code: no message, no traceback
+                log_error(log, "abort callback", error, {})
 
     def _check_open(self) -> None:
         if self.state != "open":
