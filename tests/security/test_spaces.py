@@ -231,3 +231,22 @@ def test_nobody_can_create_a_space_again_over_its_damaged_file(tmp_path: Path, l
             assert "Keep the file" in str(err.value)
         assert storage.spaces(ALICE.did) == []  # left out of listings, not forgotten
     assert path.read_bytes() == damaged
+
+
+def test_other_local_users_cannot_read_a_space_file(tmp_path: Path) -> None:
+    """Attack: another account on the same machine reads the space's file (tokens and
+    all) under a permissive umask. Refusal: space files and their WAL are 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with open_storage(f"sqlite://{tmp_path / 'store'}") as storage:
+            storage.create_space(ALICE.did, ALICE.did)
+            storage.commit(Commit(ALICE.did, ALICE.did, {X: "secret"}))
+            path: Path = storage.backend.path(ALICE.did)  # type: ignore[attr-defined]
+            files = [f for f in path.parent.iterdir() if f.name.startswith(path.name)]
+            assert files and all(f.stat().st_mode & 0o077 == 0 for f in files), [
+                (f.name, oct(f.stat().st_mode)) for f in files
+            ]
+    finally:
+        os.umask(old)

@@ -273,6 +273,21 @@ def _rollback_to(db: sqlite3.Connection, savepoint: str) -> None:
         log.exception("rollback to savepoint %s failed", savepoint)
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty and readable by its owner only, before SQLite opens it.
+
+    Why: SQLite creates files with the umask's mode (often 0644), and a space
+    holds its users' data, tokens included; its ``-wal`` and ``-shm`` files take
+    the main file's mode.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    except OSError:
+        return  # a read-only or full directory: SQLite's own error says it, as before
+
+
 def _rollback(db: sqlite3.Connection) -> None:
     """Roll back without masking the error that made us roll back."""
     if db.in_transaction:
@@ -499,6 +514,7 @@ class SQLiteBackend:
         created_at: float,
     ) -> None:
         """Write a complete space into ``new``, a file nobody else knows of yet."""
+        _create_private(new)
         db = sqlite3.connect(new, isolation_level=None)
         try:
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes before the first table
@@ -976,6 +992,7 @@ def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     backup = path.with_name(f"{path.name}.schema{version}.bak")
     if not backup.exists():  # an interrupted earlier attempt already kept the original
         partial = backup.with_name(backup.name + ".partial")
+        _create_private(partial)
         copy = sqlite3.connect(partial)
         try:
             db.backup(copy)
