@@ -145,7 +145,8 @@ class MissingPrincipalError(AuthorizationError):
         where = f" in space {space}" if space else ""
         StorageError.__init__(
             self,
-            f"No acting principal was given to {action}{where} (principal={given!r}); "
+            f"No acting principal was given to {action}{where} "
+            f"(it was {'an empty string' if given == '' else type(given).__name__}); "
             "storage refuses anonymous calls. Pass the DID of the identity acting "
             "(for a runtime, runtime.principal).",
         )
@@ -186,7 +187,12 @@ class InvalidIdError(StorageError):
         self.space = space
         self.id = id
         self.reason = reason
-        shown = repr(id) if len(repr(id)) <= 60 else repr(id)[:57] + "..."
+        # Only a string is shown (and cut short): anything else may be a value
+        # passed in the wrong place, and values can be secrets.
+        if isinstance(id, str):
+            shown = repr(id) if len(repr(id)) <= 60 else repr(id)[:57] + "..."
+        else:
+            shown = f"of type {type(id).__name__}"
         super().__init__(
             f"Document id {shown} in space {space} cannot be used: {reason}; nothing was "
             "written. Use a non-empty string, such as entity_id(cause)."

@@ -24,6 +24,7 @@ from charmspace.errors import (
     DiskFullError,
     InvalidIdError,
     LimitExceededError,
+    MissingPrincipalError,
     StoragePermissionError,
     StorageURLError,
 )
@@ -134,6 +135,20 @@ def test_reading_a_bad_id_is_refused(storage: Storage, space: SpaceDID, owner: D
     with pytest.raises(InvalidIdError) as err:
         storage.read(space, None, owner)  # type: ignore[arg-type]
     assert err.value.space == space and err.value.id is None
+
+
+def test_a_value_passed_as_an_id_or_a_principal_is_not_repeated_in_the_error(
+    storage: Storage, space: SpaceDID, owner: DID
+) -> None:
+    """Regression: the message quoted the repr of whatever came instead of an id or a
+    principal; a value passed in the wrong place (a token) went into errors and logs."""
+    token = {"access_token": "ya29.secret"}
+    with pytest.raises(InvalidIdError) as bad_id:
+        storage.read(space, token, owner)  # type: ignore[arg-type]
+    with pytest.raises(MissingPrincipalError) as bad_principal:
+        storage.read(space, "of:x", token)  # type: ignore[arg-type]
+    for error in (bad_id.value, bad_principal.value):
+        assert "ya29" not in str(error) and "dict" in str(error)
 
 
 # --- files that cannot be used -----------------------------------------------------------
