@@ -111,6 +111,7 @@ async def log_in(server: ServerProcess, identity: Identity) -> str:
         response = await http.post(
             "/api/session",
             json={"did": identity.did, "challenge": challenge, "signature": signature},
+            headers={"Origin": server.url},  # as a browser on the server's page sends it
         )
         assert response.status_code == 200, response.text
         return http.cookies[SESSION_COOKIE]

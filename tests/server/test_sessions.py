@@ -120,8 +120,9 @@ async def test_a_challenge_is_single_use(served: InProcess) -> None:
             "challenge": challenge,
             "signature": b64encode(identity.sign(session_message(challenge, identity.did))),
         }
-        assert (await http.post("/api/session", json=body)).status_code == 200
-        replayed = await http.post("/api/session", json=body)
+        origin = {"Origin": ORIGIN}
+        assert (await http.post("/api/session", json=body, headers=origin)).status_code == 200
+        replayed = await http.post("/api/session", json=body, headers=origin)
     assert replayed.status_code == 401
     assert replayed.json()["error"]["reason"] == "challenge"
 
@@ -132,12 +133,14 @@ async def test_a_wrong_signature_spends_the_challenge(served: InProcess) -> None
         challenge = (await http.get("/api/session/challenge")).json()["challenge"]
         wrong = b64encode(other.sign(session_message(challenge, identity.did)))
         body = {"did": identity.did, "challenge": challenge, "signature": wrong}
-        response = await http.post("/api/session", json=body)
+        response = await http.post("/api/session", json=body, headers={"Origin": ORIGIN})
         assert response.status_code == 401
         assert response.json()["error"]["reason"] == "bad_signature"
         assert SESSION_COOKIE not in http.cookies
         right = b64encode(identity.sign(session_message(challenge, identity.did)))
-        retry = await http.post("/api/session", json={**body, "signature": right})
+        retry = await http.post(
+            "/api/session", json={**body, "signature": right}, headers={"Origin": ORIGIN}
+        )
     assert retry.json()["error"]["reason"] == "challenge"
 
 
@@ -225,6 +228,11 @@ def test_a_login_link_expires() -> None:
             id="token-but-foreign-origin",
         ),
         pytest.param(lambda http: {**csrf(http), "Origin": "null"}, id="token-but-opaque-origin"),
+        # A page on another port of this host can read the CSRF cookie (cookies
+        # ignore ports); only the Origin header tells it apart.
+        pytest.param(
+            lambda http: {"X-CSRF-Token": http.cookies[CSRF_COOKIE]}, id="token-but-no-origin"
+        ),
     ],
 )
 async def test_a_cross_site_request_with_the_session_cookie_writes_nothing(

@@ -251,13 +251,21 @@ def own_origin(scope: Scope) -> str:
 
 
 def check_origin(scope: Scope) -> None:
-    """Refuse a request whose ``Origin`` header names another site (no header: allowed).
+    """Refuse a cookie-authenticated request unless its ``Origin`` is this server.
 
-    Browsers send ``Origin`` on every cross-origin POST, PUT, DELETE and
-    WebSocket upgrade, so a page elsewhere cannot pass this check.
+    Browsers send ``Origin`` on every POST, PUT, DELETE and WebSocket upgrade,
+    so its absence means something other than a browser page of ours. Why the
+    header and not only the CSRF cookie: cookies are not kept apart by port, so
+    a page served from another port of the same host can read that cookie.
     """
     origin = header_value(scope, b"origin")
-    if origin is not None and origin != own_origin(scope):
+    if origin is None:
+        raise CrossSiteRequestError(
+            "origin",
+            "A request authenticated by the session cookie must carry this server's "
+            "Origin header; scripts and tools should sign their requests instead.",
+        )
+    if origin != own_origin(scope):
         raise CrossSiteRequestError(
             "origin", f"Requests from {origin[:100]} are not accepted with this server's cookies."
         )
