@@ -217,6 +217,9 @@ class Connection:
             if value != subscription.last:
                 subscription.last = value
                 self._enqueue_value(subscription, seq)
+        if not any(s.space == space for s in self.subscriptions.values()):
+            self.unsubscribers.pop(space)()  # its last subscription failed: stop listening
+            self.seen.pop(space, None)
 
     def _end_space(self, space: SpaceDID, error: CharmspaceError) -> None:
         for subscription in [s for s in self.subscriptions.values() if s.space == space]:

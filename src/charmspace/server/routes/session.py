@@ -78,8 +78,12 @@ async def logout(request: Request, principal: PrincipalDep) -> Response:
 
 @router.get("/login", include_in_schema=False)
 async def login_link(request: Request, token: str = "") -> Response:
-    """The one-time link ``charmspace serve`` prints: logs in as the local user, then ``/``."""
+    """The one-time link ``charmspace serve`` prints: logs in as the local user.
+
+    It lands on ``/api/session``, which shows whom the browser now acts as (there
+    is no page at ``/`` until the web shell exists).
+    """
     session = _store(request).redeem(token)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/api/session", status_code=303)
     _set_cookies(request, response, session)
     return response
