@@ -56,7 +56,7 @@ def run_and_kill(directory: Path, start: int, delay: float) -> dict[int, int]:
             prunes += 1
             if prunes == 2:
                 killed_at = time.monotonic() + delay
-        else:
+        elif line.endswith("\n") and line.count(" ") == 2:  # a whole line only
             _, i, n = line.split()
             acked[int(i)] = int(n)
         if killed_at is not None and time.monotonic() >= killed_at:
@@ -65,7 +65,7 @@ def run_and_kill(directory: Path, start: int, delay: float) -> dict[int, int]:
         time.sleep(max(0.0, killed_at - time.monotonic()))
     os.kill(child.pid, signal.SIGKILL)
     for line in child.stdout:  # acknowledged before the kill landed
-        if not line.startswith("prune") and line.count(" ") == 2:
+        if not line.startswith("prune") and line.endswith("\n") and line.count(" ") == 2:
             _, i, n = line.split()
             acked[int(i)] = int(n)
     child.wait()
