@@ -143,7 +143,6 @@ class Jobs:
             self._final(job, status=CANCELLED, started_at=None)
             self.unregister(job)
             return
-        self.register(job)
         clock = self.runtime.clock
         job.write(status=RUNNING, error=None, started_at=clock.now(), finished_at=None)
         job.task = self.runtime.loop.create_task(self._run(job, fn))

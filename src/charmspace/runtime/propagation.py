@@ -152,7 +152,21 @@ class Propagator:
         self._dirty_actions.discard(action)
 
     def on_change(self, change: Change) -> None:
-        """A durable commit in a space this propagator follows: queue it, in seq order."""
+        """A durable commit in a space this propagator follows: queue it, in seq order.
+
+        A commit that changed nothing any action reads, arriving while nothing is
+        queued or running, only moves the watermark: most commits (handlers'
+        writes to cells no derived value reads, outboxes, error cells) need no
+        propagation pass at all.
+        """
+        if (
+            not self._log
+            and not self._running
+            and not any((change.space, id) in self._by_dep for id in change.ids)
+        ):
+            if change.seq > self.processed.get(change.space, 0):
+                self.processed[change.space] = change.seq
+            return
         self._log.append(change)
         self._schedule()
 
@@ -168,6 +182,9 @@ class Propagator:
                 key = (change.space, id)
                 if key in self._by_dep and (own is None or id not in own):
                     self._dirty_docs.add(key)
+        done = self.processed.get(self.space, 0)
+        for seq in [seq for seq in self._own if seq <= done]:
+            del self._own[seq]  # an own commit whose change needed no pass (or never came)
 
     def on_time(self, action: Action, resolution: float) -> None:
         """Recompute ``action`` every ``resolution`` seconds of the runtime clock."""
@@ -425,7 +442,7 @@ class Propagator:
             except Exception:
                 log.exception("committing derived values failed", extra={"space": self.space})
                 continue
-            if seq:
+            if seq > self.processed.get(self.space, 0):
                 self._own[seq] = frozenset(writes)
             waits.append(durable)
         return waits

@@ -159,9 +159,13 @@ class Transaction:
         self._check_open()
         key = (space, id)
         self._check_writable(key)
+        self._put(key, value)
+
+    def _put(self, key: DocKey, value: JSONValue | object) -> None:
+        """Record a write already checked by :meth:`_check_writable`."""
         if self.writer is None:
-            self.writer = space
-            if space != self.home:
+            self.writer = key[0]
+            if key[0] != self.home:
                 self._cache.clear()
         self._writes[key] = value
 
@@ -305,8 +309,10 @@ class Transaction:
         elif same(doc, value):
             self._noop_spaces.add(target.space)
             return
-        self._check_writable((target.space, target.id))  # its refusal comes before setpath's
-        self.write_doc(target.space, target.id, setpath(doc, target.path, value))
+        key = (target.space, target.id)
+        self._check_open()
+        self._check_writable(key)  # its refusal comes before setpath's
+        self._put(key, setpath(doc, target.path, value))
 
     def _write_target(self, address: Address) -> tuple[Address, JSONValue]:
         """Where a write lands, and the current value of the document it lands in."""
