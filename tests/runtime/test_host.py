@@ -215,3 +215,24 @@ async def test_an_async_derive_that_hangs_times_out_and_keeps_its_previous_value
     await put(a, 3)
     await runtime.idle()
     assert (out.get(), plus.get()) == (30, 4)
+
+
+async def test_a_space_whose_last_charm_stopped_has_no_host_left(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    """A server hosts many spaces over time: a space whose charms all stopped keeps no
+    host following its commits (it would run on every commit, for ever)."""
+    unit = runtime.unit(space, "short-lived")
+    a = unit.cell("a", 1)
+    unit.derive("double", lambda a: a * 2, inputs=[a])
+    await unit.start()
+    assert runtime.host(space).units
+    unit.stop()
+    assert space not in runtime._hosts
+    async with runtime.edit():
+        a.set(2)
+    await runtime.idle()  # nobody propagates, nothing is pending
+    unit = runtime.unit(space, "short-lived")  # started again, it gets a host again
+    again = unit.derive("double", lambda a: a * 2, inputs=[a])
+    await unit.start()
+    assert again.get() == 4

@@ -320,6 +320,10 @@ class Runtime:
         host = self._hosts.get(unit.space)
         if host is not None:
             host.remove(unit)
+            if not host.units and not host.busy:  # the space's last charm: let it go
+                host.stop()
+                self.unfollow(unit.space, host.propagator)
+                del self._hosts[unit.space]
         for job in list(unit.jobs.values()):
             job.cancel()
         unit.started = False
