@@ -295,12 +295,13 @@ class Storage:
         this seq never sees a commit that could still fail. The runtime's own
         bookkeeping: a number, no data, hence no principal.
         """
-        if not self.has_space(space):
-            return 0
         pending = self._pending.get(space)
         if pending:
             return pending[0][0].seq - 1
-        return self.backend.head(space)
+        try:
+            return self.backend.head(space)
+        except SpaceNotFoundError:
+            return 0
 
     def commit(self, commit: Commit, *, on_durable: OnDurable | None = None) -> int:
         """Make ``commit`` durable atomically; returns its seq (0: it wrote nothing).
