@@ -1,12 +1,26 @@
-"""Fixtures every suite shares: the storage backends a runtime test runs on."""
+"""Fixtures every suite shares: the storage backends a runtime test runs on, the local key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 BACKENDS = ("memory", "sqlite")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def local_identity_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The local user's key file of the whole run, never the real one in the home directory.
+
+    A ``Runtime`` over SQLite with no identity acts as the local user; so does
+    every documentation example the doc test runs (they inherit the variable).
+    """
+    path = tmp_path_factory.mktemp("local-user") / "identity.pem"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHARMSPACE_IDENTITY", str(path))
+        yield path
 
 
 @pytest.fixture(params=BACKENDS)

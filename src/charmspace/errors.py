@@ -123,7 +123,9 @@ class AuthorizationError(StorageError):
         what = f" to {action}" if action else ""
         super().__init__(
             f"{principal} is not allowed{what} in space {space}: it needs {needed}. "
-            f"Ask the space's owner to grant {needed} to {principal}."
+            f"Ask the space's owner to grant {needed} to {principal}; or, if the space "
+            "is yours, act as the identity that owns it (Runtime(identity=...), or the "
+            "local user's key file that Runtime uses over SQLite by default)."
         )
 
 
