@@ -14,6 +14,7 @@ from charmspace import Runtime
 from charmspace.errors import PatternError, PatternNotInstalledError
 from charmspace.library.counter import counter
 from charmspace.patterns import NAME, cell, pattern, registry
+from charmspace.patterns import charms as charms_module
 from charmspace.patterns.registry import (
     add_patterns_directory,
     installed_patterns,
@@ -39,6 +40,8 @@ def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_directories", [])
     monkeypatch.setattr(registry, "_by_name", {})
     monkeypatch.setattr(registry, "_registered", {})
+    monkeypatch.setattr(registry, "_warned", set())
+    monkeypatch.setattr(charms_module, "_warned_not_reimportable", set())
 
 
 def test_the_bundled_library_is_installed() -> None:
@@ -145,3 +148,57 @@ async def test_after_a_restart_a_charm_of_an_unregistered_pattern_says_to_instal
     register(journal)
     again = await second.charms.get(charm.space, charm.id)
     assert again["entries"].get() == ["first"]
+
+
+SHADOW = """
+from charmspace import Default, pattern
+
+
+@pattern
+def counter(value: Default[int, 100]):
+    return {"value": value, "mine": True}
+"""
+
+
+async def test_a_user_pattern_named_like_a_bundled_one_does_not_replace_it(
+    tmp_path: Path, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a patterns file defining `counter` silently replaced the bundled one,
+    and the charms of both were listed as pattern='counter'."""
+    (tmp_path / "shadow.py").write_text(SHADOW)
+    add_patterns_directory(tmp_path)
+    assert installed_patterns()["counter"] is counter
+    assert "Rename it with @pattern(name=...)" in caplog.text
+    assert "charmspace_patterns_dir.shadow:counter" in caplog.text
+
+    bundled = await runtime.charms.create("counter")
+    mine = await runtime.charms.create("charmspace_patterns_dir.shadow:counter")
+    assert mine["mine"].get() is True
+    listed = {info.id: info for info in runtime.charms.list()}
+    assert listed[bundled.id].import_path == "charmspace.library.counter:counter"
+    assert listed[mine.id].import_path == "charmspace_patterns_dir.shadow:counter"
+
+
+def made_in_a_function() -> Any:
+    @pattern
+    def local():
+        return {"n": cell(1)}
+
+    return local
+
+
+async def test_creating_a_charm_of_a_pattern_no_process_can_import_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pattern defined inside a function (or in __main__) is stored and, before this,
+    failed only when another process loaded its charm."""
+    async with Runtime(f"sqlite:///{tmp_path / 'store'}") as runtime:
+        await runtime.charms.create(made_in_a_function())
+    assert "defined in a function, so no other process can import it" in caplog.text
+    assert "Define it at the top level of a module" in caplog.text
+
+
+async def test_in_memory_a_local_pattern_is_fine(caplog: pytest.LogCaptureFixture) -> None:
+    async with Runtime("memory://") as runtime:
+        await runtime.charms.create(made_in_a_function())
+    assert "no other process can import it" not in caplog.text

@@ -48,13 +48,14 @@ from charmspace.patterns.build import (
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
-from charmspace.patterns.registry import known_pattern, register, resolve_pattern
+from charmspace.patterns.registry import known_pattern, register, reimportable, resolve_pattern
 from charmspace.runtime.address import Address, is_stream_marker, link_to
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import Transaction
 from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import DELETE, Capability
+from charmspace.storage.backends.memory import MemoryBackend
 from charmspace.storage.ids import entity_id
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 from charmspace.values import setpath
@@ -71,12 +72,18 @@ SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:<>-]{0,199}")
 
 @dataclass(frozen=True, slots=True)
 class CharmInfo:
-    """A charm as listed: id, space, pattern, and when it was created."""
+    """A charm as listed: id, space, pattern, and when it was created.
+
+    ``pattern`` is the pattern's name; ``import_path`` (``module:function``)
+    tells apart two patterns of one name (empty for charms listed before it
+    was recorded).
+    """
 
     id: EntityId
     space: SpaceDID
     pattern: str
     created_at: float
+    import_path: str = ""
 
 
 class Charm:
@@ -180,6 +187,8 @@ class Charms:
             raise PatternError(f"{pattern!r} is not a pattern (decorate it with @pattern)")
         register(pat)  # so this process can rebuild the charm (see registry.known_pattern)
         runtime = self.runtime
+        if not reimportable(pat) and not isinstance(runtime.storage.backend, MemoryBackend):
+            _warn_not_reimportable(pat)
         principal = principal or runtime.principal
         space = space or principal
         argument = pat.argument(inputs)
@@ -214,6 +223,7 @@ class Charms:
                 {
                     "id": charm_id,
                     "pattern": pat.name,
+                    "import": pat.import_path,
                     "result": result_address.id,
                     "created_at": created_at,
                 }
@@ -351,7 +361,13 @@ class Charms:
             return []
         tx = Transaction(self.runtime, self.runtime.principal)
         return [
-            CharmInfo(e["id"], space, e.get("pattern", "?"), float(e.get("created_at", 0)))
+            CharmInfo(
+                e["id"],
+                space,
+                e.get("pattern", "?"),
+                float(e.get("created_at", 0)),
+                str(e.get("import", "")),
+            )
             for e in index_entries(tx, space)
         ]
 
@@ -439,6 +455,26 @@ class Charms:
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+_warned_not_reimportable: set[str] = set()
+
+
+def _warn_not_reimportable(pat: Pattern) -> None:
+    """Say at create, not at the next restart, that the charm cannot be rebuilt elsewhere."""
+    if pat.import_path in _warned_not_reimportable:
+        return
+    _warned_not_reimportable.add(pat.import_path)
+    where = "the script being run" if pat.import_path.startswith("__main__:") else "a function"
+    log.warning(
+        "pattern %r (%s) is defined in %s, so no other process can import it: "
+        "`charmspace serve` or another program opening this storage cannot rebuild its "
+        "charms (PatternNotInstalledError). Define it at the top level of a module "
+        "(e.g. my_patterns.py) and import it from there.",
+        pat.name,
+        pat.import_path,
+        where,
+    )
 
 
 def _pattern_shown(record: Mapping[str, Any]) -> str:

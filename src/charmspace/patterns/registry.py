@@ -82,24 +82,68 @@ def _load_file(path: Path) -> dict[str, Pattern]:
 
 
 def installed_patterns() -> dict[str, Pattern]:
-    """Every pattern that can be instantiated, by name."""
+    """Every pattern that can be instantiated, by name.
+
+    A name means one pattern. Why the first one found keeps it (the bundled
+    library, then entry points, then pattern directories): a user's file that
+    happens to define ``counter`` must not silently replace the bundled
+    ``counter`` under the charms already made of it. The later pattern is
+    left out with a warning that says how to rename it; its import path
+    (``module:function``) still names it for ``charms.create``.
+    """
     found: dict[str, Pattern] = {}
+
+    def add(patterns: dict[str, Pattern], source: str) -> None:
+        for name, pat in patterns.items():
+            first = found.get(name)
+            if first is not None and first.import_path != pat.import_path:
+                _warn_shadowed(pat, first, source)
+                continue
+            found[name] = pat
+
     for module_name in LIBRARY_MODULES:
-        found.update(_patterns_in(importlib.import_module(module_name)))
+        add(_patterns_in(importlib.import_module(module_name)), "the bundled library")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             value = ep.load()
         except Exception:
             log.exception("pattern entry point %s failed to load", ep.name)
             continue
-        if isinstance(value, Pattern):
-            found[value.name] = value
-        else:
-            found.update(_patterns_in(value))
+        source = f"entry point {ep.name}"
+        add({value.name: value} if isinstance(value, Pattern) else _patterns_in(value), source)
     for directory in _directories:
         for path in sorted(directory.glob("*.py")):
-            found.update(_load_file(path))
+            add(_load_file(path), str(path))
     return found
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_shadowed(pat: Pattern, first: Pattern, source: str) -> None:
+    if (pat.import_path, first.import_path) in _warned:
+        return
+    _warned.add((pat.import_path, first.import_path))
+    log.warning(
+        "pattern %r from %s (%s) is not installed under that name: %s already has it. "
+        "Rename it with @pattern(name=...), or create it by import path %r.",
+        pat.name,
+        source,
+        pat.import_path,
+        first.import_path,
+        pat.import_path,
+    )
+
+
+def reimportable(pat: Pattern) -> bool:
+    """Whether another process can find ``pat`` by its import path.
+
+    A pattern defined in the script being run (``__main__``) or inside a
+    function is not: a process that did not run that very code cannot rebuild
+    the charms made of it.
+    """
+    module, _, qualname = pat.import_path.partition(":")
+    return module != "__main__" and "<locals>" not in qualname
 
 
 def resolve_pattern(ref: str) -> Pattern:

@@ -64,6 +64,10 @@ class CharmInfo(Model):
     id: str
     space: str
     pattern: str
+    import_path: str = Field(
+        default="",
+        description="The pattern's module:function, which tells two patterns of one name apart.",
+    )
     created_at: float
 
 

@@ -61,6 +61,7 @@ async def list_charms(
             id=str(e["id"]),
             space=space,
             pattern=str(e.get("pattern", "?")),
+            import_path=str(e.get("import", "")),
             created_at=float(e.get("created_at", 0)),
         )
         for e in index_entries(tx, space)
@@ -96,7 +97,13 @@ async def create_charm(
         )
     record = Transaction(runtime, principal).read(charm.internal.address, deep=False)
     created = record.get("$charm", {}).get("created_at", 0) if isinstance(record, dict) else 0
-    return CharmInfo(id=charm.id, space=space, pattern=pattern.name, created_at=float(created))
+    return CharmInfo(
+        id=charm.id,
+        space=space,
+        pattern=pattern.name,
+        import_path=pattern.import_path,
+        created_at=float(created),
+    )
 
 
 @router.get("/{id}")
