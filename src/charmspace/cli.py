@@ -205,6 +205,22 @@ def serve(
     log_json: Annotated[
         bool | None, typer.Option("--log-json", help="Log JSON lines instead of text.")
     ] = None,
+    patterns: Annotated[
+        Path | None,
+        typer.Option(
+            "--patterns",
+            help="Install the patterns of the *.py files in DIR (your own patterns).",
+            metavar="DIR",
+        ),
+    ] = None,
+    reload: Annotated[
+        bool | None,
+        typer.Option(
+            "--reload",
+            help="Watch --patterns DIR; when a file changes, rebuild its charms with the new "
+            "code, keeping their stored state.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API server until Ctrl-C or SIGTERM.
 
@@ -213,7 +229,7 @@ def serve(
     Flags override CHARMSPACE_* environment variables, which override a .env file.
     """
     from charmspace.server.run import serve as run
-    from charmspace.server.settings import Settings
+    from charmspace.server.run import settings_from
 
     given: dict[str, Any] = {
         "host": host,
@@ -222,5 +238,7 @@ def serve(
         "storage": storage,
         "identity": identity,
         "log_json": log_json,
+        "patterns": patterns,
+        "reload": reload,
     }
-    run(Settings(**{name: value for name, value in given.items() if value is not None}))
+    run(settings_from(given))

@@ -420,6 +420,38 @@ class Charms:
             member.unit.stop()
             self._running.pop((space, member.id), None)
 
+    async def rebuild(self, module: str) -> builtins.list[Charm]:
+        """Rebuild the running charms whose pattern is defined in ``module``, keeping their data.
+
+        For a pattern author's edit-and-see loop (``charmspace serve --reload``):
+        each charm stops and is rebuilt from storage, as after a restart, with
+        the pattern that is known now under its recorded name and import path.
+        Its inputs and named cells keep their stored values; derived values and
+        the UI are computed by the new code. A charm whose pattern no longer
+        builds stays stopped (its error is logged) and is rebuilt on next use.
+        """
+        prefix = f"{module}:"
+        roots = [
+            charm
+            for charm in self._running.values()
+            if charm.parent is None and charm.pattern.import_path.startswith(prefix)
+        ]
+        rebuilt: builtins.list[Charm] = []
+        for charm in roots:
+            for member in _family(charm):
+                member.unit.stop()
+                self._running.pop((charm.space, member.id), None)
+            try:
+                rebuilt.append(await self._load(charm.space, charm.id))
+            except Exception:  # the author's new code is broken: say so, keep serving
+                log.exception(
+                    "charm %s of pattern %s could not be rebuilt",
+                    charm.id,
+                    charm.pattern.name,
+                    extra={"charm": charm.id, "space": charm.space},
+                )
+        return rebuilt
+
     def _check_may_write(self, space: SpaceDID, principal: DID, action: str) -> None:
         """Refuse ``action`` before anything is loaded or stopped if ``principal`` lacks WRITE."""
         storage = self.runtime.storage

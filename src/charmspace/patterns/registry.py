@@ -62,12 +62,29 @@ def add_patterns_directory(path: str | Path) -> None:
         _by_name.clear()
 
 
+def directory_module(path: Path) -> str:
+    """The module name a file of a patterns directory is loaded as (its import path's module)."""
+    return f"charmspace_patterns_dir.{path.stem}"
+
+
+def reload_installed() -> dict[str, Pattern]:
+    """Scan again (re-running the files of pattern directories); what is installed now.
+
+    Charms rebuilt from here on use the new patterns; running charms keep
+    their code until rebuilt (see ``Charms.rebuild``).
+    """
+    patterns = installed_patterns()
+    _by_name.clear()
+    _by_name.update(patterns)
+    return patterns
+
+
 def _patterns_in(module: object) -> dict[str, Pattern]:
     return {p.name: p for p in vars(module).values() if isinstance(p, Pattern)}
 
 
 def _load_file(path: Path) -> dict[str, Pattern]:
-    name = f"charmspace_patterns_dir.{path.stem}"
+    name = directory_module(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         return {}

@@ -25,6 +25,7 @@ from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
+from charmspace.server.reload import PatternsDirectory
 from charmspace.server.routes import charms, favorites, live, meta, session, spaces
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
@@ -47,13 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.runtime = runtime
         app.state.server_did = service.did
+        patterns = PatternsDirectory(settings)  # --patterns DIR [--reload]
+        patterns.install()
         # Scanning entry points and pattern directories is slow, and what is
-        # installed changes only with a restart: once, here.
+        # installed changes only with a restart (or a --reload): once, here.
         app.state.patterns = installed_patterns()
         log.info("storage %s open; server identity %s", runtime.storage, service.did)
+        patterns.start(app, runtime)
         try:
             yield
         finally:
+            await patterns.stop()
             await runtime.close()
             log.info("storage closed")
 

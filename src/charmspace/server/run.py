@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from charmspace.identity.local import load_or_create
 from charmspace.server.app import create_app
@@ -73,3 +75,15 @@ def serve(settings: Settings) -> None:
     server.run()
     if not server.started:  # e.g. the port is taken: uvicorn has logged why
         raise SystemExit(3)
+
+
+def settings_from(flags: dict[str, Any]) -> Settings:
+    """The settings the given flags (None: not given) make; a bad one exits with status 2."""
+    try:
+        return Settings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"charmspace serve: {where + ': ' if where else ''}{message}", file=sys.stderr)
+        raise SystemExit(2) from None

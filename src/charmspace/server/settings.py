@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.identity.local import local_identity_path
@@ -71,6 +71,27 @@ class Settings(BaseSettings):
         "further behind is closed (1013).",
     )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
+    patterns: Path | None = Field(
+        default=None,
+        description="A directory of pattern files (*.py) to install, besides the bundled "
+        "library and installed packages.",
+    )
+    reload: bool = Field(
+        default=False,
+        description="Watch the patterns directory and rebuild the charms of an edited file, "
+        "keeping their stored state (for pattern authors; needs a patterns directory).",
+    )
+
+    @model_validator(mode="after")
+    def _patterns_directory(self) -> Settings:
+        if self.patterns is not None and not self.patterns.is_dir():
+            raise ValueError(
+                f"patterns: {self.patterns} is not a directory; give the directory that "
+                "holds your pattern files (*.py)"
+            )
+        if self.reload and self.patterns is None:
+            raise ValueError("reload watches the patterns directory: give --patterns DIR too")
+        return self
 
     @property
     def storage_url(self) -> str:
