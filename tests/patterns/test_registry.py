@@ -202,3 +202,48 @@ async def test_in_memory_a_local_pattern_is_fine(caplog: pytest.LogCaptureFixtur
     async with Runtime("memory://") as runtime:
         await runtime.charms.create(made_in_a_function())
     assert "no other process can import it" not in caplog.text
+
+
+TALLY = """
+from charmspace import Cell, Default, cell, derive, handler, pattern
+
+
+@handler
+def increment(event: dict, *, value: Cell[int]) -> None:
+    value.set(value.get() + 1)
+
+
+@pattern
+def tally(value: Default[int, 0]):
+    note = cell("NOTE", name="note")
+    return {"value": value, "note": note, "shown": derive(value, lambda v: v * FACTOR),
+            "increment": increment.bind(value=value)}
+"""
+
+
+async def test_an_edited_patterns_file_rebuilds_its_running_charms_keeping_their_state(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    path = tmp_path / "tally.py"
+    path.write_text(TALLY.replace("FACTOR", "2").replace("NOTE", "first"))
+    add_patterns_directory(tmp_path)
+    charm = await runtime.charms.create("tally")
+    await charm.stream("increment").call({})
+    await runtime.idle()
+    assert charm["shown"].get() == 2
+
+    path.write_text(TALLY.replace("FACTOR", "10").replace("NOTE", "second"))
+    registry.reload_installed()
+    rebuilt = await runtime.charms.rebuild(registry.directory_module(path))
+
+    assert [c.id for c in rebuilt] == [charm.id]
+    again = await runtime.charms.get(charm.space, charm.id)
+    assert again is rebuilt[0]
+    await runtime.idle()
+    assert again["value"].get() == 1  # the input kept its stored value
+    assert again["note"].get() == "first"  # so did the named cell
+    assert again["shown"].get() == 10  # derived by the new code
+    await again.stream("increment").call({})
+    await runtime.idle()
+    assert again["shown"].get() == 20
+    assert await runtime.charms.rebuild("some_other_module") == []
