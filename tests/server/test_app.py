@@ -49,9 +49,12 @@ async def test_a_named_space_needs_the_proof_of_its_key(alice: AsyncClient) -> N
 async def test_counter_over_http(alice: AsyncClient) -> None:
     created = await alice.charms.create("counter", inputs={"value": 5})
     charm = created["id"]
-    assert [c["id"] for c in await alice.charms.list()] == [charm]
+    assert created["import_path"] == "charmspace.library.counter:counter"
+    listed = await alice.charms.list()
+    assert [(c["id"], c["import_path"]) for c in listed] == [(charm, created["import_path"])]
     summary = await alice.charms.get(alice.did, charm)
     assert summary["pattern"] == "counter"
+    assert summary["import_path"] == "charmspace.library.counter:counter"
     assert summary["name"] == "Counter: 5"
     assert summary["result"]["value"] == 5
 

@@ -75,6 +75,10 @@ class CharmSummary(Model):
     id: str
     space: str
     pattern: str
+    import_path: str = Field(
+        default="",
+        description="The pattern's module:function, which tells two patterns of one name apart.",
+    )
     name: JsonValue = Field(description="The charm's $NAME, if it has one.")
     result: JsonValue = Field(description="The result, links resolved, without $NAME and $UI.")
     error: JsonValue = Field(description="The last error a handler or derived value raised.")

@@ -129,6 +129,7 @@ async def get_charm(
         id=id,
         space=space,
         pattern=str(info.get("pattern", "?")),
+        import_path=str(info.get("import", "")),
         name=name,
         result=shown,  # type: ignore[arg-type]
         error=error,  # type: ignore[arg-type]
