@@ -7,12 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from charmspace import Runtime
+import pytest
+
+from charmspace import Runtime, StorageURLError
 from charmspace.identity import Identity
 
 PROGRAM = """
 import asyncio, sys
-from charmspace import Runtime
+import pytest
+
+from charmspace import Runtime, StorageURLError
 
 
 async def main() -> None:
@@ -81,3 +85,12 @@ async def test_over_sqlite_the_runtime_acts_as_the_local_user(
 async def test_in_memory_each_runtime_is_a_new_user() -> None:
     async with Runtime("memory://") as one, Runtime("memory://") as two:
         assert one.principal != two.principal
+
+
+async def test_a_wrong_storage_url_is_refused_before_a_key_file_is_made(tmp_path: Path) -> None:
+    key = tmp_path / "never.pem"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHARMSPACE_IDENTITY", str(key))
+        with pytest.raises(StorageURLError, match="sqlite URLs have no host"):
+            Runtime("sqlite://store")
+    assert not key.exists()

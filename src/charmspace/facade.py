@@ -16,6 +16,7 @@ from charmspace.patterns.charms import Charms
 from charmspace.patterns.favorites import Favorites
 from charmspace.runtime.runtime import Runtime as _Runtime
 from charmspace.storage.backends.memory import MemoryBackend
+from charmspace.storage.open import open_storage
 from charmspace.storage.store import Storage
 from charmspace.types import DID
 
@@ -44,6 +45,8 @@ class Runtime(_Runtime):
         identity: Identity | None = None,
         **kwargs: Any,
     ) -> None:
+        if isinstance(storage, str):
+            storage = open_storage(storage)  # a wrong URL is refused before a key file is made
         if identity is None and _persistent(storage):
             identity = load_or_create(local_identity_path())
         super().__init__(storage, identity=identity, **kwargs)
@@ -57,6 +60,4 @@ class Runtime(_Runtime):
 
 def _persistent(storage: object) -> bool:
     """Whether ``storage`` keeps its data after this process ends."""
-    if isinstance(storage, str):
-        return not storage.startswith("memory:")
     return isinstance(storage, Storage) and not isinstance(storage.backend, MemoryBackend)
