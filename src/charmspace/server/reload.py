@@ -36,7 +36,10 @@ async def watch(app: FastAPI, runtime: Runtime, directory: Path, stop: asyncio.E
     """Until ``stop`` is set: on each change to a ``*.py`` file of ``directory``, reload."""
     async for changes in watchfiles.awatch(directory, watch_filter=_is_python, stop_event=stop):
         files = sorted({Path(path) for _change, path in changes})
-        await reload(app, runtime, files)
+        try:
+            await reload(app, runtime, files)
+        except Exception:  # keep watching: the next save may fix it
+            log.exception("reloading %s failed", ", ".join(path.name for path in files))
 
 
 async def reload(app: FastAPI, runtime: Runtime, files: list[Path]) -> None:
