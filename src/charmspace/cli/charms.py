@@ -83,8 +83,9 @@ def new(
 
     charmspace charm new notes --input 'title="Groceries"'
     """
+    inputs = _inputs(input or [])
     opts = options(ctx)
-    info = opts.client().charms.create(pattern, space=opts.space, inputs=_inputs(input or []))
+    info = opts.client().charms.create(pattern, space=opts.space, inputs=inputs)
     emit(opts, info, lambda console: console.print(info["id"], markup=False))
 
 
