@@ -7,20 +7,12 @@ talk to the same real server over loopback.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from cli_user import User, make_user
 
-from charmspace.cli import app
-from charmspace.identity import Identity
 from real_server import ServerProcess, start_server
 
 
@@ -30,83 +22,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     started = start_server(tmp_path_factory.mktemp("server"))
     yield started
     assert started.stop() == 0, started.log_text()
-
-
-@dataclass
-class Ran:
-    """What a ``charmspace`` run left: exit status and output."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-@dataclass
-class User:
-    """Someone at a terminal: their key file, the server they talk to, how they run commands."""
-
-    name: str
-    key: Path
-    url: str
-    home: Path
-    runner: CliRunner = field(default_factory=CliRunner)
-
-    @property
-    def did(self) -> str:
-        return Identity.load(self.key).did
-
-    def env(self) -> dict[str, str]:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
-        return {
-            **clean,
-            "HOME": str(self.home),
-            "CHARMSPACE_API_URL": self.url,
-            "CHARMSPACE_IDENTITY": str(self.key),
-        }
-
-    def __call__(self, *args: str) -> Ran:
-        """``charmspace ARGS`` in this process (Typer's runner)."""
-        result = self.runner.invoke(app, list(args), env=self.env())
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return Ran(result.exit_code, result.stdout, result.stderr)
-
-    def run(self, *args: str, timeout: float = 30) -> Ran:
-        """``charmspace ARGS`` as a subprocess: the installed entry point, as a user runs it."""
-        done = subprocess.run(
-            [str(Path(sys.executable).parent / "charmspace"), *args],
-            env=self.env(),
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return Ran(done.returncode, done.stdout, done.stderr)
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(Path(sys.executable).parent / "charmspace"), *args],
-            env=self.env(),
-            cwd=self.home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-
-def make_user(name: str, tmp_path: Path, url: str) -> User:
-    home = tmp_path / name
-    home.mkdir()
-    key = home / "key.pem"
-    Identity.generate().save(key)
-    return User(name, key, url, home)
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+from typing import Any
 
-from conftest import User
+import pytest
+from cli_user import User
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def test_charm_new_ls_inspect_get_set_rm(alice: User, counter: str) -> None:
     assert alice("--json", "charm", "get", counter, "value").json() == 2
     written = alice("--json", "charm", "set", counter, "value", "7").json()
     assert written["ok"] is True and written["seq"] > 0
-    assert alice("charm", "get", counter, "doubled").stdout == "14\n"
+    alice.settled("14", "charm", "get", counter, "doubled")
 
     removed = alice("charm", "rm", counter)
     assert removed.code == 0 and f"Removed {counter}" in removed.stdout
@@ -95,7 +97,7 @@ def test_charm_link_and_its_refusals(alice: User, bob: User, counter: str) -> No
     linked = alice("--json", "charm", "link", f"{counter}/value", f"{follower}/value")
     assert linked.code == 0, linked.output
     assert linked.json()["ok"] is True
-    assert alice("--json", "charm", "get", follower, "doubled").json() == 4
+    alice.settled("4", "--json", "charm", "get", follower, "doubled")
 
     no_input = alice("charm", "link", counter, f"{follower}/nope")
     assert no_input.code == 1
@@ -114,10 +116,20 @@ def test_charm_link_and_its_refusals(alice: User, bob: User, counter: str) -> No
     assert bob("--json", "charm", "get", bobs, "value").json() == 2
 
 
+def log_until(user: User, counter: str, kinds: list[str]) -> list[Any]:
+    """The charm's log once its causes are ``kinds`` (derived values commit shortly after)."""
+    for _ in range(100):
+        log: list[Any] = user("--json", "charm", "log", counter).json()
+        if [e["cause"]["kind"] for e in log] == kinds:
+            return log
+        time.sleep(0.05)
+    assert [e["cause"]["kind"] for e in log] == kinds
+    return log
+
+
 def test_charm_log_since_and_table(alice: User, counter: str) -> None:
     alice("charm", "call", counter, "increment", "--wait")
-    log = alice("--json", "charm", "log", counter).json()
-    assert [e["cause"]["kind"] for e in log][:2] == ["create", "derived"]
+    log = log_until(alice, counter, ["create", "derived", "event", "derived"])
     assert all(e["principal"] == alice.did for e in log)
     last = log[-1]["seq"]
     assert alice("--json", "charm", "log", counter, "--since", str(last)).json() == []

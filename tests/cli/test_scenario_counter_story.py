@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from conftest import User
+from cli_user import User
 
 
 def test_a_counter_from_the_command_line(alice: User, bob: User) -> None:
@@ -32,22 +32,22 @@ def test_a_counter_from_the_command_line(alice: User, bob: User) -> None:
     assert called.code == 0, called.output
     assert "Committed increment" in called.stdout
     assert alice.run(*at_work("charm", "get", counter, "value")).stdout.strip() == "6"
-    assert alice.run(*at_work("charm", "get", counter, "doubled")).stdout.strip() == "12"
+    alice.settled("12", *at_work("charm", "get", counter, "doubled"), as_process=True)
 
     edited = alice.run(*at_work("charm", "set", counter, "value", "10"))
     assert edited.code == 0, edited.output
-    assert alice.run(*at_work("charm", "get", counter, "doubled")).stdout.strip() == "20"
+    alice.settled("20", *at_work("charm", "get", counter, "doubled"), as_process=True)
 
     refused = alice.run(*at_work("charm", "set", counter, "doubled", "3"))
     assert refused.code == 1
     assert "is derived by action" in refused.stderr and "ReadOnlyCellError" in refused.stderr
     assert "Traceback" not in refused.output
-    assert alice.run(*at_work("charm", "get", counter, "doubled")).stdout.strip() == "20"
+    alice.settled("20", *at_work("charm", "get", counter, "doubled"), as_process=True)
 
     follower = alice.run(*at_work("charm", "new", "counter")).stdout.strip()
     linked = alice.run(*at_work("charm", "link", f"{counter}/value", f"{follower}/value"))
     assert linked.code == 0, linked.output
-    assert alice.run(*at_work("charm", "get", follower, "doubled")).stdout.strip() == "20"
+    alice.settled("20", *at_work("charm", "get", follower, "doubled"), as_process=True)
 
     assert alice.run(*at_work("favorite", "add", counter)).code == 0
     wished = alice.run("--json", "wish", "#counter").json()
