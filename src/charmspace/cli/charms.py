@@ -15,6 +15,7 @@ from charmspace.cli.context import (
     Options,
     confirm,
     emit,
+    fail,
     options,
     parse_json,
     resolve_space,
@@ -23,7 +24,6 @@ from charmspace.cli.context import (
     stdout,
     table,
 )
-from charmspace.errors import CharmspaceError
 from charmspace.types import PathSegment
 
 app = typer.Typer(
@@ -192,11 +192,7 @@ def call(
         outcome = target.call(payload)
     if not outcome["ok"]:  # the handler raised: its commit was aborted
         error = outcome.get("error") or {}
-        message = (
-            f"Error: the handler of {stream} raised {error.get('type')}: {error.get('message')}"
-        )
-        stderr().print(message, markup=False, style="red")
-        raise typer.Exit(1)
+        fail(f"the handler of {stream} raised {error.get('type')}: {error.get('message')}")
 
     def human(console: Console) -> None:
         console.print(f"Committed {stream} as commit {outcome['seq']}.", markup=False)
@@ -272,13 +268,14 @@ def watch(
     charmspace charm watch of:… value
     """
     opts = options(ctx)
-    opts.identity  # noqa: B018 - a bad key file is reported before any connection
     try:
         asyncio.run(_watch(opts, id, path_of(path)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends
         pass
-    except OSError:
-        raise CharmspaceError(NOT_RUNNING.format(url=opts.url)) from None
+    except ConnectionRefusedError:
+        fail(NOT_RUNNING.format(url=opts.url))
+    except TimeoutError:
+        fail(f"The server at {opts.url} did not answer the watch in time.")
 
 
 async def _watch(opts: Options, id: str, path: tuple[PathSegment, ...]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -119,6 +119,12 @@ def emit(opts: Options, data: Any, human: Callable[[Console], None] | None = Non
 def confirm(opts: Options, message: str, data: Any) -> None:
     """A short confirmation for people, or ``data`` as JSON for scripts."""
     emit(opts, data, lambda console: console.print(message, markup=False))
+
+
+def fail(message: str) -> NoReturn:
+    """End the command with exit status 1 and ``Error: message`` on stderr (no traceback)."""
+    stderr().print(f"Error: {message}", markup=False, style="red")
+    raise typer.Exit(1)
 
 
 def parse_json(text: str, what: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from charmspace.cli.context import confirm, emit, options, stderr, table
+from charmspace.cli.context import confirm, emit, fail, options, table
 
 app = typer.Typer(
     help="Your favorite charms (kept in your home space); `wish` finds one by tag.",
@@ -70,11 +70,8 @@ def wish(
     if answer["result"] is None:
         if opts.as_json:
             emit(opts, answer)
-        stderr().print(
-            f"Error: none of your favorites is tagged {query}; "
-            "favorite one with `charmspace favorite add ID`.",
-            markup=False,
-            style="red",
+        fail(
+            f"none of your favorites is tagged {query}; "
+            "favorite one with `charmspace favorite add ID`."
         )
-        raise typer.Exit(1)
     emit(opts, answer, human)
