@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 from typing import Any
 
@@ -165,3 +167,24 @@ def test_another_space_by_name_or_did(alice: User) -> None:
     assert [c["id"] for c in alice("--json", "--space", work, "charm", "ls").json()] == [
         by_name["id"]
     ]
+
+
+def test_charm_watch_json_prints_one_object_per_change(alice: User, counter: str) -> None:
+    watcher = alice.popen("--json", "charm", "watch", counter)  # the whole result
+    try:
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())
+        assert first["value"]["value"] == 2 and first["seq"] > 0
+        alice("charm", "set", counter, "value", "9")
+        changed = json.loads(watcher.stdout.readline())
+        assert changed["value"]["value"] == 9 and changed["seq"] > first["seq"]
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        code = watcher.wait(timeout=10)
+    assert code == 0
+
+
+def test_charm_watch_of_a_charm_that_is_not_there(alice: User) -> None:
+    missing = alice("charm", "watch", "of:nothing", "value")
+    assert missing.code == 1
+    assert "Traceback" not in missing.output and "Error:" in missing.stderr
