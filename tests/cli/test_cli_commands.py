@@ -48,6 +48,12 @@ def test_space_new_ls_and_acl(alice: User, bob: User) -> None:
     assert bob("--space", made["space"], "space", "acl").code == 1
 
 
+def test_a_new_users_home_space_has_no_charms_yet(alice: User) -> None:
+    assert alice("--json", "charm", "ls").json() == []
+    elsewhere = alice("--space", "nowhere", "charm", "ls")
+    assert elsewhere.code == 1 and "SpaceNotFoundError" in elsewhere.stderr
+
+
 def test_charm_new_ls_inspect_get_set_rm(alice: User, counter: str) -> None:
     assert [c["id"] for c in alice("--json", "charm", "ls").json()] == [counter]
     assert counter in alice("charm", "ls").stdout  # whole, never elided

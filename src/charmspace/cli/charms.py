@@ -24,6 +24,7 @@ from charmspace.cli.context import (
     stdout,
     table,
 )
+from charmspace.client import APIError
 from charmspace.types import PathSegment
 
 app = typer.Typer(
@@ -93,7 +94,13 @@ def new(
 def ls(ctx: typer.Context) -> None:
     """List the charms in the space."""
     opts = options(ctx)
-    found: list[dict[str, Any]] = opts.client().charms.list(opts.space)
+    try:
+        found: list[dict[str, Any]] = opts.client().charms.list(opts.space)
+    except APIError as error:
+        # Your home space comes to be with your first charm: until then it has none.
+        if error.type != "SpaceNotFoundError" or opts.space != opts.identity.did:
+            raise
+        found = []
 
     def human(console: Console) -> None:
         shown = table("id", "pattern", "created")
