@@ -21,10 +21,9 @@ from charmspace.cli.context import (
     resolve_space,
     short,
     stderr,
-    stdout,
     table,
 )
-from charmspace.client import APIError
+from charmspace.client import APIError, AsyncClient
 from charmspace.types import PathSegment
 
 app = typer.Typer(
@@ -267,7 +266,8 @@ def watch(
     ctx: typer.Context,
     id: IdArg,
     path: Annotated[
-        str, typer.Argument(help="A cell in the result (default: the whole result).")
+        str,
+        typer.Argument(help="A cell in the result (default: the whole result).", metavar="PATH"),
     ] = "",
 ) -> None:
     """Print a cell's value now and each time it changes, until Ctrl-C.
@@ -286,20 +286,13 @@ def watch(
 
 
 async def _watch(opts: Options, id: str, path: tuple[PathSegment, ...]) -> None:
-    from charmspace.client import AsyncClient
-
     async with AsyncClient(opts.url, opts.identity) as client:
         async for change in client.cell(opts.space, id, *path).watch():
+            value = json.dumps(change.value, ensure_ascii=False)
             if opts.as_json:
-                line = json.dumps({"seq": change.seq, "value": change.value}, ensure_ascii=False)
-                typer.echo(line)
+                typer.echo(f'{{"seq": {change.seq}, "value": {value}}}')
             else:
-                stdout().print(
-                    f"[{change.seq}] {json.dumps(change.value, ensure_ascii=False)}",
-                    markup=False,
-                    soft_wrap=True,
-                )
-                typer.echo("", nl=False)  # flushes: each change shows as it happens
+                typer.echo(f"[{change.seq}] {value}")  # echo flushes: each change shows at once
 
 
 _CAUSES = {

@@ -75,7 +75,8 @@ def _show_acl(opts: Options, info: dict[str, Any]) -> None:
 
     def human(console: Console) -> None:
         shown = table("subject", "capability", title=f"ACL of {info['space']}")
-        shown.add_row(info["owner"] + (" (you)" if info["owner"] == me else ""), "OWNER (owner)")
+        owner = info["owner"] + (" (owner, you)" if info["owner"] == me else " (owner)")
+        shown.add_row(owner, "OWNER")
         for subject, capability in sorted(info["acl"].items()):
             shown.add_row(subject + (" (you)" if subject == me else ""), capability)
         console.print(shown)
