@@ -153,6 +153,18 @@ def send(space: str, id: str, stream: str, event: JSONValue, wait: str) -> Op:
     return Op("POST", url, {"wait": wait}, json={"event": event}, has_body=True)
 
 
+def charm_log(space: str, id: str, since: int, limit: int) -> Op:
+    return Op("GET", f"{_charm(space, id)}/log", {"since": since, "limit": limit})
+
+
+def link_input(
+    space: str, id: str, input: str, source_space: str, source_id: str, path: Sequence[PathSegment]
+) -> Op:
+    """Link charm ``id``'s input ``input`` to the cell at ``path`` of charm ``source_id``."""
+    body = {"source": {"space": source_space, "id": source_id, "path": "/".join(map(str, path))}}
+    return Op("PUT", f"{_charm(space, id)}/inputs/{_q(input)}", json=body, has_body=True)
+
+
 def list_favorites() -> Op:
     return Op("GET", "/api/favorites")
 

@@ -134,6 +134,24 @@ class Charms:
     def remove(self, space: str, id: str) -> None:
         self._c.do(ops.remove_charm(space, id))
 
+    def log(self, space: str, id: str, since: int = 0, limit: int = 100) -> Any:
+        """The commits that touched the charm after ``since``: who ran them, as whom, and why."""
+        return self._c.do(ops.charm_log(space, id, since, limit))
+
+    def link(
+        self,
+        space: str,
+        id: str,
+        input: str,
+        source: tuple[str, str],
+        *path: PathSegment,
+    ) -> Any:
+        """Link input ``input`` of charm ``id`` to the cell at ``path`` of charm ``source``.
+
+        ``source`` is ``(space, id)``; no ``path`` links the source's whole result.
+        """
+        return self._c.do(ops.link_input(space, id, input, source[0], source[1], path))
+
 
 class Favorites:
     def __init__(self, client: Client) -> None:

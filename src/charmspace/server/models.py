@@ -140,12 +140,67 @@ class Wish(Model):
     candidates: list[Favorite]
 
 
+CauseKind = Literal[
+    "event",
+    "edit",
+    "link",
+    "derived",
+    "start",
+    "create",
+    "rebuild",
+    "remove",
+    "job",
+    "error",
+    "outbox",
+    "other",
+]
+
+
+class Cause(Model):
+    """Why a commit happened (the principal says as whom it ran)."""
+
+    kind: CauseKind = Field(
+        description="event: a handler took an event; edit: a direct edit of a cell; link: an "
+        "input linked to another cell; derived: derived values recomputed; start: a charm "
+        "started; create/rebuild/remove: a charm's lifecycle; job, error, outbox: bookkeeping."
+    )
+    detail: str | None = Field(
+        description="The handler (event), the charm's name (start, remove), the pattern "
+        "(create, rebuild), the input (link), the job, or where an error was recorded."
+    )
+    charm: str | None = Field(description="The charm whose handler ran (event).")
+    stream: str | None = Field(description="The stream the event was sent to (event).")
+
+
 class LogEntry(Model):
     seq: int
-    principal: str
+    principal: str = Field(description="The DID the commit ran as.")
     time: float
     ids: list[str]
     meta: dict[str, JsonValue]
+    cause: Cause
+
+
+class SourceRef(Model):
+    """A cell to link from: a charm's result, or the cell at ``path`` in it."""
+
+    space: str = Field(max_length=128)
+    id: str = Field(max_length=200)
+    path: str = Field(
+        default="",
+        max_length=2000,
+        description="A cell in the result (``a/0/b``); empty: all of it.",
+    )
+
+
+class LinkInput(Model):
+    source: SourceRef
+
+
+class Linked(Model):
+    ok: bool
+    space: str
+    seq: int
 
 
 class Document(Model):

@@ -8,19 +8,22 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
 from charmspace.facade import Runtime
+from charmspace.identity import parse_did
 from charmspace.patterns.charms import Charm
 from charmspace.patterns.index import index_entries
 from charmspace.patterns.markers import NAME, UI
 from charmspace.runtime import Stream
-from charmspace.runtime.address import is_stream_marker
+from charmspace.runtime.address import is_stream_marker, link_to
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import Transaction
+from charmspace.server.causes import charm_ids, describe
 from charmspace.server.deps import (
     PatternsDep,
     PrincipalDep,
     RuntimeDep,
     acting,
     cell_path,
+    charm_id,
     charm_param,
     docs_of,
     require,
@@ -38,10 +41,15 @@ from charmspace.server.models import (
     CreateCharm,
     ErrorInfo,
     Event,
+    Linked,
+    LinkInput,
+    LogEntry,
 )
 from charmspace.storage import Capability
 from charmspace.storage.ids import entity_id
+from charmspace.storage.model import LogEntry as StoredLogEntry
 from charmspace.types import DID, EntityId, SpaceDID
+from charmspace.values import setpath
 
 router = APIRouter(prefix="/api/spaces/{space}/charms", tags=["charms"])
 
@@ -270,3 +278,77 @@ def _error_info(error: BaseException | None) -> ErrorInfo | None:
     # Only charmspace errors promise never to carry values; others may hold anything.
     message = str(error) if isinstance(error, CharmspaceError) else "The handler raised an error."
     return ErrorInfo(type=type(error).__name__, message=message)
+
+
+@router.get("/{id}/log")
+async def charm_log(
+    space: SpaceDep,
+    id: CharmDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[LogEntry]:
+    """The commits of the space after ``since`` that touched this charm, oldest first (READ).
+
+    A commit touched the charm if its handler ran, or it wrote one of the
+    charm's documents or a cell its result links to (derived values, inputs).
+    Each entry says as whom it ran (``principal``) and why (``cause``).
+    """
+    require(runtime, space, principal, Capability.READ, "read a charm's log")
+    require_charm(runtime, space, id, principal)
+    tx = Transaction(runtime, principal)
+    ids = charm_ids(tx, space, id)
+    found: list[StoredLogEntry] = []
+    while len(found) < limit:
+        page = runtime.storage.log(space, principal, since=since, limit=1000)
+        if not page:
+            break
+        found.extend(e for e in page if e.meta.get("charm") == id or not ids.isdisjoint(e.ids))
+        since = page[-1].seq
+    return describe(tx, space, found[:limit])
+
+
+@router.put("/{id}/inputs/{name}")
+async def link_input(
+    space: SpaceDep,
+    id: CharmDep,
+    name: str,
+    body: LinkInput,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> Linked:
+    """Link the charm's input ``name`` to a cell of another charm (any space): data flows live.
+
+    Needs WRITE on this charm's space and READ on the source's. The link
+    replaces the input (a previous link or value); the commit's cause is ``link``.
+    """
+    source_space = body.source.space
+    parse_did(source_space)
+    source_id = charm_id(body.source.id)
+    segments = cell_path(body.source.path)
+    require(runtime, space, principal, Capability.WRITE, "link a charm's input")
+    require_charm(runtime, space, id, principal)
+    require(runtime, source_space, principal, Capability.READ, "link from a charm")
+    require_charm(runtime, source_space, source_id, principal)
+    with acting(principal):
+        target = await runtime.charms.get(space, id)
+    if name not in target.pattern.inputs:
+        raise PatternError(
+            f"Pattern {target.pattern.name} has no input {name[:80]!r} "
+            f"(its inputs: {', '.join(target.pattern.inputs) or 'none'})."
+        )
+    source = docs_of(source_space, source_id)[2].key(*segments)
+    tx = Transaction(runtime, principal, meta={"link": name})
+    try:
+        # A stream is linked as is; a cell with a redirect link, so writes reach the source.
+        redirect = not is_stream_marker(tx.read(source, deep=False))
+        argument = docs_of(space, id)[0]
+        doc = tx.read_doc(space, argument.id)
+        tx.write_doc(space, argument.id, setpath(doc, (name,), link_to(source, redirect=redirect)))
+        result = tx.commit()
+    except BaseException:
+        if tx.state == "open":
+            tx.abort()
+        raise
+    return Linked(ok=result.ok, space=space, seq=result.seq)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from charmspace.errors import SpaceExistsError
 from charmspace.identity import parse_did
+from charmspace.runtime.transaction import Transaction
+from charmspace.server.causes import describe
 from charmspace.server.deps import PrincipalDep, RuntimeDep, require, space_param
 from charmspace.server.errors import BadRequestError
 from charmspace.server.models import AclChange, CreateSpace, Document, LogEntry, SpaceInfo
@@ -92,17 +94,13 @@ async def log(
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LogEntry]:
-    """Commits after seq ``since``, oldest first: who, when, which documents (never values)."""
-    return [
-        LogEntry(
-            seq=e.seq,
-            principal=e.principal,
-            time=e.time,
-            ids=list(e.ids),
-            meta=dict(e.meta),  # type: ignore[arg-type]
-        )
-        for e in runtime.storage.log(space, principal, since=since, limit=limit)
-    ]
+    """Commits after seq ``since``, oldest first: who, when, why, which documents (never values).
+
+    ``principal`` is the DID the commit ran as; ``cause`` says what made it
+    (an event on a stream, a direct edit, derived values, a start-up, …).
+    """
+    commits = runtime.storage.log(space, principal, since=since, limit=limit)
+    return describe(Transaction(runtime, principal), space, commits)
 
 
 @router.get("/{space}/head")

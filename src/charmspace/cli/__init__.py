@@ -1,10 +1,14 @@
 """The ``charmspace`` command line.
 
-Each area is a sub-app (``id_app`` here); add another with
-``app.add_typer(space_app, name="space")``. Commands raise
-:class:`~charmspace.errors.CharmspaceError` for anything a user got wrong or must
-fix; the root group turns it into a red message on stderr and exit status 1, so
-no command needs its own ``try``. Usage errors exit 2 (Typer's default).
+Each area is a sub-app in its own module (``charm`` in ``charms.py``, ``space``
+in ``spaces.py``, …), added to the root here. Commands that talk to a server
+take the global options (``--api-url``, ``--identity``, ``--space``,
+``--json``) from :mod:`charmspace.cli.context` and use the signed
+:class:`~charmspace.client.Client`. Commands raise
+:class:`~charmspace.errors.CharmspaceError` (the client's ``APIError`` is one)
+for anything a user got wrong or must fix; the root group turns it into a red
+message on stderr and exit status 1, so no command needs its own ``try``.
+Usage errors exit 2 (Typer's default).
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from charmspace.cli.context import NOT_RUNNING, Options, emit, options, table
+from charmspace.client.ops import DEFAULT_URL
 from charmspace.errors import CharmspaceError
 from charmspace.identity import Identity
 
@@ -34,6 +41,18 @@ class _ReportingGroup(TyperGroup):
         except CharmspaceError as error:
             _stderr.print(Text(f"Error: {error}", style="red"))
             raise typer.Exit(1) from None
+        except httpx.TransportError as error:
+            _stderr.print(Text(f"Error: {_unreachable(ctx, error)}", style="red"))
+            raise typer.Exit(1) from None
+
+
+def _unreachable(ctx: Any, error: httpx.TransportError) -> str:
+    """What to tell a user whose request got no answer."""
+    found = ctx.find_object(Options)
+    url = found.url if found is not None else DEFAULT_URL
+    if isinstance(error, httpx.ConnectError):
+        return NOT_RUNNING.format(url=url)
+    return f"The server at {url} did not answer ({type(error).__name__}: {error or 'no detail'})."
 
 
 app = typer.Typer(
@@ -47,6 +66,70 @@ id_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(id_app, name="id")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from charmspace import __version__
+
+        typer.echo(f"charmspace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str,
+        typer.Option(
+            "--api-url",
+            envvar="CHARMSPACE_API_URL",
+            help="The server to talk to.",
+            metavar="URL",
+        ),
+    ] = DEFAULT_URL,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            help="The key file requests are signed with (default: $CHARMSPACE_IDENTITY or "
+            "~/.config/charmspace/identity.pem, created on first use: the local user of "
+            "`charmspace serve`).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            help="The space to work in: a DID, or the name of one of your spaces "
+            "(default: your home space).",
+            metavar="NAME|DID",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """charmspace: reactive charms whose state lives in spaces owned by did:key identities.
+
+    Create identities, spaces and charms, send events, read and edit cells,
+    and watch them change, all over a server's signed HTTP API.
+    """
+    options = Options(api_url, identity, space, as_json)
+    ctx.obj = options
+    ctx.call_on_close(options.close)
 
 
 @id_app.command("new")
@@ -139,6 +222,15 @@ def main() -> None:
     app()
 
 
+# The command groups, each in its module; imported last, as they add to ``app``.
+from charmspace.cli import charms, favorites, spaces  # noqa: E402
+
+app.add_typer(spaces.app, name="space")
+app.add_typer(charms.app, name="charm")
+app.add_typer(favorites.app, name="favorite")
+app.command("wish")(favorites.wish)
+
+
 @app.command("demo")
 def demo() -> None:
     """Tell the seed's story in the terminal: a refused cross-space write, then a stream call."""
@@ -148,33 +240,24 @@ def demo() -> None:
 
 
 @app.command("patterns")
-def patterns(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """List the installed patterns: the bundled library, entry points, a patterns directory."""
-    import json
+def patterns(ctx: typer.Context) -> None:
+    """List the patterns the server has installed: the names `charm new` takes.
 
-    from rich.table import Table
+    charmspace patterns
 
-    from charmspace.patterns.registry import installed_patterns
+    charmspace --json patterns | jq '.[].name'
+    """
+    opts = options(ctx)
+    found = opts.client().patterns()
 
-    found = installed_patterns()
-    rows: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "import": p.import_path,
-            "tags": list(p.tags),
-            "inputs": list(p.inputs),
-        }
-        for name, p in sorted(found.items())
-    ]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table("pattern", "tags", "inputs", "import path")
-    for row in rows:
-        table.add_row(row["name"], " ".join(row["tags"]), ", ".join(row["inputs"]), row["import"])
-    Console(emoji=False, highlight=False).print(table)
+    def human(console: Console) -> None:
+        shown = table("pattern", "tags", "inputs", "description")
+        for p in found:
+            inputs = p["inputs"].get("properties", {}) if isinstance(p["inputs"], dict) else {}
+            shown.add_row(p["name"], " ".join(p["tags"]), ", ".join(inputs), p["description"])
+        console.print(shown)
+
+    emit(opts, found, human)
 
 
 @app.command("serve")

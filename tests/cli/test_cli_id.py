@@ -1,6 +1,7 @@
+"""`charmspace id`: create identities and show their DIDs (no server needed)."""
+
 from __future__ import annotations
 
-import json
 import stat
 from pathlib import Path
 
@@ -157,14 +158,3 @@ def test_id_derive_pem_prints_the_key(runner: CliRunner) -> None:
 
 def test_id_derive_without_a_passphrase_is_a_usage_error(runner: CliRunner) -> None:
     assert runner.invoke(app, ["id", "derive"]).exit_code == 2
-
-
-def test_patterns_lists_the_bundled_library() -> None:
-    result = CliRunner().invoke(app, ["patterns", "--json"])
-    assert result.exit_code == 0, result.output
-    listed = {row["name"]: row for row in json.loads(result.output)}
-    assert listed["counter"]["tags"] == ["#counter"]
-    assert listed["counter"]["inputs"] == ["value"]
-    assert listed["notes"]["import"] == "charmspace.library.notes:notes"
-    table = CliRunner().invoke(app, ["patterns"])
-    assert table.exit_code == 0 and "counter" in table.output
