@@ -127,9 +127,19 @@ class _Scan:
         except asyncio.CancelledError:
             self.publish("Stopped", status="stopped", current_query=None)
             raise
+        except Exception as e:  # a bug: say so, and let the runtime report it
+            self.publish("Failed: internal error", status="failed", current_query=None)
+            self.finish(
+                error={
+                    "reason": "internal",
+                    "message": f"The scan failed unexpectedly ({type(e).__name__}).",
+                    "reauthenticate": False,
+                }
+            )
+            raise
 
     async def _agent(self, gmail: Any) -> None:
-        llm = llm(self.ctx)
+        model = llm(self.ctx)
         conversation: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": self.goal},
@@ -138,7 +148,7 @@ class _Scan:
         searches = 0
         while True:
             self.publish(status="thinking")
-            reply = await llm.chat(conversation, tools=[SEARCH_TOOL])
+            reply = await model.chat(conversation, tools=[SEARCH_TOOL])
             conversation.append(dict(reply.message))
             if not reply.tool_calls:
                 self.publish("Summary written", status="done", current_query=None)
@@ -328,6 +338,7 @@ def gmail_agentic_search(
         "results": results,
         "summary": summary,
         "error": error,
+        "problem": problem,
         "scan": scan_stream,
         "stop": stop_stream,
     }
