@@ -171,7 +171,10 @@ async def test_every_mime_shape_decodes_to_the_text_that_was_sent(world: World) 
 
 
 def test_html_becomes_text_without_markup_scripts_or_entities() -> None:
-    html = "<html><head><title>t</title></head><body><script>x()</script><p>A &amp; B</p>ok</body></html>"
+    html = (
+        "<html><head><title>t</title></head>"
+        "<body><script>x()</script><p>A &amp; B</p>ok</body></html>"
+    )
     assert html_to_text(html) == "A & B\nok"
 
 

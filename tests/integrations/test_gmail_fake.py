@@ -63,7 +63,10 @@ def test_googles_client_lists_gets_and_batch_gets(fake: FakeGmail, url: str) -> 
     )
     batch._batch_uri = f"{url}/batch/gmail/v1"
     for i, ident in enumerate(expected):
-        batch.add(gmail.users().messages().get(userId="me", id=ident, format="metadata"), request_id=str(i))
+        batch.add(
+            gmail.users().messages().get(userId="me", id=ident, format="metadata"),
+            request_id=str(i),
+        )
     batch.execute()
     assert [got[str(i)]["id"] for i in range(len(expected))] == expected
 
@@ -100,7 +103,9 @@ def test_dates_newer_than_after_and_before(fake: FakeGmail, url: str) -> None:
     now = fake.clock.now()
     week = get(url, "/gmail/v1/users/me/messages", q="newer_than:7d", maxResults=500).json()
     assert week["messages"]
-    assert all(fake.by_id[m["id"]].internal_date / 1000 >= now - 7 * 86400 for m in week["messages"])
+    assert all(
+        fake.by_id[m["id"]].internal_date / 1000 >= now - 7 * 86400 for m in week["messages"]
+    )
     cut = int(now - 30 * 86400)
     before = get(url, "/gmail/v1/users/me/messages", q=f"before:{cut}", maxResults=500).json()
     after = get(url, "/gmail/v1/users/me/messages", q=f"after:{cut}", maxResults=500).json()
@@ -149,11 +154,14 @@ def test_history_lists_what_arrived_since(fake: FakeGmail, url: str) -> None:
 def test_a_batch_answers_each_part_and_404s_a_missing_one(fake: FakeGmail, url: str) -> None:
     ids = [m.id for m in fake.messages[:3]]
     fake.faults.missing.add(ids[1])
-    body = "".join(
-        f"--b\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n"
-        f"GET /gmail/v1/users/me/messages/{i}?format=minimal\r\n\r\n"
-        for i in ids
-    ) + "--b--\r\n"
+    body = (
+        "".join(
+            f"--b\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n"
+            f"GET /gmail/v1/users/me/messages/{i}?format=minimal\r\n\r\n"
+            for i in ids
+        )
+        + "--b--\r\n"
+    )
     response = httpx.post(
         f"{url}/batch/gmail/v1",
         content=body,

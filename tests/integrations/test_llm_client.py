@@ -87,7 +87,10 @@ async def test_a_wrong_key_is_llm_auth_and_the_key_is_never_shown(url: str) -> N
 
 
 async def test_a_malformed_conversation_is_refused_without_retrying(client: LLMClient) -> None:
-    bad = [{"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "nope", "content": ""}]
+    bad = [
+        {"role": "user", "content": "x"},
+        {"role": "tool", "tool_call_id": "nope", "content": ""},
+    ]
     with pytest.raises(IntegrationError) as caught:
         await client.chat(bad)
     assert caught.value.reason == "llm_bad_request"

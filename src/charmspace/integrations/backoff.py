@@ -24,8 +24,11 @@ class Backoff:
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
-        computed = min(self.cap, self.base * 2**attempt) * (0.5 + rng.random() / 2)
+        computed: float = min(self.cap, self.base * 2**attempt) * (0.5 + rng.random() / 2)
         return computed if retry_after is None else max(retry_after, computed)
+
+
+DEFAULT_BACKOFF = Backoff()
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

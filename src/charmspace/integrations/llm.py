@@ -14,6 +14,7 @@ The API key is a secret: held as a ``SecretStr``, read from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import Backoff, parse_retry_after
+from charmspace.integrations.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class LLMSettings(BaseSettings):
-    """``CHARMSPACE_LLM_BASE_URL``, ``_MODEL``, ``_API_KEY`` (or ``_API_KEY_FILE``), ``_TIMEOUT``."""
+    """``CHARMSPACE_LLM_BASE_URL``, ``_MODEL``, ``_API_KEY`` (or ``_API_KEY_FILE``), ``_TIMEOUT``.
+
+    The key is a ``SecretStr``: its repr and a ``model_dump`` show ``**********``.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="CHARMSPACE_LLM_", env_file=".env", extra="ignore", frozen=True
@@ -114,7 +118,7 @@ class LLMClient:
         model: str,
         api_key: SecretStr | None,
         timeout: float = 60.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Sleep | None = None,
         now: Callable[[], float] | None = None,
         rng: random.Random | None = None,
@@ -207,10 +211,8 @@ def _status_error(status: int, response: httpx.Response) -> IntegrationError:
         )
     if status == 400:
         param = None
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
             param = response.json()["error"].get("param")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass
         where = f" (parameter {param!s})" if isinstance(param, str) else ""
         return IntegrationError(
             "llm_bad_request", f"The LLM provider rejected the request as malformed{where}."

@@ -91,7 +91,7 @@ class _Scan:
     def __init__(self, ctx: JobContext, cells: dict[str, Cell[Any]], goal: str, budget: int):
         runtime = ctx.runtime
         # The handler's cells belong to its (closed) transaction: address them afresh.
-        self.cells = {k: Cell(runtime, c.address) for k, c in cells.items()}
+        self.cells: dict[str, Cell[Any]] = {k: Cell(runtime, c.address) for k, c in cells.items()}
         self.ctx = ctx
         self.goal = goal
         self.budget = budget
@@ -232,7 +232,12 @@ def scan(
             }
         )
         return
-    cells = {"progress": progress, "results": results, "summary": summary, "error": error}
+    cells: dict[str, Cell[Any]] = {
+        "progress": progress,
+        "results": results,
+        "summary": summary,
+        "error": error,
+    }
     progress.set({**IDLE, "status": "starting"})
     results.set([])
     summary.set("")

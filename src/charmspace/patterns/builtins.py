@@ -1,4 +1,4 @@
-"""The built-ins a pattern builds with: derive, lift, computed, if_else, map, cell, now, wish, llm."""
+"""The built-ins a pattern builds with: derive, computed, map, cell, now, wish, llm…."""
 
 from __future__ import annotations
 

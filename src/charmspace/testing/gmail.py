@@ -22,7 +22,6 @@ answers with 404).
 from __future__ import annotations
 
 import base64
-import json
 import random
 import re
 from collections import Counter
@@ -30,8 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.header import decode_header, make_header
 from email.charset import BASE64, QP, Charset
+from email.header import decode_header, make_header
 from email.message import Message
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
@@ -166,7 +165,8 @@ class StoredMessage:
 
 def _text_part(text: str, subtype: str, charset: str, encoding: str | None) -> MIMEText:
     cs = Charset(charset)
-    cs.body_encoding = {"qp": QP, "base64": BASE64}.get(encoding or "")
+    # None means 7bit/8bit; typeshed types the attribute as int only.
+    cs.body_encoding = {"qp": QP, "base64": BASE64}.get(encoding or "")  # type: ignore[assignment]
     part = MIMEText("", subtype, None)
     del part["Content-Transfer-Encoding"]
     part.set_payload(text, cs)
@@ -366,7 +366,7 @@ class FakeGmail:
         self.by_id = {m.id: m for m in self.messages}
         self.faults = Faults()
         self.calls: Counter[str] = Counter()
-        """Requests answered, by endpoint (``list``, ``get``, ``batch``, ``profile``, ``history``)."""
+        """Answers by endpoint: ``list``, ``get``, ``batch``, ``profile``, ``history``."""
         self.statuses: list[int] = []
         """The status of every answer, in order (a batch's inner answers included)."""
         self.app = Starlette(
@@ -417,7 +417,9 @@ class FakeGmail:
         gate = self._gate(authorization)
         if gate is not None:
             return gate
-        match = re.fullmatch(r"/gmail/v1/users/([^/]+)/(profile|messages|history)(?:/([^/]+))?", path)
+        match = re.fullmatch(
+            r"/gmail/v1/users/([^/]+)/(profile|messages|history)(?:/([^/]+))?", path
+        )
         if method != "GET" or match is None or match[1] not in ("me", self.email):
             return _error(404)
         kind, ident = match[2], match[3]
@@ -498,7 +500,9 @@ class FakeGmail:
             start = int(_one(query, "startHistoryId", ""))
         except ValueError:
             return _error(400, "Missing or invalid startHistoryId")
-        newer = sorted((m for m in self.messages if m.history_id > start), key=lambda m: m.history_id)
+        newer = sorted(
+            (m for m in self.messages if m.history_id > start), key=lambda m: m.history_id
+        )
         latest = max((m.history_id for m in self.messages), default=start)
         return JSONResponse(
             {
@@ -592,8 +596,8 @@ class FakeGmail:
         reasons = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
         chunks: list[bytes] = []
         for part in parts:
-            inner = part.get_payload(decode=True)
-            if not isinstance(inner, bytes):
+            inner = part.get_payload(decode=True) if isinstance(part, Message) else None
+            if not isinstance(part, Message) or not isinstance(inner, bytes):
                 return self._record(_error(400, "Each batch part is an application/http request"))
             method, path, query, headers = _parse_http_request(inner)
             auth = headers.get("authorization") or request.headers.get("authorization")

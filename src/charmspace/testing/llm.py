@@ -15,6 +15,7 @@ malformed ones get 400 with OpenAI's error body, a wrong key 401.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -74,10 +75,8 @@ def gmail_policy(searches: int = 2) -> Policy:
             return tool_call("search_gmail", query=queries[len(done)])
         found = 0
         for message in done:
-            try:
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
                 found += int(json.loads(message["content"]).get("count", 0))
-            except (ValueError, AttributeError, TypeError):
-                pass
         return reply(f"Found {found} messages about {goal!r} in {len(done)} searches.")
 
     return policy

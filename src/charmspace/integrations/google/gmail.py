@@ -23,13 +23,14 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.message import Message
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import Backoff, parse_retry_after
+from charmspace.integrations.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.stream import Stream
@@ -142,7 +143,9 @@ def message_text(payload: Mapping[str, Any], cap: int = BODY_CAP) -> str:
     if plain:
         text = "\n".join(decode_part(p) for p in plain)
     else:
-        text = "\n".join(html_to_text(decode_part(p)) for p in leaves if p.get("mimeType") == "text/html")
+        text = "\n".join(
+            html_to_text(decode_part(p)) for p in leaves if p.get("mimeType") == "text/html"
+        )
     text = text.replace("\r\n", "\n").strip()
     return text if len(text) <= cap else text[:cap] + "\n[… cut]"
 
@@ -214,7 +217,7 @@ class GmailClient:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         timeout: float = 30.0,
         body_cap: int = BODY_CAP,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -314,7 +317,8 @@ class GmailClient:
             if status == 401:
                 if refreshed_for_401:
                     raise IntegrationError(
-                        "auth", f"Gmail refused the Google token again after a refresh. {REAUTHENTICATE}"
+                        "auth",
+                        f"Gmail refused the Google token again after a refresh. {REAUTHENTICATE}",
                     )
                 refreshed_for_401 = True
                 log.info("Gmail answered 401; refreshing the token once")
@@ -387,13 +391,15 @@ class GmailClient:
 
     async def get_message(self, message_id: str, *, format: str = "full") -> GmailMessage:
         """One message, decoded."""
-        data = await self._json(f"/gmail/v1/users/me/messages/{_id(message_id)}", {"format": format})
+        data = await self._json(
+            f"/gmail/v1/users/me/messages/{_id(message_id)}", {"format": format}
+        )
         return GmailMessage.from_api(data, self.body_cap)
 
     async def get_messages(
         self, message_ids: Sequence[str], *, format: str = "full"
     ) -> list[GmailMessage]:
-        """Many messages through Gmail's batch endpoint, in order; ones gone meanwhile are left out."""
+        """Messages via Gmail's batch endpoint, in order; ones since deleted are left out."""
         out: dict[str, GmailMessage] = {}
         ids = [_id(i) for i in message_ids]
         for start in range(0, len(ids), BATCH_SIZE):
@@ -413,11 +419,14 @@ class GmailClient:
         refreshed_for_401 = False
         for attempt in range(self.backoff.retries + 1):
             boundary = f"charmspace_batch_{attempt}"
-            body = b"".join(
-                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n"
-                f"GET /gmail/v1/users/me/messages/{i}?format={format}\r\n\r\n".encode()
-                for i in pending
-            ) + f"--{boundary}--\r\n".encode()
+            body = (
+                b"".join(
+                    f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <{i}>\r\n\r\n"
+                    f"GET /gmail/v1/users/me/messages/{i}?format={format}\r\n\r\n".encode()
+                    for i in pending
+                )
+                + f"--{boundary}--\r\n".encode()
+            )
             response = await self._request(
                 "POST",
                 "/batch/gmail/v1",
@@ -439,7 +448,8 @@ class GmailClient:
             if 401 in statuses:
                 if refreshed_for_401:
                     raise IntegrationError(
-                        "auth", f"Gmail refused the Google token again after a refresh. {REAUTHENTICATE}"
+                        "auth",
+                        f"Gmail refused the Google token again after a refresh. {REAUTHENTICATE}",
                     )
                 refreshed_for_401 = True
                 await self.refresh_token(str(self.current_auth()["token"]))
@@ -471,6 +481,8 @@ def _batch_answers(response: httpx.Response) -> dict[str, tuple[int, Any]]:
         raise IntegrationError("malformed_response", "Gmail's batch answer was not multipart.")
     out: dict[str, tuple[int, Any]] = {}
     for part in parts:
+        if not isinstance(part, Message):
+            continue
         content_id = str(part.get("Content-ID", "")).strip("<> ").removeprefix("response-")
         raw = part.get_payload(decode=True)
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
