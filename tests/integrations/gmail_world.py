@@ -25,7 +25,7 @@ from charmspace.identity import Identity
 from charmspace.integrations.backoff import Backoff
 from charmspace.integrations.google.gmail import GMAIL_READONLY, GmailClient, needs_refresh
 from charmspace.integrations.llm import LLMClient
-from charmspace.integrations.services import Services, configure
+from charmspace.integrations.services import Services, configure, services_of
 from charmspace.library.gmail_agentic_search import gmail_agentic_search
 from charmspace.patterns import Charm, Default, handler, now, pattern
 from charmspace.runtime import Cell, FakeClock
@@ -195,7 +195,7 @@ async def gmail_world(
             try:
                 yield world
             finally:
-                await client.aclose()
+                await services_of(runtime).aclose()
     finally:
         await runtime.close()
         ISSUER.remove(issuer)

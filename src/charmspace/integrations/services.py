@@ -50,6 +50,26 @@ class Services:
     """How clients wait between retries; default the runtime clock's ``sleep``."""
     transport: httpx.AsyncBaseTransport | None = None
     rng: random.Random | None = None
+    _http: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One connection pool for every Gmail client of the runtime.
+
+        Why shared: building an ``httpx.AsyncClient`` loads the CA bundle
+        (tens of milliseconds), which a scan would otherwise pay every time.
+        """
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self.transport)
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the connection pools (the server calls it on shutdown)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self.llm is not None:
+            await self.llm.aclose()
 
     @classmethod
     def from_environment(cls) -> Services:
@@ -98,5 +118,5 @@ def gmail_client(runtime: Runtime, auth: Cell[Any], refresh: Stream[Any] | None)
         sleep=services.sleep,
         rng=services.rng or runtime.random,
         backoff=services.backoff,
-        transport=services.transport,
+        http=services.http,
     )

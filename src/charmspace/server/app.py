@@ -59,8 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await runtime.close()
-            if services.llm is not None:
-                await services.llm.aclose()
+            await services.aclose()
             log.info("storage closed")
 
     app = FastAPI(

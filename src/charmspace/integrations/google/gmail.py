@@ -221,7 +221,9 @@ class GmailClient:
         timeout: float = 30.0,
         body_cap: int = BODY_CAP,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
+        """``http``: a shared connection pool (not closed here); else one of its own."""
         self.auth = auth
         self.refresh = refresh
         self.base_url = base_url.rstrip("/")
@@ -231,7 +233,9 @@ class GmailClient:
         self.backoff = backoff
         self.body_cap = body_cap
         self.refreshes = 0
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._timeout = timeout
 
     def __repr__(self) -> str:
         return f"<GmailClient {self.base_url}>"
@@ -243,7 +247,8 @@ class GmailClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     # --- the token ---------------------------------------------------------------
 
@@ -299,7 +304,8 @@ class GmailClient:
             try:
                 response = await self._http.request(
                     method,
-                    path,
+                    self.base_url + path,
+                    timeout=self._timeout,
                     params=params,
                     content=content,
                     headers={**(headers or {}), "Authorization": f"Bearer {token}"},
