@@ -78,7 +78,7 @@ def refresh(event: dict[str, Any], *, auth: Cell[dict[str, Any]]) -> None:
 
 
 @pattern(tags=["#googleAuth"])
-def bench_google_auth(auth: Default[Cell[dict[str, Any]], {}]) -> dict[str, Any]:  # noqa: B006
+def bench_google_auth(auth: Default[Cell[dict[str, Any]], {}]) -> dict[str, Any]:
     """Owns the token. #googleAuth"""
     return {"auth": auth, "refresh": refresh.bind(auth=auth)}
 
