@@ -15,8 +15,27 @@ from typing import Any
 import pytest
 from gmail_world import gmail_world
 
+from charmspace.integrations.google.gmail import GMAIL_READONLY
+from charmspace.library.gmail_agentic_search import connection_state
 from charmspace.testing.gmail import messages_matching
 from charmspace.testing.llm import gmail_policy, reply, tool_call
+
+
+@pytest.mark.parametrize(
+    ("auth", "state"),
+    [
+        (None, "sign in"),
+        ({"token": ""}, "sign in"),
+        ({"token": "t", "scope": ["openid", "email"]}, "permission missing"),
+        ({"token": "t", "scope": [GMAIL_READONLY], "expires_at": 0}, "connected"),
+        (
+            {"token": "t", "scope": [GMAIL_READONLY], "expires_in": 3600, "expires_at": 1},
+            "token will be refreshed",
+        ),
+    ],
+)
+def test_the_connection_state_the_user_sees(auth: Any, state: str) -> None:
+    assert connection_state(auth, 1000.0) == state
 
 
 def progress(charm: Any) -> dict[str, Any]:

@@ -98,6 +98,16 @@ async def test_a_malformed_conversation_is_refused_without_retrying(client: LLMC
     assert client.sleeps == []  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("messages", [[], "hello", [{"content": "no role"}], [["user", "x"]]])
+async def test_a_conversation_of_the_wrong_shape_is_refused_before_sending(
+    client: LLMClient, scripted: ScriptedLLM, messages: Any
+) -> None:
+    with pytest.raises(IntegrationError) as caught:
+        await client.chat(messages)
+    assert caught.value.reason == "llm_bad_request" and "'role'" in str(caught.value)
+    assert scripted.requests == []
+
+
 async def test_overload_is_retried_with_back_off(client: LLMClient, scripted: ScriptedLLM) -> None:
     scripted.fail(status=503, times=2)
     answer = await client.chat([{"role": "user", "content": "hi"}], tools=[SEARCH])

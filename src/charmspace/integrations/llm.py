@@ -166,6 +166,20 @@ class LLMClient:
                 "No LLM API key is configured: set CHARMSPACE_LLM_API_KEY "
                 "(or CHARMSPACE_LLM_API_KEY_FILE) and restart.",
             )
+        if (
+            isinstance(messages, str | bytes)
+            or not messages
+            or not all(isinstance(m, Mapping) and isinstance(m.get("role"), str) for m in messages)
+        ):
+            raise IntegrationError(
+                "llm_bad_request",
+                "chat() takes a non-empty list of messages, each a dict with a 'role' "
+                "(e.g. {'role': 'user', 'content': '…'}).",
+            )
+        if tools is not None and not all(isinstance(t, Mapping) for t in tools):
+            raise IntegrationError(
+                "llm_bad_request", "tools is a list of dicts such as function_tool(...) returns."
+            )
         body: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages]}
         if tools:
             body["tools"] = [dict(t) for t in tools]
