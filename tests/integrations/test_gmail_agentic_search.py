@@ -182,3 +182,37 @@ async def test_logs_of_a_scan_with_refresh_and_401_hold_no_token(
     text = caplog.text + "".join(repr(r.__dict__) for r in caplog.records)
     assert caplog.records  # something was logged, so the check below can fail
     assert not [s for s in secrets if s in text]
+
+
+async def test_an_llm_that_stays_overloaded_fails_the_scan_without_re_authenticate(
+    storage_url: str,
+) -> None:
+    async with gmail_world(storage_url, gmail_policy()) as world:
+        world.sign_in()
+        world.llm.fail(status=503, times=50)
+        charm = await world.search_charm(goal="invoice")
+        await scan_and_wait(world, charm)
+        assert progress(charm)["status"] == "failed"
+        error = charm["error"].get()
+        assert (error["reason"], error["reauthenticate"]) == ("upstream_503", False)
+        assert charm["problem"].get().startswith("Error: ")
+        assert len(world.sleeps) == 4  # retried with back-off before giving up
+
+
+async def test_a_second_scan_replaces_the_first_results(storage_url: str) -> None:
+    async with gmail_world(storage_url, gmail_policy(searches=1)) as world:
+        world.sign_in()
+        charm = await world.search_charm(goal="flight")
+        await scan_and_wait(world, charm)
+        first = charm["results"].get()
+        async with world.runtime.edit():
+            charm["goal"].set("hotel")
+        await scan_and_wait(world, charm)
+        assert progress(charm)["queries"] == [
+            {
+                "query": "subject:hotel",
+                "count": min(10, len(list(messages_matching(world.gmail, "subject:hotel")))),
+            }
+        ]
+        assert charm["results"].get() != first
+        assert all("hotel" in r["subject"].lower() for r in charm["results"].get())
