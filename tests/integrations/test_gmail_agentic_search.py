@@ -16,7 +16,7 @@ import pytest
 from gmail_world import gmail_world
 
 from charmspace.integrations.google.gmail import GMAIL_READONLY
-from charmspace.library.gmail_agentic_search import connection_state
+from charmspace.library.gmail_agentic_search import connection_state, gmail_agentic_search
 from charmspace.testing.gmail import messages_matching
 from charmspace.testing.llm import gmail_policy, reply, tool_call
 
@@ -216,3 +216,24 @@ async def test_a_second_scan_replaces_the_first_results(storage_url: str) -> Non
         ]
         assert charm["results"].get() != first
         assert all("hotel" in r["subject"].lower() for r in charm["results"].get())
+
+
+async def test_a_linked_auth_input_is_used_instead_of_the_favorite(storage_url: str) -> None:
+    async with gmail_world(storage_url, gmail_policy(searches=1)) as world:
+        await world.runtime.favorites().remove(world.auth_charm)
+        world.sign_in()
+        await world.clock.advance(3600)
+        charm = await world.runtime.charms.create(
+            gmail_agentic_search,
+            space=world.runtime.create_space(name="gmail"),
+            inputs={
+                "goal": "lunch",
+                "auth": world.auth_charm["auth"],
+                "refresh": world.auth_charm.stream("refresh"),
+            },
+        )
+        await world.runtime.idle()
+        assert charm["connection"].get() == "token will be refreshed"
+        await scan_and_wait(world, charm)
+        assert progress(charm)["status"] == "done"
+        assert world.issuer.refreshes == 1

@@ -213,8 +213,12 @@ def scan(
     error: Cell[Any],
     auth: Cell[Any],
     refresh: Stream[Any],
+    linked_auth: Cell[Any],
+    linked_refresh: Stream[Any],
 ) -> None:
     """Start a scan for the goal (replacing a running one)."""
+    if linked_auth.get() is not None:  # the charm was given an auth cell: it wins
+        auth, refresh = linked_auth, linked_refresh
     text = (goal.get() or "").strip()
     if not text:
         error.set({"reason": "no_goal", "message": "Write a goal first.", "reauthenticate": False})
@@ -265,20 +269,30 @@ def stop(event: dict[str, Any], *, progress: Cell[dict[str, Any]]) -> None:
 def gmail_agentic_search(
     goal: Default[Cell[str], ""],
     budget: Default[Cell[int], 5],
+    auth: Default[Cell[Any], None],
+    refresh: Default[Stream[Any], None],
 ) -> dict[str, Any]:
-    """Find emails for a goal: an LLM searches your Gmail. #gmailSearch #gmail"""
+    """Find emails for a goal: an LLM searches your Gmail. #gmailSearch #gmail
+
+    The token comes from the ``auth`` and ``refresh`` inputs when they are
+    linked (to an auth charm's ``auth`` cell and ``refresh`` stream), else
+    from the user's ``#googleAuth`` favorite.
+    """
     found = wish("#googleAuth")
-    auth = found["result"]["auth"]
-    refresh = found["result"]["refresh"]
+    wished_auth = found["result"]["auth"]
+    wished_refresh = found["result"]["refresh"]
     progress = cell(IDLE, name="progress")
     results = cell([], name="results")
     summary = cell("", name="summary")
     error = cell(None, name="error")
 
     def connection() -> str:
+        linked = auth.get()
+        if linked is not None:
+            return connection_state(linked, now(30))
         if found.get()["result"] is None:
             return "sign in"
-        return connection_state(auth.get(), now(30))
+        return connection_state(wished_auth.get(), now(30))
 
     state = computed(connection, name="connection")
     scan_stream = scan.bind(
@@ -288,8 +302,10 @@ def gmail_agentic_search(
         results=results,
         summary=summary,
         error=error,
-        auth=auth,
-        refresh=refresh,
+        auth=wished_auth,
+        refresh=wished_refresh,
+        linked_auth=auth,
+        linked_refresh=refresh,
     )
     stop_stream = stop.bind(progress=progress)
     status = computed(lambda: (progress.get() or IDLE).get("status", "idle"), name="status")
