@@ -179,6 +179,8 @@ async def test_logs_of_a_scan_with_refresh_and_401_hold_no_token(
         await scan_and_wait(world, charm)
         secrets = [*world.issuer.tokens, world.issuer.refresh_token, "sk-test-llm-key"]
         assert progress(charm)["status"] == "failed"
+        cells = str([charm[k].get() for k in ("progress", "results", "error", "problem")])
+        assert not [s for s in secrets if s in cells]
     text = caplog.text + "".join(repr(r.__dict__) for r in caplog.records)
     assert caplog.records  # something was logged, so the check below can fail
     assert not [s for s in secrets if s in text]

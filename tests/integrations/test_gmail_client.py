@@ -8,6 +8,7 @@ every MIME shape the fake serves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -45,6 +46,16 @@ async def test_a_token_within_the_skew_of_expiry_is_refreshed_before_the_call(
     assert world.issuer.refreshes == 1
     assert world.gmail.statuses == [200]  # Gmail never saw the old token
     assert world.auth_charm["auth"].get()["token"] != first["token"]
+
+
+async def test_two_clients_that_find_the_token_expired_cause_one_refresh(world: World) -> None:
+    world.sign_in()
+    await world.clock.advance(3600)
+    async with world.client() as one, world.client() as two:
+        await asyncio.gather(one.profile(), two.profile())
+        assert one.refreshes == two.refreshes == 1  # both asked ...
+    assert world.issuer.refreshes == 1  # ... the auth charm refreshed once
+    assert world.gmail.statuses == [200, 200]
 
 
 async def test_a_token_outside_the_skew_is_used_as_it_is(world: World) -> None:
