@@ -239,3 +239,23 @@ async def test_a_linked_auth_input_is_used_instead_of_the_favorite(storage_url: 
         await scan_and_wait(world, charm)
         assert progress(charm)["status"] == "done"
         assert world.issuer.refreshes == 1
+
+
+async def test_a_query_gmail_rejects_is_told_to_the_model_which_tries_again(
+    storage_url: str,
+) -> None:
+    script = [
+        tool_call("search_gmail", query="newer_than:soon"),
+        tool_call("search_gmail", query="newer_than:30d"),
+        reply("Recent mail found."),
+    ]
+    async with gmail_world(storage_url, script) as world:
+        world.sign_in()
+        charm = await world.search_charm(goal="recent mail")
+        await scan_and_wait(world, charm)
+        seen = progress(charm)
+        assert seen["status"] == "done"
+        assert [q["query"] for q in seen["queries"]] == ["newer_than:soon", "newer_than:30d"]
+        told = world.llm.requests[1]["messages"][-1]
+        assert told["role"] == "tool" and "rejected" in told["content"]
+        assert charm["summary"].get() == "Recent mail found."

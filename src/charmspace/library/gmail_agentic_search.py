@@ -85,6 +85,11 @@ def _error_record(error: IntegrationError) -> dict[str, Any]:
     return {"reason": error.reason, "message": str(error), "reauthenticate": reauthenticate}
 
 
+def _query_problem(error: IntegrationError) -> bool:
+    """Whether Gmail refused the query itself (a 400), not the token or the service."""
+    return error.reason in ("bad_query", "upstream_400")
+
+
 class _Scan:
     """One scan: the job's state and how it writes it to the charm's cells."""
 
@@ -167,7 +172,16 @@ class _Scan:
                     return
                 else:
                     searches += 1
-                    answer = await self._search(gmail, str(call.arguments["query"]), found)
+                    query = str(call.arguments["query"])
+                    try:
+                        answer = await self._search(gmail, query, found)
+                    except IntegrationError as e:
+                        if not _query_problem(e):
+                            raise
+                        # The model wrote a query Gmail refuses: tell it, so it can fix it.
+                        answer = {"error": f"Gmail rejected the query ({e.reason})"}
+                        queries = [*self.progress["queries"], {"query": query, "count": 0}]
+                        self.publish(f"Gmail rejected: {query}", queries=queries)
                 conversation.append(
                     {"role": "tool", "tool_call_id": call.id, "content": json.dumps(answer)}
                 )
