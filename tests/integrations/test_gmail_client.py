@@ -163,6 +163,17 @@ async def test_batch_get_returns_every_message_but_one_gone_meanwhile(world: Wor
     assert world.gmail.calls["batch"] == 1
 
 
+async def test_throttled_parts_of_a_batch_are_asked_again(world: World) -> None:
+    world.sign_in()
+    wanted = [m.id for m in world.gmail.messages[:12]]
+    world.gmail.faults.throttle_parts(times=4)
+    async with world.client() as gmail:
+        got = await gmail.get_messages(wanted)
+    assert [m.id for m in got] == wanted
+    assert world.gmail.calls["batch"] == 2 and len(world.sleeps) == 1
+    assert world.gmail.statuses.count(429) == 4
+
+
 async def test_every_mime_shape_decodes_to_the_text_that_was_sent(world: World) -> None:
     world.sign_in()
     samples = {m.shape: m for m in world.gmail.messages[: len(SHAPES)]}

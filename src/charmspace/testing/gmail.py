@@ -14,7 +14,8 @@ minimal``), ``history`` (``startHistoryId``); and ``POST /batch/gmail/v1``, the
 multipart batch endpoint google-api-python-client uses.
 
 Fault switches on :attr:`FakeGmail.faults`: ``rate_limit(times, retry_after)``
-(429 with ``Retry-After``), ``fail(status, times)`` (5xx),
+(429 with ``Retry-After``), ``fail(status, times)`` (5xx), ``throttle_parts(times)``
+(429 for parts of a batch),
 ``reject_tokens(times)`` (401 whatever the token), and ``missing`` (ids a batch
 answers with 404).
 """
@@ -113,6 +114,7 @@ class Faults:
     failing: int = 0
     failure_status: int = 503
     rejecting: int = 0
+    throttled_parts: int = 0
     missing: set[str] = field(default_factory=set)
     """Message ids answered with 404 (in a batch or alone), as if deleted meanwhile."""
 
@@ -123,6 +125,10 @@ class Faults:
     def fail(self, status: int = 503, times: int = 1) -> None:
         """Answer the next ``times`` requests with ``status`` (a 5xx)."""
         self.failing, self.failure_status = times, status
+
+    def throttle_parts(self, times: int = 1) -> None:
+        """Answer the next ``times`` parts of batches with 429 (the batch itself is 200)."""
+        self.throttled_parts = times
 
     def reject_tokens(self, times: int = 1) -> None:
         """Answer the next ``times`` requests with 401, as for a token revoked at Google."""
@@ -386,7 +392,11 @@ class FakeGmail:
                 return self._record(_error(400, "Each batch part is an application/http request"))
             method, path, query, headers = _parse_http_request(inner)
             auth = headers.get("authorization") or request.headers.get("authorization")
-            response = self._record(self.answer(method, path, query, auth))
+            if self.faults.throttled_parts > 0:
+                self.faults.throttled_parts -= 1
+                response = self._record(_error(429))
+            else:
+                response = self._record(self.answer(method, path, query, auth))
             content_id = str(part.get("Content-ID", "")).strip("<> ")
             status = response.status_code
             head = [

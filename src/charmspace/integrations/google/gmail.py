@@ -233,6 +233,8 @@ class GmailClient:
         self.backoff = backoff
         self.body_cap = body_cap
         self.refreshes = 0
+        self._sent_token = ""
+        """The token of the last request sent: what a batch part's 401 refused."""
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout, transport=transport)
         self._timeout = timeout
@@ -300,7 +302,7 @@ class GmailClient:
         refreshed_for_401 = False
         attempt = 0
         while True:
-            token = await self._token()
+            token = self._sent_token = await self._token()
             try:
                 response = await self._http.request(
                     method,
@@ -458,7 +460,7 @@ class GmailClient:
                         f"Gmail refused the Google token again after a refresh. {REAUTHENTICATE}",
                     )
                 refreshed_for_401 = True
-                await self.refresh_token(str(self.current_auth()["token"]))
+                await self.refresh_token(self._sent_token)
             elif attempt < self.backoff.retries:
                 await self._sleep(self.backoff.delay(attempt, self._rng))
             pending = again
