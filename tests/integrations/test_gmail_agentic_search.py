@@ -17,6 +17,8 @@ from gmail_world import gmail_world
 
 from charmspace.integrations.google.gmail import GMAIL_READONLY
 from charmspace.library.gmail_agentic_search import connection_state, gmail_agentic_search
+from charmspace.patterns.html import render_html
+from charmspace.patterns.render import render_ui
 from charmspace.testing.gmail import messages_matching
 from charmspace.testing.llm import gmail_policy, reply, tool_call
 
@@ -67,6 +69,10 @@ async def test_given_a_valid_token_scan_searches_and_summarizes(storage_url: str
         assert charm["results"].get() and all("subject" in r for r in charm["results"].get())
         assert charm["error"].get() is None
         assert world.issuer.refreshes == 0
+        page = render_html(render_ui(charm))
+        assert "Google: connected" in page and "Status: done" in page
+        assert f"subject:invoice: {expected[0]['count']}" in page
+        assert charm["results"].get()[0]["subject"] in page
 
 
 async def test_given_an_expired_token_scan_refreshes_exactly_once(storage_url: str) -> None:
@@ -137,6 +143,8 @@ async def test_a_refused_refresh_shows_re_authenticate_with_the_reason(storage_u
         assert error["reason"] == "invalid_grant" and error["reauthenticate"] is True
         assert charm["problem"].get().startswith("Re-authenticate: ")
         assert charm["problem"].get().endswith("(invalid_grant)")
+        page = render_html(render_ui(charm))  # what the web shell shows
+        assert "Re-authenticate: " in page and "Status: failed" in page
         assert world.auth_charm["auth"].get() == auth  # nothing written on failure
         assert world.llm.requests == []  # no LLM call with a dead token
 
