@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from charmspace.errors import CharmspaceError, IntegrationError
-from charmspace.integrations.google.gmail import GMAIL_READONLY, needs_refresh
+from charmspace.integrations.google.gmail import GMAIL_READONLY, GmailClient, needs_refresh
 from charmspace.integrations.llm import function_tool
 from charmspace.integrations.services import gmail_client
 from charmspace.patterns import (
@@ -62,6 +62,8 @@ SYSTEM_PROMPT = (
     "what the user's goal asks for; refine the queries from the results. When you have "
     "enough, answer with a short summary of what you found."
 )
+DEFAULT_BUDGET, MAX_BUDGET = 5, 50
+"""Searches per scan: the ``budget`` input, kept within 1..50."""
 PER_QUERY = 10
 """Messages fetched per search (the LLM sees their headers and snippets)."""
 
@@ -143,7 +145,7 @@ class _Scan:
             )
             raise
 
-    async def _agent(self, gmail: Any) -> None:
+    async def _agent(self, gmail: GmailClient) -> None:
         model = llm(self.ctx)
         conversation: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT},
@@ -187,7 +189,7 @@ class _Scan:
                 )
 
     async def _search(
-        self, gmail: Any, query: str, found: dict[str, dict[str, Any]]
+        self, gmail: GmailClient, query: str, found: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         self.publish(f"Searching: {query}", status="searching", current_query=query)
         ids = await gmail.list_messages(query, limit=PER_QUERY)
@@ -260,7 +262,7 @@ def scan(
     results.set([])
     summary.set("")
     error.set(None)
-    limit = budget.get() or 5
+    limit = min(max(budget.get() or DEFAULT_BUDGET, 1), MAX_BUDGET)
     refresh_stream = refresh
 
     async def run_scan(ctx: JobContext) -> None:
