@@ -234,3 +234,24 @@ async def test_without_configuration_the_llm_builtin_says_what_to_set() -> None:
         assert "CHARMSPACE_LLM_API_KEY" in str(caught.value)
     finally:
         await runtime.close()
+
+
+async def test_the_server_configures_the_llm_and_gmail_from_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charmspace.integrations.services import services_of
+    from charmspace.server.app import create_app
+    from charmspace.server.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("CHARMSPACE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("CHARMSPACE_LLM_MODEL", "small")
+    monkeypatch.setenv("CHARMSPACE_LLM_API_KEY", KEY)
+    monkeypatch.setenv("CHARMSPACE_GMAIL_BASE_URL", "http://127.0.0.1:9")
+    app = create_app(Settings(data=tmp_path / "data", storage="memory://"))
+    async with app.router.lifespan_context(app):
+        services = services_of(app.state.runtime)
+        client = llm(app.state.runtime)
+        assert (client.base_url, client.model) == ("http://127.0.0.1:9/v1", "small")
+        assert services.gmail_base_url == "http://127.0.0.1:9"
+        assert KEY not in repr(services)
