@@ -163,6 +163,17 @@ async def test_batch_get_returns_every_message_but_one_gone_meanwhile(world: Wor
     assert world.gmail.calls["batch"] == 1
 
 
+async def test_history_lists_a_message_that_arrived_since_the_profile(world: World) -> None:
+    world.sign_in()
+    async with world.client() as gmail:
+        start = (await gmail.profile())["historyId"]
+        new = world.gmail.deliver("Grace <grace@navy.example>", "COBOL", "Compilers!", "html")
+        changes = await gmail.history(start)
+        got = await gmail.get_message(new.id)
+    assert [h["messagesAdded"][0]["message"]["id"] for h in changes["history"]] == [new.id]
+    assert got.subject == "COBOL" and got.text == "Compilers!\n\nKind regards,\nthe sender"
+
+
 async def test_throttled_parts_of_a_batch_are_asked_again(world: World) -> None:
     world.sign_in()
     wanted = [m.id for m in world.gmail.messages[:12]]
