@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from charmspace.patterns.builtins import cell, computed, derive, if_else, lift, map, now, wish
+from charmspace.patterns.builtins import (
+    cell,
+    computed,
+    derive,
+    if_else,
+    lift,
+    llm,
+    map,
+    now,
+    wish,
+)
 from charmspace.patterns.charms import Charm, CharmInfo, Charms
 from charmspace.patterns.favorites import Favorites
 from charmspace.patterns.handler import HandlerDef, handler
@@ -29,6 +39,7 @@ __all__ = [
     "handler",
     "if_else",
     "lift",
+    "llm",
     "map",
     "now",
     "pattern",

@@ -1,4 +1,4 @@
-"""The built-ins a pattern builds with: derive, lift, computed, if_else, map, cell, now, wish."""
+"""The built-ins a pattern builds with: derive, computed, map, cell, now, wish, llm…."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import builtins
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
@@ -16,6 +16,11 @@ from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.transaction import Transaction
 from charmspace.types import JSONValue
+
+if TYPE_CHECKING:
+    from charmspace.integrations.llm import LLMClient
+    from charmspace.runtime.jobs import JobContext
+    from charmspace.runtime.runtime import Runtime
 
 TAG_PATTERN = re.compile(r"^#[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -247,3 +252,19 @@ def wish(query: str) -> Ref:
 
     cell_ = builder.unit.derive(node, compute)
     return Ref(runtime, cell_.address, f"{builder.pattern_name}.wish({query})")
+
+
+def llm(where: JobContext | Runtime) -> LLMClient:
+    """The LLM client the host configured, for a job: ``await llm(ctx).chat(messages, tools=…)``.
+
+    Takes the job's context because a model call takes seconds: it belongs in
+    a job, never in a handler or a derived value, which hold a transaction
+    open. The key and base URL stay with the host (``CHARMSPACE_LLM_*``); a
+    missing configuration is an ``IntegrationError`` with reason
+    ``llm_unconfigured``.
+    """
+    from charmspace.integrations.services import llm_of
+    from charmspace.runtime.jobs import JobContext
+
+    runtime = where.runtime if isinstance(where, JobContext) else where
+    return llm_of(runtime)

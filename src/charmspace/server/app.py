@@ -21,6 +21,7 @@ from charmspace import __version__
 from charmspace.facade import Runtime
 from charmspace.identity import Identity
 from charmspace.identity.local import load_or_create
+from charmspace.integrations.services import Services, configure
 from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service=service,
             call_timeout=settings.call_timeout,
         )
+        # The LLM key and the Gmail URL stay here, with the host: charms ask for clients.
+        services = Services.from_environment()
+        configure(runtime, services)
         app.state.runtime = runtime
         app.state.server_did = service.did
         patterns = PatternsDirectory(settings)  # --patterns DIR [--reload]
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await patterns.stop()
             await runtime.close()
+            await services.aclose()
             log.info("storage closed")
 
     app = FastAPI(

@@ -1,0 +1,1 @@
+"""Clients of the services charms use: Google OAuth, Gmail, LLMs."""

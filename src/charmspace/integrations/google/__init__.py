@@ -1,0 +1,1 @@
+"""Google: OAuth and Gmail."""
