@@ -199,10 +199,7 @@ def _apply(doc: Any, op: list[Any]) -> Any:
         parent = parent[seg]
     last = path[-1]
     if kind == "s":
-        if type(parent) is list and last == len(parent):
-            parent.append(op[2])
-        else:
-            parent[last] = op[2]
+        parent[last] = op[2]
     else:
         del parent[last]
     return doc
