@@ -122,8 +122,9 @@ _CURRENT = "SELECT seq, value, delta FROM revisions WHERE id = ? ORDER BY seq DE
 _AT = "SELECT seq, value, delta FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 # A revision stored as a delta: the whole revision before it, then every delta up to it.
 _CHAIN = (
-    "SELECT value FROM revisions WHERE id = ?1 AND seq <= ?2 AND seq >= (SELECT max(seq)"
-    " FROM revisions WHERE id = ?1 AND seq <= ?2 AND delta = 0) ORDER BY seq"
+    "SELECT value FROM revisions WHERE id = ?1 AND seq <= ?2 AND seq >= (SELECT seq"
+    " FROM revisions WHERE id = ?1 AND seq <= ?2 AND delta = 0 ORDER BY seq DESC LIMIT 1)"
+    " ORDER BY seq"
 )
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
@@ -133,10 +134,12 @@ _INSERT_REVISION = "INSERT INTO revisions (id, seq, value, size, delta) VALUES (
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
 # Keeps each document's revision as of the horizon (?1) and every later one; a delta
 # needs what it applies to, so from the last revision stored whole at or before the horizon.
+# (Each document's keep-from seq is found once: a max() that also tests `delta` cannot
+# use the index, and per row it would make pruning quadratic in a document's chain.)
 _PRUNE_REVISIONS = (
-    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM revisions AS r"
-    " WHERE r.seq < ?1 AND r.seq < (SELECT max(n.seq) FROM revisions AS n"
-    " WHERE n.id = r.id AND n.seq <= ?1 AND n.delta = 0) LIMIT ?2)"
+    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM (SELECT id,"
+    " max(seq) AS keep FROM revisions WHERE seq <= ?1 AND delta = 0 GROUP BY id) AS k"
+    " JOIN revisions AS r ON r.id = k.id AND r.seq < k.keep LIMIT ?2)"
 )
 # Keeps every commit after the horizon and every commit that wrote a revision still stored
 # (the outbox asks who committed a document's current revision).
