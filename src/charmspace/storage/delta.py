@@ -18,6 +18,7 @@ True``). A value built afresh, even if equal, is stored whole.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -175,8 +176,6 @@ def replay(base: str, deltas: Iterable[str]) -> JSONValue:
     The work is done on plain (mutable) values and frozen once at the end, so
     it costs the document's size plus the deltas', however many there are.
     """
-    import json
-
     value = json.loads(base)
     for text in deltas:
         for op in json.loads(text):
