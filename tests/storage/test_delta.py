@@ -185,3 +185,82 @@ def test_every_revision_reads_back_exactly_including_after_pruning(
                 check_history(storage, written)
         finally:
             storage.close()
+
+
+# --- through the runtime, and at the limits ------------------------------------------------
+
+
+async def test_a_charm_pushing_to_a_long_list_stores_deltas_that_read_back_at_every_seq(
+    storage_url: str,
+) -> None:
+    """A handler's ``push`` and ``key(...).set`` are stored as changes; history stays exact."""
+    import random
+
+    from charmspace import Runtime
+    from charmspace.storage import entity_id
+
+    user = Identity.from_passphrase("delta suite: user")
+    runtime = Runtime(storage_url, identity=user, random=random.Random(0))
+    try:
+        space = runtime.create_space(name="log")
+        id = entity_id({"test": "log"})
+        cell = runtime.cell(space, id)
+        async with runtime.edit():
+            cell.set({"title": "log", "items": ["x" * 100] * 20})
+        history = {}
+        for i in range(60):
+            async with runtime.edit():
+                if i % 10 == 9:
+                    cell.key("title").set(f"log after {i} pushes")
+                else:
+                    cell.key("items").push(f"entry {i}")
+            history[runtime.storage.head(space, user.did)] = cell.get()
+        for seq, value in history.items():
+            assert runtime.storage.read(space, id, user.did, at=seq).value == value
+        final = cell.get()
+    finally:
+        await runtime.close()
+    assert len(final["items"]) == 74
+    assert final["title"] == "log after 59 pushes"
+    if storage_url.startswith("sqlite"):
+        check_the_file(storage_url, space, id, user.did, final, history)
+
+
+def check_the_file(
+    url: str, space: str, id: str, reader: str, final: Any, history: dict[int, Any]
+) -> None:
+    """The space's file holds small deltas, and a fresh storage reads every revision back."""
+    import sqlite3
+
+    directory = Path(url.removeprefix("sqlite://"))
+    [path] = [p for p in directory.glob("*.sqlite") if space.replace(":", "_") in p.name]
+    db = sqlite3.connect(path)
+    deltas, largest = db.execute(
+        "SELECT sum(delta), max(length(value)) FILTER (WHERE delta = 1) FROM revisions"
+    ).fetchone()
+    db.close()
+    assert deltas >= 50
+    assert largest < 200  # one item or one key, never the list
+    with open_storage(url) as storage:
+        assert storage.read(space, id, reader).value == final
+        for seq, value in history.items():
+            assert storage.read(space, id, reader, at=seq).value == value
+
+
+def test_a_push_past_the_document_limit_is_refused_and_writes_nothing(storage_url: str) -> None:
+    from charmspace.errors import LimitExceededError
+    from charmspace.storage import Limits
+
+    with open_storage(storage_url, limits=Limits(max_document_bytes=3000)) as storage:
+        storage.create_space(OWNER, OWNER)
+        items = freeze(["x" * 98] * 25)  # 2,526 bytes of JSON: deltas from here on
+        seq = storage.commit(Commit(OWNER, OWNER, {DOC: items}))
+        items = extend(items, ["y" * 98] * 5)  # type: ignore[arg-type]
+        with pytest.raises(LimitExceededError) as error:
+            storage.commit(Commit(OWNER, OWNER, {DOC: items}))
+        assert (error.value.actual, error.value.allowed) == (len(dumps(list(items))), 3000)
+        assert storage.head(OWNER, OWNER) == seq
+        assert storage.read(OWNER, DOC, OWNER).value == ["x" * 98] * 25
+        fits = extend(storage.read(OWNER, DOC, OWNER).value, ["y" * 98] * 4)  # type: ignore[arg-type]
+        storage.commit(Commit(OWNER, OWNER, {DOC: fits}))
+        assert storage.read(OWNER, DOC, OWNER).value == fits
