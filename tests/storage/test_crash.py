@@ -19,6 +19,7 @@ CHILD = """
 import sys
 from charmspace.identity import Identity
 from charmspace.storage import Commit, entity_id, open_storage
+from charmspace.values import extend, freeze
 
 owner = Identity.from_passphrase("crash suite: owner").did
 storage = open_storage("sqlite:///" + sys.argv[1])
@@ -26,10 +27,13 @@ storage.pruner.close()  # pruning happens below, where this script says
 storage.ensure_space(owner, owner)
 ids = [entity_id({"crash": i}) for i in range(20)]
 n = int(sys.argv[2])
+log = storage.read(owner, "log", owner).value or freeze([])
 while True:
     for _ in range(100):
         i = n % len(ids)
-        seq = storage.commit(Commit(owner, owner, {ids[i]: {"n": n, "pad": "x" * 3000}}))
+        log = extend(log, [n])  # stored as deltas once the list passes 1 KiB
+        writes = {ids[i]: {"n": n, "pad": "x" * 3000}, "log": log}
+        seq = storage.commit(Commit(owner, owner, writes))
         print(seq, i, n, flush=True)  # acknowledged: durable once commit() returns
         n += 1
     print("prune", flush=True)
@@ -94,6 +98,11 @@ def test_a_kill_during_pruning_or_vacuum_loses_no_acknowledged_commit(tmp_path: 
                 assert current.value["n"] >= n  # type: ignore[index]
                 assert storage.committer(OWNER, current.seq, OWNER) == OWNER
                 assert storage.read(OWNER, id, OWNER, at=horizon).exists
+            log = storage.read(OWNER, "log", OWNER).value
+            assert list(log) == sorted(set(log))  # type: ignore[call-overload, arg-type]
+            assert set(acked.values()) <= set(log)  # type: ignore[arg-type]
+            at_horizon = storage.read(OWNER, "log", OWNER, at=horizon).value
+            assert list(log)[: len(at_horizon)] == list(at_horizon)  # type: ignore[call-overload, arg-type]
 
 
 MIGRATING_CHILD = """
