@@ -146,7 +146,8 @@ def _diff_dict(
         candidates: Iterable[str] = {k for k in keys if type(k) is str}
     else:
         candidates = [k for k, v in new.items() if old.get(k, _ABSENT) is not v]
-        if len(old) + len(candidates) != len(new):  # some keys were removed
+        added = sum(1 for k in candidates if k not in old)
+        if len(old) + added != len(new):  # some keys were removed
             candidates.extend(k for k in old if k not in new)
         if len(candidates) > MAX_OPS:
             return None
