@@ -147,10 +147,12 @@ def _diff_dict(
     else:
         candidates = [k for k, v in new.items() if old.get(k, _ABSENT) is not v]
         added = sum(1 for k in candidates if k not in old)
+        kept = list(old)
         if len(old) + added != len(new):  # some keys were removed
             candidates.extend(k for k in old if k not in new)
-        if len(candidates) > MAX_OPS:
-            return None
+            kept = [k for k in old if k in new]
+        if len(candidates) > MAX_OPS or list(new)[: len(kept)] != kept:
+            return None  # many changes, or keys in another order (which replaying would lose)
     size = _commas(len(new)) - _commas(len(old))
     for k in candidates:
         before = old.get(k, _ABSENT)
