@@ -10,6 +10,7 @@ with :mod:`json`, and work with pydantic, but every mutating method raises.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from charmspace.errors import NotJSONError, PathTypeError, SchemaError
-from charmspace.types import JSONValue, Path
+from charmspace.types import JSONValue, Path, PathSegment
 
 
 def _refuse(*_args: object, **_kwargs: object) -> NoReturn:
@@ -235,17 +236,57 @@ def dumps(value: JSONValue) -> str:
 
 def loads(text: str | bytes) -> JSONValue:
     """Parse stored JSON text into a frozen value."""
-    return _freeze_parsed(json.loads(text, parse_constant=_no_constant))
+    return freeze_parsed(json.loads(text, parse_constant=_no_constant))
 
 
-def _freeze_parsed(value: Any) -> JSONValue:
-    """Freeze what :func:`json.loads` returned: known to be JSON, so no checks."""
+def freeze_parsed(value: Any) -> JSONValue:
+    """Freeze what :func:`json.loads` returned (or a thawed copy of it): known JSON, no checks."""
     cls = type(value)
     if cls is dict:
-        return _new_dict((k, _freeze_parsed(v)) for k, v in value.items())
+        return _new_dict((k, freeze_parsed(v)) for k, v in value.items())
     if cls is list:
-        return _new_list(_freeze_parsed(v) for v in value)
+        return _new_list(freeze_parsed(v) for v in value)
     return value  # type: ignore[no-any-return]
+
+
+def extend(base: FrozenList, items: Iterable[JSONValue]) -> FrozenList:
+    """``base`` followed by ``items`` (already frozen), remembered as an append to ``base``.
+
+    Why remember: storage then stores the appended items as the change, without
+    comparing the two lists item by item (see :func:`derived_from`).
+    """
+    new = FrozenList(list.__add__(base, list(items)))  # two copies at C speed; extending
+    _remember(new, base, len(base))  # a FrozenList item by item is slower than both
+    return new
+
+
+_DERIVED: dict[int, tuple[JSONValue, JSONValue, PathSegment]] = {}
+"""``id(new) → (new, base, key)`` for the last few containers made from another one.
+
+A list ``new`` with more items than ``base`` is ``base`` plus items appended
+from index ``key``; otherwise ``new`` (a list or an object) differs from
+``base`` at ``key`` only. Entries hold both values, so an id is never reused
+while its entry is here; only the last :data:`_DERIVED_MAX` are kept (a write
+is committed soon after it is made), and a value without an entry is simply
+compared item by item.
+"""
+_DERIVED_MAX = 16
+
+
+def _remember(new: JSONValue, base: JSONValue, key: PathSegment) -> None:
+    derived = _DERIVED
+    if len(derived) >= _DERIVED_MAX:
+        with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread won
+            del derived[next(iter(derived))]
+    derived[id(new)] = (new, base, key)
+
+
+def derived_from(new: JSONValue) -> tuple[JSONValue, PathSegment] | None:
+    """``(base, key)`` if ``new`` was recently made from ``base`` by a change at ``key``."""
+    hit = _DERIVED.get(id(new))
+    if hit is None or hit[0] is not new:
+        return None
+    return hit[1], hit[2]
 
 
 def _no_constant(name: str) -> NoReturn:
@@ -362,7 +403,9 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
             items.append(_setpath(None, path, at + 1, new))
         else:
             items[i] = _setpath(items[i], path, at + 1, new)
-        return _new_list(items)
+        made = _new_list(items)
+        _remember(made, value, i)
+        return made
     if not isinstance(seg, str):
         hint = f"Set {here} to a list first, or use a string key below it."
         raise _mismatch(path, at, value, "a list", hint)
@@ -370,7 +413,10 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
         base: Mapping[str, Any] = value if value is not None else {}
         d = dict(base)
         d[seg] = _setpath(base.get(seg), path, at + 1, new)
-        return _new_dict(d.items())
+        changed = _new_dict(d.items())
+        if value is not None:
+            _remember(changed, value, seg)
+        return changed
     hint = f"Set {here} to an object first if it should hold keys."
     raise _mismatch(path, at, value, "an object", hint)
 

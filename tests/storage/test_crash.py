@@ -1,4 +1,4 @@
-"""A process killed (SIGKILL) while pruning or vacuuming loses nothing it acknowledged."""
+"""A process killed (SIGKILL) while pruning, vacuuming or migrating loses no acknowledged commit."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ CHILD = """
 import sys
 from charmspace.identity import Identity
 from charmspace.storage import Commit, entity_id, open_storage
+from charmspace.values import extend, freeze
 
 owner = Identity.from_passphrase("crash suite: owner").did
 storage = open_storage("sqlite:///" + sys.argv[1])
@@ -26,10 +27,13 @@ storage.pruner.close()  # pruning happens below, where this script says
 storage.ensure_space(owner, owner)
 ids = [entity_id({"crash": i}) for i in range(20)]
 n = int(sys.argv[2])
+log = storage.read(owner, "log", owner).value or freeze([])
 while True:
     for _ in range(100):
         i = n % len(ids)
-        seq = storage.commit(Commit(owner, owner, {ids[i]: {"n": n, "pad": "x" * 3000}}))
+        log = extend(log, [n])  # stored as deltas once the list passes 1 KiB
+        writes = {ids[i]: {"n": n, "pad": "x" * 3000}, "log": log}
+        seq = storage.commit(Commit(owner, owner, writes))
         print(seq, i, n, flush=True)  # acknowledged: durable once commit() returns
         n += 1
     print("prune", flush=True)
@@ -94,3 +98,71 @@ def test_a_kill_during_pruning_or_vacuum_loses_no_acknowledged_commit(tmp_path: 
                 assert current.value["n"] >= n  # type: ignore[index]
                 assert storage.committer(OWNER, current.seq, OWNER) == OWNER
                 assert storage.read(OWNER, id, OWNER, at=horizon).exists
+            log = storage.read(OWNER, "log", OWNER).value
+            assert list(log) == sorted(set(log))  # type: ignore[call-overload, arg-type]
+            assert set(acked.values()) <= set(log)  # type: ignore[arg-type]
+            at_horizon = storage.read(OWNER, "log", OWNER, at=horizon).value
+            assert list(log)[: len(at_horizon)] == list(at_horizon)  # type: ignore[call-overload, arg-type]
+
+
+MIGRATING_CHILD = """
+import sys
+from charmspace.identity import Identity
+from charmspace.storage import Commit, open_storage
+from charmspace.values import extend, freeze
+
+user = Identity.from_passphrase("fixture v1: user").did
+print("start", flush=True)
+storage = open_storage("sqlite:///" + sys.argv[1])  # opening a space migrates its file
+storage.pruner.close()
+items = storage.read(user, "crash", user).value or freeze([])
+n = len(items)  # item n is the n-th commit of this document, whichever process made it
+while True:
+    items = extend(items, [freeze({"n": n, "pad": "x" * 200})])  # stored as deltas
+    storage.commit(Commit(user, user, {"crash": items}))
+    print(n, flush=True)  # acknowledged
+    n += 1
+"""
+
+
+def test_a_kill_during_the_format_migration_loses_nothing(tmp_path: Path) -> None:
+    """Killed while backing up, migrating or rebuilding a format 2 file: it opens complete."""
+    import json
+    import shutil
+
+    fixtures = Path(__file__).parent / "fixtures"
+    service = Identity.from_passphrase("fixture v1: service").did
+    expected = json.loads((fixtures / "expected_v2.json").read_text())
+    user = Identity.from_passphrase("fixture v1: user").did
+    for delay in (0.0, 0.001, 0.003, 0.01, 0.03, 0.1):
+        directory = tmp_path / f"data-{delay}"
+        shutil.copytree(fixtures / "v2", directory)
+        acked = -1
+        for attempt in range(2):  # killed while migrating, then while writing after it
+            child = subprocess.Popen(
+                [sys.executable, "-c", MIGRATING_CHILD, str(directory)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert child.stdout is not None
+            assert child.stdout.readline() == "start\n"
+            time.sleep(delay * (attempt + 1))
+            os.kill(child.pid, signal.SIGKILL)
+            for line in child.stdout:
+                if line.endswith("\n"):
+                    acked = int(line)
+            child.wait()
+        for path in directory.glob("*.sqlite"):
+            db = sqlite3.connect(path)
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            db.close()
+        with open_storage(f"sqlite:///{directory}", service=service) as storage:
+            for space, want in expected.items():
+                for id, doc in want["documents"].items():
+                    assert storage.read(space, id, service).value == doc["value"]
+                    for seq, deleted, value in doc["history"]:
+                        old = storage.read(space, id, service, at=seq)
+                        assert (old.deleted, old.value) == (deleted, value)
+            items = storage.read(user, "crash", service).value or []
+            assert len(items) >= acked + 1  # type: ignore[arg-type]
+            assert [item["n"] for item in items] == list(range(len(items)))  # type: ignore[index, arg-type]

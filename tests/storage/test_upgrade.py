@@ -27,6 +27,14 @@ def v1(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.fixture
+def v2(tmp_path: Path) -> Path:
+    """A copy of a directory in format 2, every revision stored whole (see make_v2.py)."""
+    directory = tmp_path / "data2"
+    shutil.copytree(FIXTURES / "v2", directory)
+    return directory
+
+
 def contents(storage: Storage, expected: dict[str, Any]) -> dict[str, Any]:
     """What ``storage`` holds, in the shape of ``expected.json``."""
     out: dict[str, Any] = {}
@@ -111,3 +119,52 @@ def test_a_file_from_a_newer_release_is_refused_and_left_untouched(v1: Path) -> 
     assert (error.value.version, error.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
     assert "written by a newer charmspace" in str(error.value)
     assert target.read_bytes() == before
+
+
+def test_a_format_2_directory_is_migrated_in_place_after_a_backup_and_reads_the_same(
+    v2: Path,
+) -> None:
+    files = sorted(v2.glob("*.sqlite"))
+    originals = {f: dump(f) for f in files}
+    assert {pragma(f, "user_version") for f in files} == {2}
+    expected = json.loads((FIXTURES / "expected_v2.json").read_text())
+    with open_storage(f"sqlite:///{v2}", service=SERVICE) as storage:
+        assert contents(storage, expected) == expected
+    for f in files:
+        assert pragma(f, "user_version") == SCHEMA_VERSION
+        backup = f.with_name(f.name + ".schema2.bak")
+        assert dump(backup) == originals[f]
+    with open_storage(f"sqlite:///{v2}", service=SERVICE) as storage:
+        assert contents(storage, expected) == expected
+
+
+def test_pushes_after_the_migration_are_stored_as_deltas_and_history_still_reads(
+    v2: Path,
+) -> None:
+    from charmspace.storage import Commit
+    from charmspace.values import extend, freeze, setpath
+
+    expected = json.loads((FIXTURES / "expected_v2.json").read_text())
+    home = Identity.from_passphrase("fixture v1: user").did
+    [list_id] = [
+        id for id, doc in expected[home]["documents"].items() if "items" in (doc["value"] or {})
+    ]
+    with open_storage(f"sqlite:///{v2}", service=SERVICE) as storage:
+        doc = storage.read(home, list_id, home).value
+        for i in range(30):
+            item = freeze({"n": 20 + i, "text": "x" * 40})
+            items = extend(doc["items"], [item])  # type: ignore[index, call-overload]
+            doc = setpath(doc, ("items",), items)
+            storage.commit(Commit(home, home, {list_id: doc}))
+    [path] = [f for f in v2.glob("*.sqlite") if home.replace(":", "_") in f.name]
+    db = sqlite3.connect(path)
+    deltas = db.execute("SELECT count(*) FROM revisions WHERE delta = 1").fetchone()[0]
+    db.close()
+    assert deltas >= 15  # the first pushes, to a document under 1 KiB, store it whole
+    with open_storage(f"sqlite:///{v2}", service=SERVICE) as storage:
+        assert storage.read(home, list_id, home).value == doc
+        assert len(doc["items"]) == 50  # type: ignore[index, call-overload]
+        for id, want in expected[home]["documents"].items():  # written before: unchanged
+            for seq, deleted, value in want["history"]:
+                old = storage.read(home, id, SERVICE, at=seq)
+                assert (old.deleted, old.value) == (deleted, value)

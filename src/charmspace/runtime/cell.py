@@ -16,7 +16,7 @@ from charmspace.runtime import context
 from charmspace.runtime.address import Address, link_to
 from charmspace.runtime.transaction import Transaction
 from charmspace.types import JSONValue, Path, PathSegment
-from charmspace.values import MAX_DEPTH, FrozenDict, FrozenList, freeze, too_deep
+from charmspace.values import MAX_DEPTH, FrozenDict, FrozenList, extend, freeze, too_deep
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
@@ -123,7 +123,10 @@ class Cell(Generic[T]):
             raise SchemaError(self.address.path, "push() needs a list here")
         at = len(current)
         added = [to_json(item, (*self.address.path, at + i)) for i, item in enumerate(items)]
-        tx.write(self.address, freeze([*current, *added]))
+        if type(current) is FrozenList:  # no need to check (freeze) its items again
+            tx.write(self.address, extend(current, added))
+        else:
+            tx.write(self.address, freeze([*current, *added]))
 
 
 _PLAIN = frozenset({bool, type(None), FrozenDict, FrozenList})

@@ -56,6 +56,8 @@ class Revision:
     value: JSONValue
     seq: int
     deleted: bool = False
+    size: int = field(default=-1, compare=False, repr=False)
+    """The UTF-8 bytes of the value's JSON text, where storage knows it (-1: unknown)."""
 
     @property
     def exists(self) -> bool:
@@ -104,11 +106,41 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
-    """A write checked against the limits, with its stored JSON text (None: delete)."""
+    """A write checked against the limits, as JSON text or as a delta against ``base``.
+
+    ``text`` is the whole value's JSON; None for a deletion, or when ``delta``
+    (JSON operations, see :mod:`~charmspace.storage.delta`) turns ``base`` —
+    the document's current revision when the write was prepared — into
+    ``value``. A backend stores the delta only if ``base`` is still current,
+    and asks :meth:`full_text` otherwise.
+    """
 
     id: EntityId
     value: JSONValue
     text: str | None
+    delta: str | None = None
+    base: Revision | None = None
+    size: int = -1
+    """The UTF-8 bytes of the value's JSON text (-1 for a deletion)."""
+
+    @property
+    def deleted(self) -> bool:
+        return self.text is None and self.delta is None
+
+    @property
+    def cost(self) -> int:
+        """What the write adds to the space's history, in bytes of JSON (retention's budget)."""
+        if self.delta is not None:
+            return len(self.delta)
+        return 0 if self.text is None else len(self.text)
+
+    def full_text(self) -> str:
+        """The whole value as stored JSON text (encoded now if only the delta was)."""
+        if self.text is not None:
+            return self.text
+        from charmspace.values import dumps
+
+        return dumps(self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from charmspace.errors import (
     StorageError,
 )
 from charmspace.storage.backends.base import Backend
+from charmspace.storage.delta import diff
 from charmspace.storage.model import (
     ANYONE,
     DELETE,
@@ -44,10 +45,13 @@ from charmspace.storage.model import (
 )
 from charmspace.storage.proof import is_creation_proof
 from charmspace.storage.retention import Floor, Pruner
-from charmspace.types import DID, EntityId, SpaceDID
-from charmspace.values import FrozenDict, dumps, freeze
+from charmspace.types import DID, EntityId, JSONValue, SpaceDID
+from charmspace.values import FrozenDict, FrozenList, dumps, freeze
 
 log = logging.getLogger(__name__)
+
+DELTA_MIN_BYTES = 1024
+"""Documents smaller than this are always stored whole: a delta would save little."""
 
 Subscriber = Callable[[Change], None]
 OnDurable = Callable[[BaseException | None], None]
@@ -78,7 +82,7 @@ class _Reader:
 
 def _history_cost(writes: tuple[PreparedWrite, ...]) -> int:
     """What ``writes`` add to a space's history, counted as the retention budget counts it."""
-    return sum(len(w.id) + len(w.text or "") + 150 for w in writes)
+    return sum(len(w.id) + w.cost + 150 for w in writes)
 
 
 class Storage:
@@ -448,14 +452,17 @@ class Storage:
                 writes.append(PreparedWrite(id, None, None))
                 continue
             frozen = freeze(value, (id,))
-            text = dumps(frozen)
-            size = len(text) if text.isascii() else len(text.encode("utf-8"))
-            if size > limits.max_document_bytes:
+            write = self._as_delta(space, id, frozen)
+            if write is None:
+                text = dumps(frozen)
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                write = PreparedWrite(id, frozen, text, size=size)
+            if write.size > limits.max_document_bytes:
                 raise LimitExceededError(
-                    f"The size of document {id} in bytes", size, limits.max_document_bytes
+                    f"The size of document {id} in bytes", write.size, limits.max_document_bytes
                 )
-            total += size
-            writes.append(PreparedWrite(id, frozen, text))
+            total += write.size
+            writes.append(write)
         if total > limits.max_commit_bytes:
             raise LimitExceededError(
                 "The size of the commit in bytes", total, limits.max_commit_bytes
@@ -469,6 +476,29 @@ class Storage:
             tuple(writes),
             meta if type(meta) is FrozenDict or not meta else freeze(dict(meta), ("meta",)),  # type: ignore[arg-type]
         )
+
+    def _as_delta(self, space: SpaceDID, id: EntityId, value: JSONValue) -> PreparedWrite | None:
+        """``value`` as a change to the document's current revision, if that is much smaller.
+
+        The current revision is whatever the backend has at hand (no I/O): the
+        backend stores the delta only if it is still current when the commit is
+        applied, and the whole value otherwise. The size is exact either way:
+        the base's size plus the delta's change.
+        """
+        cls = type(value)
+        if cls is not FrozenList and cls is not FrozenDict:
+            return None
+        base = self.backend.cached(space, id)
+        if base is None or base.size < DELTA_MIN_BYTES or base.deleted:
+            return None
+        change = diff(base.value, value)
+        if change is None:
+            return None
+        text = dumps(change.ops)
+        size = base.size + change.size
+        if 2 * len(text) > size:  # not much smaller than the document itself
+            return None
+        return PreparedWrite(id, value, None, delta=text, base=base, size=size)
 
     def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000

@@ -63,6 +63,14 @@ class Backend(Protocol):
         """The document; ``check`` sees the record (None: a trusted read by the runtime itself)."""
         ...
 
+    def cached(self, space: SpaceDID, id: EntityId) -> Revision | None:
+        """The document's current revision if this process has it at hand, else None.
+
+        No I/O and no freshness check: a hint for preparing a write as a delta
+        (see :class:`~charmspace.storage.model.PreparedWrite`), never a read.
+        """
+        ...
+
     batches: bool
     """Whether ``apply(defer=True)`` can group commits into one durable write."""
 

@@ -102,6 +102,10 @@ class MemoryBackend:
         i = bisect.bisect_right([r.seq for r in revisions], at)
         return revisions[i - 1] if i else MISSING
 
+    def cached(self, space: SpaceDID, id: EntityId) -> Revision | None:
+        s = self._spaces.get(space)
+        return None if s is None else s.current.get(id)
+
     def flush(self, space: SpaceDID) -> None:
         """Nothing is ever deferred here."""
 
@@ -117,10 +121,13 @@ class MemoryBackend:
             seq = s.seq + 1
             size = 0
             for w in commit.writes:
-                rev = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
+                if w.deleted:
+                    rev = Revision(None, seq, True)
+                else:
+                    rev = Revision(w.value, seq, size=w.size)
                 current[w.id] = rev
-                s.history.setdefault(w.id, []).append(rev)
-                size += len(w.id) + (0 if w.text is None else len(w.text)) + 150
+                s.history.setdefault(w.id, []).append(rev)  # values share what did not change
+                size += len(w.id) + w.cost + 150
             s.sizes[seq] = size
             s.seq = seq
             s.log.append(

@@ -60,11 +60,13 @@ from charmspace.errors import (
 )
 from charmspace.identity import is_did, parse_did
 from charmspace.storage.backends.base import Check
+from charmspace.storage.delta import json_size, replay
 from charmspace.storage.model import (
     MISSING,
     Capability,
     LogEntry,
     PreparedCommit,
+    PreparedWrite,
     Retention,
     Revision,
     SpaceRecord,
@@ -77,10 +79,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The file format, kept in ``PRAGMA user_version``. 1: the first release. 2: the space's
 retention horizon and policy, each revision's size, and ``auto_vacuum = INCREMENTAL`` so
-pruning gives disk back."""
+pruning gives disk back. 3: a revision may be stored as a delta against the one before it."""
 SUFFIX = ".sqlite"
 
 _SCHEMA = (
@@ -89,8 +91,9 @@ _SCHEMA = (
     " created_at REAL NOT NULL, horizon INTEGER NOT NULL DEFAULT 0, retention TEXT)",
     # value NULL: the document was deleted at this seq. size: len(value), which
     # retention sums without reading the values (NULL in rows older than format 2).
+    # delta 1: value holds the operations that turn the previous revision into this one.
     "CREATE TABLE revisions (id TEXT NOT NULL, seq INTEGER NOT NULL, value TEXT,"
-    " size INTEGER, PRIMARY KEY (id, seq)) WITHOUT ROWID",
+    " size INTEGER, delta INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id, seq)) WITHOUT ROWID",
     "CREATE TABLE commits (seq INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
     " time REAL NOT NULL, ids TEXT NOT NULL, meta TEXT NOT NULL)",
     f"PRAGMA application_id = {APPLICATION_ID}",
@@ -102,6 +105,7 @@ _MIGRATIONS = {
         "ALTER TABLE space ADD COLUMN retention TEXT",
         "ALTER TABLE revisions ADD COLUMN size INTEGER",
     ),
+    2: ("ALTER TABLE revisions ADD COLUMN delta INTEGER NOT NULL DEFAULT 0",),
 }
 """Statements that take a file from the version it has to the next, run in one transaction."""
 
@@ -114,19 +118,28 @@ VACUUM_BATCH = 256
 VACUUM_FREE_FRACTION = 0.25
 """The share of a file that may stay free after pruning (new revisions reuse it first)."""
 
-_CURRENT = "SELECT seq, value FROM revisions WHERE id = ? ORDER BY seq DESC LIMIT 1"
-_AT = "SELECT seq, value FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
+_CURRENT = "SELECT seq, value, delta FROM revisions WHERE id = ? ORDER BY seq DESC LIMIT 1"
+_AT = "SELECT seq, value, delta FROM revisions WHERE id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
+# A revision stored as a delta: the whole revision before it, then every delta up to it.
+_CHAIN = (
+    "SELECT value FROM revisions WHERE id = ?1 AND seq <= ?2 AND seq >= (SELECT seq"
+    " FROM revisions WHERE id = ?1 AND seq <= ?2 AND delta = 0 ORDER BY seq DESC LIMIT 1)"
+    " ORDER BY seq"
+)
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
 _RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
 
-_INSERT_REVISION = "INSERT INTO revisions (id, seq, value, size) VALUES (?, ?, ?, ?)"
+_INSERT_REVISION = "INSERT INTO revisions (id, seq, value, size, delta) VALUES (?, ?, ?, ?, ?)"
 _INSERT_COMMIT = "INSERT INTO commits (seq, principal, time, ids, meta) VALUES (?, ?, ?, ?, ?)"
-# Keeps each document's revision as of the horizon (?1) and every later one.
+# Keeps each document's revision as of the horizon (?1) and every later one; a delta
+# needs what it applies to, so from the last revision stored whole at or before the horizon.
+# (Each document's keep-from seq is found once: a max() that also tests `delta` cannot
+# use the index, and per row it would make pruning quadratic in a document's chain.)
 _PRUNE_REVISIONS = (
-    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM revisions AS r"
-    " WHERE r.seq < ?1 AND r.seq < (SELECT max(n.seq) FROM revisions AS n"
-    " WHERE n.id = r.id AND n.seq <= ?1) LIMIT ?2)"
+    "DELETE FROM revisions WHERE (id, seq) IN (SELECT r.id, r.seq FROM (SELECT id,"
+    " max(seq) AS keep FROM revisions WHERE seq <= ?1 AND delta = 0 GROUP BY id) AS k"
+    " JOIN revisions AS r ON r.id = k.id AND r.seq < k.keep LIMIT ?2)"
 )
 # Keeps every commit after the horizon and every commit that wrote a revision still stored
 # (the outbox asks who committed a document's current revision).
@@ -160,6 +173,7 @@ class _Conn:
     __slots__ = (
         "batch",
         "cache",
+        "chains",
         "closed",
         "cur",
         "data_version",
@@ -182,6 +196,8 @@ class _Conn:
         self.cur = db.cursor()  # reused: the lock serializes every use of the connection
         self.lock = threading.Lock()
         self.cache: dict[EntityId, Revision] = {}
+        self.chains: dict[EntityId, int] = {}
+        """Per cached document: bytes of deltas stored since its last whole revision."""
         self.record: SpaceRecord | None = None  # None: unknown, read it from the database
         self.head = -1  # -1: unknown, read it from the database
         self.data_version: int = db.execute(_DATA_VERSION).fetchone()[0]
@@ -204,6 +220,7 @@ class _Conn:
         if version != self.data_version:
             self.data_version = version
             self.cache.clear()
+            self.chains.clear()
             self.record = None
             self.head = -1
 
@@ -230,7 +247,8 @@ class _Conn:
     def current(self, id: EntityId) -> Revision:
         rev = self.cache.get(id)
         if rev is None:
-            rev = self.cache[id] = _revision(self.cur.execute(_CURRENT, (id,)).fetchone())
+            rev, self.chains[id] = _revision(self.cur, id, self.cur.execute(_CURRENT, (id,)))
+            self.cache[id] = rev
         return rev
 
     def current_head(self) -> int:
@@ -247,15 +265,42 @@ class _Conn:
         self.db.close()
 
 
-def _size(text: str | None) -> int:
-    return 0 if text is None else len(text)
+def _row(conn: _Conn, w: PreparedWrite, seq: int) -> tuple[str, int, str | None, int, int, int]:
+    """The revision row for ``w``: ``(id, seq, value, size, delta)``, then the document's chain.
+
+    A delta is stored if it applies to the revision that is current now and the
+    deltas since the last whole revision stay smaller than the document: a read
+    that is not cached replays at most about twice the document's size, and the
+    whole value is encoded and written once per that many bytes of change.
+    """
+    if w.deleted:
+        return (w.id, seq, None, 0, 0, 0)
+    delta = w.delta
+    if delta is not None and conn.cache.get(w.id) is w.base:
+        previous = conn.chains.get(w.id)
+        if previous is not None and previous + len(delta) <= w.size:
+            return (w.id, seq, delta, len(delta), 1, previous + len(delta))
+    text = w.full_text()
+    return (w.id, seq, text, len(text), 0, 0)
 
 
-def _revision(row: tuple[int, str | None] | None) -> Revision:
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _revision(cur: sqlite3.Cursor, id: EntityId, found: sqlite3.Cursor) -> tuple[Revision, int]:
+    """The revision the ``_CURRENT``/``_AT`` query ``found``, and the bytes of deltas it took."""
+    row = found.fetchone()
     if row is None:
-        return MISSING
-    seq, text = row
-    return Revision(None, seq, True) if text is None else Revision(loads(text), seq)
+        return MISSING, 0
+    seq, text, delta = row
+    if text is None:
+        return Revision(None, seq, True), 0
+    if not delta:
+        return Revision(loads(text), seq, size=_utf8_size(text)), 0
+    base, *deltas = (t for (t,) in cur.execute(_CHAIN, (id, seq)).fetchall())
+    value = replay(base, deltas)
+    return Revision(value, seq, size=json_size(value)), sum(len(t) for t in deltas)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -615,7 +660,7 @@ class SQLiteBackend:
                 horizon = conn.cur.execute(_HORIZON).fetchone()[0]
                 if at < horizon:
                     raise HistoryPrunedError(space, at, horizon)
-                return _revision(conn.cur.execute(_AT, (id, at)).fetchone())
+                return _revision(conn.cur, id, conn.cur.execute(_AT, (id, at)))[0]
             except _Gone:
                 if not conn.batch:
                     _rollback(conn.db)
@@ -627,6 +672,10 @@ class SQLiteBackend:
             finally:
                 conn.lock.release()
         raise SpaceNotFoundError(space)
+
+    def cached(self, space: SpaceDID, id: EntityId) -> Revision | None:
+        conn = self._conns.get(space)
+        return None if conn is None else conn.cache.get(id)
 
     def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
@@ -665,14 +714,13 @@ class SQLiteBackend:
             raise
         try:
             seq = conn.current_head() + 1
+            chains = conn.chains
+            rows = [_row(conn, w, seq) for w in writes]
             if len(writes) == 1:
-                w = writes[0]
-                cur.execute(_INSERT_REVISION, (w.id, seq, w.text, _size(w.text)))
-                ids = _one_id_text(w.id)
+                cur.execute(_INSERT_REVISION, rows[0][:5])
+                ids = _one_id_text(writes[0].id)
             else:
-                cur.executemany(
-                    _INSERT_REVISION, [(w.id, seq, w.text, _size(w.text)) for w in writes]
-                )
+                cur.executemany(_INSERT_REVISION, [row[:5] for row in rows])
                 ids = dumps([w.id for w in writes])
             cur.execute(_INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text))
         except BaseException:
@@ -680,8 +728,12 @@ class SQLiteBackend:
             raise
         conn.head = seq
         cache = conn.cache
-        for w in writes:
-            cache[w.id] = Revision(None, seq, True) if w.text is None else Revision(w.value, seq)
+        for w, row in zip(writes, rows, strict=True):
+            if w.deleted:
+                cache[w.id] = Revision(None, seq, True)
+            else:
+                cache[w.id] = Revision(w.value, seq, size=w.size)
+            chains[w.id] = row[5]
         conn.batch += 1
         if not defer:
             self._commit_batch(conn)
@@ -713,6 +765,7 @@ class SQLiteBackend:
         _rollback(conn.db)
         conn.batch = 0
         conn.cache.clear()
+        conn.chains.clear()
         conn.head = -1
 
     def head(self, space: SpaceDID) -> int:
