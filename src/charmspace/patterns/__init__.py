@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from charmspace.patterns.builtins import cell, computed, derive, if_else, lift, map, now, wish
+from charmspace.patterns.builtins import (
+    alarm,
+    cell,
+    computed,
+    derive,
+    if_else,
+    lift,
+    map,
+    now,
+    wish,
+)
 from charmspace.patterns.charms import Charm, CharmInfo, Charms
 from charmspace.patterns.favorites import Favorites
 from charmspace.patterns.handler import HandlerDef, handler
@@ -10,9 +20,11 @@ from charmspace.patterns.markers import NAME, UI
 from charmspace.patterns.markers import Default as Default
 from charmspace.patterns.pattern import Pattern, pattern
 from charmspace.patterns.refs import Ref, StreamRef
+from charmspace.runtime.secrets import SECRET
 
 __all__ = [
     "NAME",
+    "SECRET",
     "UI",
     "Charm",
     "CharmInfo",
@@ -23,6 +35,7 @@ __all__ = [
     "Pattern",
     "Ref",
     "StreamRef",
+    "alarm",
     "cell",
     "computed",
     "derive",

@@ -1,0 +1,1 @@
+"""Google: OAuth (sign-in and token refresh) and Gmail."""
