@@ -82,7 +82,7 @@ async def test_given_a_valid_token_when_the_caller_was_refused_it_then_it_is_ref
     assert charm["auth"].get()["token"] != old
 
 
-async def test_given_a_revoked_grant_when_refresh_is_called_then_the_token_stays_and_ui_says_sign_in(
+async def test_given_a_revoked_grant_when_refreshing_then_the_token_stays_and_ui_says_sign_in(
     runtime: Runtime, google: FakeGoogle, clock: FakeClock
 ) -> None:
     charm = await signed_in(runtime, google)

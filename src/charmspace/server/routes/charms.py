@@ -25,6 +25,7 @@ from charmspace.server.deps import (
     docs_of,
     require,
     require_charm,
+    shown,
     space_param,
 )
 from charmspace.server.models import (
@@ -111,7 +112,7 @@ async def get_charm(
     record = tx.read(internal, deep=False)
     info: Any = record.get("$charm", {}) if isinstance(record, dict) else {}
     result = tx.read(result_address)
-    shown = (
+    visible = (
         {k: v for k, v in result.items() if k not in (NAME, UI)}
         if isinstance(result, dict)
         else result
@@ -123,7 +124,7 @@ async def get_charm(
         space=space,
         pattern=str(info.get("pattern", "?")),
         name=name,
-        result=shown,  # type: ignore[arg-type]
+        result=shown(runtime, space, principal, visible),  # type: ignore[arg-type]
         error=error,  # type: ignore[arg-type]
     )
 
@@ -154,7 +155,8 @@ async def get_cell(
     require(runtime, space, principal, Capability.READ, "read a cell")
     require_charm(runtime, space, id, principal)
     address = docs_of(space, id)[2].key(*segments)
-    return CellValue(value=Transaction(runtime, principal).read(address))  # type: ignore[arg-type]
+    value = Transaction(runtime, principal).read(address)
+    return CellValue(value=shown(runtime, space, principal, value))  # type: ignore[arg-type]
 
 
 @router.put("/{id}/cells/{path:path}")
