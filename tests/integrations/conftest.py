@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,13 +19,19 @@ FAKE_BASE = "http://google.test"
 USER = Identity.from_passphrase("google suite: user")
 
 
-def settings_for(fake: FakeGoogle, base: str = FAKE_BASE, **extra: Any) -> GoogleSettings:
+def _settings_for(fake: FakeGoogle, base: str = FAKE_BASE, **extra: Any) -> GoogleSettings:
     return GoogleSettings(
         client_id=fake.client_id,
         client_secret=fake.client_secret,
         **FakeGoogle.urls(base),
         **extra,
     )
+
+
+@pytest.fixture
+def settings_for() -> Callable[..., GoogleSettings]:
+    """``settings_for(fake, base=…, **more)``: server settings pointing at a fake Google."""
+    return _settings_for
 
 
 @pytest.fixture
@@ -42,7 +48,7 @@ def google(clock: FakeClock) -> FakeGoogle:
 def oauth(google: FakeGoogle, clock: FakeClock) -> GoogleOAuth:
     """The server's OAuth client, talking to the fake in process."""
     client = GoogleOAuth(
-        settings_for(google), clock=clock, transport=httpx.ASGITransport(app=google)
+        _settings_for(google), clock=clock, transport=httpx.ASGITransport(app=google)
     )
     client.redirect_uri = "http://charmspace.test/api/integrations/google-oauth/callback"
     return client

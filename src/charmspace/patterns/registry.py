@@ -32,7 +32,11 @@ from charmspace.patterns.pattern import Pattern
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "charmspace.patterns"
-LIBRARY_MODULES = ("charmspace.library.counter", "charmspace.library.notes")
+LIBRARY_MODULES = (
+    "charmspace.library.counter",
+    "charmspace.library.google_auth",
+    "charmspace.library.notes",
+)
 
 _directories: list[Path] = []
 _by_name: dict[str, Pattern] = {}

@@ -123,6 +123,7 @@ class FakeGoogle:
         self.invalid_grant = False
         self.status: int | None = None
         self.drop = False
+        self.userinfo_status: int | None = None
         self.latency = 0.0
         self.calls: Counter[str] = Counter()
         self._codes: dict[str, _Code] = {}
@@ -185,6 +186,9 @@ class FakeGoogle:
     async def _delay(self) -> None:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
+        if self.drop:
+            # What httpx raises when a server closes the connection without answering.
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
 
     async def _authorize(self, request: Request) -> Response:
         self.calls["authorize"] += 1
@@ -226,13 +230,10 @@ class FakeGoogle:
         return client_id == self.client_id and client_secret == self.client_secret
 
     async def _token(self, request: Request) -> Response:
-        await self._delay()
         form = await _form(request)
+        await self._delay()
         grant_type = form.get("grant_type", "")
         self.calls[grant_type or "unknown"] += 1
-        if self.drop:
-            # What httpx raises when a server closes the connection without answering.
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         if self.status is not None:
             return Response("<html><body>Server Error</body></html>", self.status)
         if not self._client_ok(request, form):
@@ -286,6 +287,8 @@ class FakeGoogle:
     async def _userinfo(self, request: Request) -> Response:
         await self._delay()
         self.calls["userinfo"] += 1
+        if self.userinfo_status is not None:
+            return _error(self.userinfo_status, "backend_error", "Backend Error")
         header = request.headers.get("authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else ""
         if self.check_access_token(token) != "valid":

@@ -279,7 +279,8 @@ class GoogleOAuth:
 
     async def _userinfo(self, client: AsyncOAuth2Client, token: str) -> dict[str, str]:
         try:
-            response = await client.get(
+            response = await client.request(
+                "GET",
                 self.settings.userinfo_url,
                 headers={"Authorization": f"Bearer {token}"},
                 withhold_token=True,
