@@ -4,6 +4,7 @@ Google served over HTTP on loopback (as Google would be, only closer)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -11,19 +12,24 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from charmspace.client.auth import SignedAuth
 from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings
 from charmspace.runtime import FakeClock
+from charmspace.runtime.secrets import MASK
+from charmspace.signing import sign_request
 from charmspace.testing._serve import serve_asgi
 from charmspace.testing.google import FakeGoogle
 
 ALICE = Identity.from_passphrase("google process: alice")
+BOB = Identity.from_passphrase("google process: bob")
 PREFIX = "/api/integrations/google-oauth"
 
 
@@ -91,6 +97,18 @@ def server(tmp_path: Path, real_google: tuple[FakeGoogle, str]) -> Iterator[tupl
         assert process.wait(timeout=15) == 0, log.read_text()
 
 
+async def watch_auth(url: str, space: str, charm: str, who: Identity) -> Any:
+    """The auth cell's value as the live WebSocket sends it to ``who``."""
+    header = sign_request(who, "GET", "/api/ws", b"", int(time.time())).render()
+    ws_url = url.replace("http://", "ws://") + "/api/ws"
+    async with connect(ws_url, additional_headers={"Authorization": header}, proxy=None) as ws:
+        subscribe = {"op": "subscribe", "id": 1, "space": space, "charm": charm, "path": ["auth"]}
+        await ws.send(json.dumps(subscribe))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert frame["op"] == "value", frame
+    return frame["value"]
+
+
 def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
     server: tuple[str, Path], real_google: tuple[FakeGoogle, str]
 ) -> None:
@@ -126,6 +144,12 @@ def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
         assert new["token"] != auth["token"]
         assert google.check_access_token(new["token"]) == "valid"
         assert google.calls["refresh_token"] == 1
+        http.put(
+            f"/api/spaces/{ALICE.did}/acl", json={"subject": BOB.did, "capability": "READ"}
+        ).raise_for_status()
+    watched = asyncio.run(watch_auth(url, ALICE.did, charm.json()["id"], BOB))
+    assert watched["token"] == MASK and watched["refresh_token"] == MASK
+    assert watched["user"]["email"] == "alice@example.com"
     text = log.read_text()
     for secret in (auth["token"], auth["refresh_token"], new["token"], google.client_secret):
         assert secret not in text

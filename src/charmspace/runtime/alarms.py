@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from charmspace.errors import CharmspaceError
 from charmspace.runtime.address import Address
@@ -39,9 +41,8 @@ class Alarm:
     """Send ``event`` to the stream at ``stream`` when the epoch seconds in ``at`` come.
 
     ``at`` holding anything but a number means "never". After firing, the alarm
-    waits for ``at`` to change; if it does not (the handler failed, or left
-    the time as it was) it fires again after a back-off that doubles from 30 s
-    to an hour.
+    waits for ``at`` to change. If the event failed and the time stays, it
+    fires again after a back-off that doubles from 30 s to an hour.
     """
 
     def __init__(self, unit: Unit, name: str, at: Address, stream: Address, event: JSONValue):
@@ -52,27 +53,38 @@ class Alarm:
         self.event = event
         self.fired = 0
         self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
-        self._unsubscribe: list[object] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._sleeping = False
+        self._woken = False
+        self._changed = False
 
     def start(self) -> None:
         runtime = self.unit.runtime
         loop = runtime.loop
 
         def notified(change: Change) -> None:
-            loop.call_soon_threadsafe(self._changed.set)
+            loop.call_soon_threadsafe(self._poke)
 
-        self._unsubscribe = [runtime.storage.subscribe(self.at.space, notified)]
+        self._unsubscribe = runtime.storage.subscribe(self.at.space, notified)
         self._task = loop.create_task(self._run(), name=f"alarm {self.unit.name}.{self.name}")
 
     def stop(self) -> None:
-        for unsubscribe in self._unsubscribe:
-            if callable(unsubscribe):
-                unsubscribe()
-        self._unsubscribe = []
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def _poke(self) -> None:
+        """A commit in ``at``'s space: wake the sleeping alarm to read its time again."""
+        if self._task is None:
+            return
+        if self._sleeping:
+            self._woken = True
+            self._task.cancel()
+        else:
+            self._changed = True
 
     def _due(self) -> float | None:
         try:
@@ -84,17 +96,31 @@ class Alarm:
         return None
 
     async def _wait(self, seconds: float | None) -> None:
-        """Until ``seconds`` pass on the runtime clock or ``at``'s space commits."""
-        changed = asyncio.ensure_future(self._changed.wait())
-        waits: set[asyncio.Future[Any]] = {changed}
-        if seconds is not None:
-            waits.add(asyncio.ensure_future(self.unit.runtime.clock.sleep(max(seconds, 0.0))))
+        """Until ``seconds`` pass on the runtime clock (None: forever) or ``at``'s space commits.
+
+        Why the sleep is awaited here and a commit cancels it, rather than
+        racing two tasks: the clock registers a sleeper when the sleep starts,
+        and a task would start it only on a later turn of the loop, after a
+        fake clock may already have moved past the deadline.
+        """
+        if self._changed:
+            self._changed = False
+            return
+        self._sleeping = True
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if seconds is None:
+                await asyncio.get_running_loop().create_future()
+            else:
+                await self.unit.runtime.clock.sleep(max(seconds, 0.0))
+        except asyncio.CancelledError:
+            if not self._woken:
+                raise
+            self._woken = False
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
-            for w in waits:
-                w.cancel()
-        self._changed.clear()
+            self._sleeping = False
 
     async def _run(self) -> None:
         clock = self.unit.runtime.clock
@@ -118,7 +144,7 @@ class Alarm:
                 continue
             fired_at, retry_at = due, now + retry
             if await self._fire():
-                retry = RETRY_FIRST
+                retry, retry_at = RETRY_FIRST, math.inf  # done: only a new time fires again
 
     async def _fire(self) -> bool:
         self.fired += 1

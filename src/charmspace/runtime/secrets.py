@@ -16,7 +16,7 @@ trade: another charm's field named ``token`` is masked for non-owners too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pydantic import Field
@@ -63,11 +63,19 @@ def declared() -> frozenset[str]:
     return frozenset(_declared)
 
 
-def redact(value: JSONValue, names: frozenset[str] | None = None) -> JSONValue:
-    """``value`` with every non-empty secret field shown as ``"…"`` (empty stays empty)."""
+def redact(
+    value: JSONValue, names: frozenset[str] | None = None, path: Sequence[object] = ()
+) -> JSONValue:
+    """``value`` with every non-empty secret field shown as ``"…"`` (empty stays empty).
+
+    ``path`` is where ``value`` was read from: a value read *at* a secret field
+    (``…/auth/token``) is masked whole.
+    """
     names = declared() if names is None else names
     if not names:
         return value
+    if any(isinstance(segment, str) and segment in names for segment in path):
+        return MASK if value not in ("", None) else value
     return _redact(value, names)
 
 

@@ -107,7 +107,13 @@ def require(
 
 
 def shown(
-    runtime: Runtime, space: SpaceDID, principal: DID, value: JSONValue, *, past: bool = False
+    runtime: Runtime,
+    space: SpaceDID,
+    principal: DID,
+    value: JSONValue,
+    *,
+    past: bool = False,
+    path: tuple[PathSegment, ...] = (),
 ) -> JSONValue:
     """``value`` as ``principal`` may see it: secret fields masked unless they own ``space``.
 
@@ -118,7 +124,7 @@ def shown(
         storage = runtime.storage
         if storage.allowed(storage.space(space, principal), principal, Capability.OWNER):
             return value
-    return redact(value)
+    return redact(value, path=path)
 
 
 @lru_cache(maxsize=4096)

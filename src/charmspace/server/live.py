@@ -238,7 +238,7 @@ class Connection:
     def _read(self, address: Address) -> str:
         """The value at ``address`` as JSON text, read as the principal."""
         value = Transaction(self.runtime, self.principal).read(address)
-        value = shown(self.runtime, address.space, self.principal, value)
+        value = shown(self.runtime, address.space, self.principal, value, path=address.path)
         return json.dumps(value, separators=(",", ":"))
 
     def _enqueue_value(self, subscription: Subscription, seq: int) -> None:

@@ -156,7 +156,8 @@ async def get_cell(
     require_charm(runtime, space, id, principal)
     address = docs_of(space, id)[2].key(*segments)
     value = Transaction(runtime, principal).read(address)
-    return CellValue(value=shown(runtime, space, principal, value))  # type: ignore[arg-type]
+    value = shown(runtime, space, principal, value, path=segments)
+    return CellValue(value=value)  # type: ignore[arg-type]
 
 
 @router.put("/{id}/cells/{path:path}")
