@@ -6,6 +6,7 @@ the token, then what a consumer sees. They run in memory and on SQLite.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from charmspace import Runtime
@@ -13,6 +14,8 @@ from charmspace.errors import IntegrationError
 from charmspace.integrations.google.oauth import GMAIL_READONLY, GoogleOAuth
 from charmspace.library.google_auth import google_auth, google_auth_short
 from charmspace.patterns import Charm
+from charmspace.patterns.html import render_html
+from charmspace.patterns.render import render_ui
 from charmspace.runtime import FakeClock
 from charmspace.testing.google import FakeGoogle
 
@@ -192,3 +195,25 @@ async def test_when_the_user_clicks_sign_in_then_a_login_url_appears(
     assert url.startswith("http://google.test/o/oauth2/v2/auth?")
     assert "code_challenge_method=S256" in url and "access_type=offline" in url
     assert "gmail.readonly" in url
+
+
+async def test_the_ui_leads_from_sign_in_to_google_and_never_shows_the_token(
+    runtime: Runtime, google: FakeGoogle
+) -> None:
+    space = runtime.create_space(name="google-auth")
+    charm = await runtime.charms.create(google_auth, space=space)
+    await runtime.idle()
+    page = render_html(render_ui(charm))
+    assert "Sign in with Google" in page and "Sign out" not in page
+    assert "Continue to Google" not in page
+    await charm.stream("sign_in").call({})
+    await runtime.idle()
+    page = render_html(render_ui(charm))
+    assert "Continue to Google" in page
+    assert html.escape(charm["login_url"].get()) in page
+
+    signed = await signed_in(runtime, google)
+    page = render_html(render_ui(signed))
+    assert "Signed in as alice@example.com" in page and "Sign out" in page
+    assert signed["auth"].get()["token"] not in page
+    assert signed["auth"].get()["refresh_token"] not in page

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from charmspace.client.auth import SignedAuth
 from charmspace.identity import Identity
@@ -60,25 +60,30 @@ def test_redact_masks_declared_fields_at_any_depth_and_keeps_empty_ones() -> Non
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[TestClient]:
+async def app(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(data=tmp_path / "data"))
-    with TestClient(app, base_url="http://charmspace.test") as client:
-        yield client
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(base_url="http://charmspace.test", transport=transport) as c:
+            yield c
 
 
 def signed(who: Identity) -> SignedAuth:
     return SignedAuth(who)
 
 
-def test_only_the_owner_reads_secrets_and_nobody_reads_them_in_the_past(
-    app: TestClient,
+async def test_only_the_owner_reads_secrets_and_nobody_reads_them_in_the_past(
+    app: httpx.AsyncClient,
 ) -> None:
     a = signed(ALICE)
-    app.post("/api/spaces", json={"space": ALICE.did}, auth=a).raise_for_status()
-    app.put(
+    (await app.post("/api/spaces", json={"space": ALICE.did}, auth=a)).raise_for_status()
+    granted = await app.put(
         f"/api/spaces/{ALICE.did}/acl", json={"subject": BOB.did, "capability": "READ"}, auth=a
-    ).raise_for_status()
-    charm = app.post(f"/api/spaces/{ALICE.did}/charms", json={"pattern": "google_auth"}, auth=a)
+    )
+    granted.raise_for_status()
+    charm = await app.post(
+        f"/api/spaces/{ALICE.did}/charms", json={"pattern": "google_auth"}, auth=a
+    )
     charm_id = charm.json()["id"]
     cells = f"/api/spaces/{ALICE.did}/charms/{charm_id}/cells"
     auth = {
@@ -90,26 +95,29 @@ def test_only_the_owner_reads_secrets_and_nobody_reads_them_in_the_past(
         "refresh_token": REFRESH,
         "user": {"email": "alice@example.com"},
     }
-    written = app.put(f"{cells}/auth", json={"value": auth}, auth=a)
+    written = await app.put(f"{cells}/auth", json={"value": auth}, auth=a)
     assert written.status_code == 200, written.text
     seq = written.json()["seq"]
-    assert app.get(f"{cells}/auth", auth=a).json()["value"]["token"] == TOKEN
+    assert (await app.get(f"{cells}/auth", auth=a)).json()["value"]["token"] == TOKEN
 
     b = signed(BOB)
+    argument = docs_of(ALICE.did, charm_id)[0].id
     seen = [
-        app.get(f"{cells}/auth", auth=b),
-        app.get(f"{cells}/auth/token", auth=b),
-        app.get(f"/api/spaces/{ALICE.did}/charms/{charm_id}", auth=b),
-        app.get(f"/api/spaces/{ALICE.did}/docs/{docs_of(ALICE.did, charm_id)[0].id}", auth=b),
+        await app.get(f"{cells}/auth", auth=b),
+        await app.get(f"{cells}/auth/token", auth=b),
+        await app.get(f"/api/spaces/{ALICE.did}/charms/{charm_id}", auth=b),
+        await app.get(f"/api/spaces/{ALICE.did}/docs/{argument}", auth=b),
     ]
     for response in seen:
         assert response.status_code == 200, response.text
         assert TOKEN not in response.text and REFRESH not in response.text
         assert MASK in response.text
-    assert app.get(f"{cells}/auth", auth=b).json()["value"]["user"]["email"] == "alice@example.com"
+    theirs = (await app.get(f"{cells}/auth", auth=b)).json()["value"]
+    assert theirs["user"]["email"] == "alice@example.com"
 
-    argument = docs_of(ALICE.did, charm_id)[0].id
     for who in (a, b):
-        past = app.get(f"/api/spaces/{ALICE.did}/docs/{argument}", params={"at": seq}, auth=who)
+        past = await app.get(
+            f"/api/spaces/{ALICE.did}/docs/{argument}", params={"at": seq}, auth=who
+        )
         assert past.status_code == 200
         assert TOKEN not in past.text and past.json()["value"]["auth"]["token"] == MASK

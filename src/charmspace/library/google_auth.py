@@ -40,6 +40,7 @@ from charmspace.patterns import (
     computed,
     derive,
     handler,
+    if_else,
     now,
     pattern,
 )
@@ -200,7 +201,7 @@ def _build(auth: Any, selected_scopes: Any, title: str, cap: int) -> dict[str, A
     sign_out_stream = sign_out.bind(auth=auth, login_url=url)
     alarm(derive(auth, lambda a: _refresh_at(a, cap), name="refresh_at"), refresh_stream, {})
     is_authenticated = derive(auth, lambda a: bool(isinstance(a, dict) and a.get("token")))
-    expires_at = derive(auth, lambda a: int(lifetime_of(a, cap)[0] * 1000))
+    expires_at = derive(auth, lambda a: round(lifetime_of(a, cap)[0] * 1000))
     scopes = derive(
         selected_scopes,
         lambda s: [SCOPES[k][0] for k, on in (s or {}).items() if on and k in SCOPES],
@@ -228,6 +229,7 @@ def _build(auth: Any, selected_scopes: Any, title: str, cap: int) -> dict[str, A
         ),
         name="status",
     )
+    go_to_google = h("a", {"id": "continue", "href": url}, "Continue to Google")
     checkboxes = [
         h("checkbox", {"id": f"scope-{key}", "bind_checked": selected_scopes[key], "label": label})
         for key, (_url, label) in SCOPES.items()
@@ -244,9 +246,20 @@ def _build(auth: Any, selected_scopes: Any, title: str, cap: int) -> dict[str, A
             h("p", {"id": "email"}, email),
             h("p", {"id": "time-remaining"}, "Seconds left: ", time_remaining),
             h("stack", {"id": "scopes"}, *checkboxes),
-            h("oauth-button", {"id": "sign-in", "on_click": sign_in_stream}, "Sign in with Google"),
-            h("a", {"id": "continue", "href": url}, "Continue to Google"),
-            h("button", {"id": "sign-out", "on_click": sign_out_stream}, "Sign out"),
+            if_else(
+                is_authenticated,
+                h("button", {"id": "sign-out", "on_click": sign_out_stream}, "Sign out"),
+                h(
+                    "stack",
+                    {},
+                    h(
+                        "oauth-button",
+                        {"id": "sign-in", "on_click": sign_in_stream},
+                        "Sign in with Google",
+                    ),
+                    if_else(url, go_to_google, None),
+                ),
+            ),
         ),
         "auth": auth,
         "selected_scopes": selected_scopes,
