@@ -22,15 +22,13 @@ import hashlib
 import logging
 import secrets
 import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +37,17 @@ from charmspace.runtime.address import Address
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.secrets import SECRET
 from charmspace.types import DID
+
+with warnings.catch_warnings():
+    # Authlib 1.9 says its httpx client prefers the newer httpx2 package, and installs
+    # an "always show" filter for that on import; charmspace runs on httpx throughout.
+    # Imported here, the notice (and the global filter) stay out of users' terminals.
+    import authlib.deprecate  # noqa: F401  # its "always" filter first, so ours goes before it
+
+    warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
+    from authlib.common.security import generate_token
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 __all__ = [
     "EMPTY_AUTH",
