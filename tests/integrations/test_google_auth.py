@@ -217,3 +217,29 @@ async def test_the_ui_leads_from_sign_in_to_google_and_never_shows_the_token(
     assert "Signed in as alice@example.com" in page and "Sign out" in page
     assert signed["auth"].get()["token"] not in page
     assert signed["auth"].get()["refresh_token"] not in page
+
+
+async def test_a_longer_margin_refreshes_earlier(
+    runtime: Runtime, google: FakeGoogle, clock: FakeClock
+) -> None:
+    space = runtime.create_space(name="google-auth")
+    issued = google.issue([GMAIL_READONLY])
+    auth = {
+        "token": issued["access_token"],
+        "token_type": "Bearer",
+        "scope": [GMAIL_READONLY],
+        "expires_in": 3600,
+        "expires_at": int((clock.now() + 3600) * 1000),
+        "refresh_token": issued["refresh_token"],
+        "user": {},
+    }
+    await runtime.charms.create(
+        google_auth, space=space, inputs={"auth": auth, "refresh_margin": 1200}
+    )
+    await runtime.idle()
+    await clock.advance(2399)
+    await runtime.idle()
+    assert google.calls["refresh_token"] == 0
+    await clock.advance(2)
+    await runtime.idle()
+    assert google.calls["refresh_token"] == 1

@@ -24,6 +24,7 @@ from typing import Any, TypedDict
 
 from charmspace.errors import IntegrationError
 from charmspace.integrations.google.oauth import (
+    DEFAULT_MARGIN,
     EMPTY_AUTH,
     GMAIL_READONLY,
     Auth,
@@ -82,14 +83,14 @@ def lifetime_of(auth: Any, cap: int = 0) -> tuple[float, int]:
     return expires_at, expires_in
 
 
-def is_valid(auth: Any, at: float, cap: int = 0) -> bool:
+def is_valid(auth: Any, at: float, cap: int = 0, margin: float = DEFAULT_MARGIN) -> bool:
     """Whether ``auth`` holds a token that is not within the skew of its expiry at ``at``."""
     if not isinstance(auth, dict) or not auth.get("token"):
         return False
     expires_at, expires_in = lifetime_of(auth, cap)
     if not expires_at:
         return True  # Google gave no lifetime: valid until a call is refused
-    return at < expires_at - skew_seconds(expires_in)
+    return at < expires_at - skew_seconds(expires_in, margin)
 
 
 def _oauth() -> GoogleOAuth:
@@ -104,10 +105,12 @@ def _oauth() -> GoogleOAuth:
 
 
 @handler
-async def refresh(event: RefreshEvent, *, auth: Cell[Auth], lifetime: int) -> str:
+async def refresh(event: RefreshEvent, *, auth: Cell[Auth], lifetime: int, margin: int) -> str:
     """Refresh the token unless someone already did; ``"fresh"`` or ``"refreshed"``."""
     current: Any = auth.get() or EMPTY_AUTH
-    if is_valid(current, now(), lifetime) and current.get("token") != event.get("stale_token"):
+    if is_valid(current, now(), lifetime, margin) and current.get("token") != event.get(
+        "stale_token"
+    ):
         return "fresh"
     refresh_token = current.get("refresh_token") or ""
     if not refresh_token:
@@ -164,12 +167,13 @@ async def sign_out(event: dict[str, Any], *, auth: Cell[Auth], login_url: Cell[s
         await oauth.revoke(token)
 
 
-def _refresh_at(auth: Any, cap: int) -> float | None:
+def _refresh_at(auth: Any, cap: int, margin: Any) -> float | None:
     """When the alarm refreshes: the skew before expiry, if there is anything to refresh."""
     if not isinstance(auth, dict) or not auth.get("refresh_token"):
         return None
     expires_at, expires_in = lifetime_of(auth, cap)
-    return expires_at - skew_seconds(expires_in) if expires_at else None
+    margin = margin if isinstance(margin, int | float) else DEFAULT_MARGIN
+    return expires_at - skew_seconds(expires_in, margin) if expires_at else None
 
 
 def _remaining(auth: Any, cap: int) -> int:
@@ -192,14 +196,15 @@ def _needs_sign_in(auth: Any, error: Any) -> bool:
     return float(error.get("time") or 0) >= issued
 
 
-def _build(auth: Any, selected_scopes: Any, title: str, cap: int) -> dict[str, Any]:
+def _build(auth: Any, selected_scopes: Any, margin: Any, title: str, cap: int) -> dict[str, Any]:
     builder = active_builder("google_auth")
     url = cell("")
     last_error = Ref(builder.runtime, builder.unit.error_address, f"{title}.error")
-    refresh_stream = refresh.bind(auth=auth, lifetime=cap)
+    refresh_stream = refresh.bind(auth=auth, lifetime=cap, margin=margin)
     sign_in_stream = sign_in.bind(auth=auth, selected_scopes=selected_scopes, login_url=url)
     sign_out_stream = sign_out.bind(auth=auth, login_url=url)
-    alarm(derive(auth, lambda a: _refresh_at(a, cap), name="refresh_at"), refresh_stream, {})
+    refresh_at = derive((auth, margin), lambda v: _refresh_at(v[0], cap, v[1]), name="refresh_at")
+    alarm(refresh_at, refresh_stream, {})
     is_authenticated = derive(auth, lambda a: bool(isinstance(a, dict) and a.get("token")))
     expires_at = derive(auth, lambda a: round(lifetime_of(a, cap)[0] * 1000))
     scopes = derive(
@@ -282,16 +287,21 @@ def _build(auth: Any, selected_scopes: Any, title: str, cap: int) -> dict[str, A
 def google_auth(
     auth: Default[Cell[Auth], EMPTY_AUTH],
     selected_scopes: Default[Cell[dict[str, bool]], DEFAULT_SCOPES],
+    refresh_margin: Default[int, DEFAULT_MARGIN],
 ) -> dict[str, Any]:
-    """Sign in with Google; other charms use the token and ask this one to refresh it."""
-    return _build(auth, selected_scopes, "Google Auth", 0)
+    """Sign in with Google; other charms use the token and ask this one to refresh it.
+
+    ``refresh_margin``: seconds before expiry (at most half the token's life) from
+    which the token counts as stale and the charm refreshes it by itself."""
+    return _build(auth, selected_scopes, refresh_margin, "Google Auth", 0)
 
 
 @pattern(tags=["#googleAuth"])
 def google_auth_short(
     auth: Default[Cell[Auth], EMPTY_AUTH],
     selected_scopes: Default[Cell[dict[str, bool]], DEFAULT_SCOPES],
+    refresh_margin: Default[int, DEFAULT_MARGIN],
 ) -> dict[str, Any]:
     """Google Auth for trying the refresh cycle by hand: it treats every token as living 60
     seconds, so it refreshes every 30 seconds and the whole cycle shows in a minute."""
-    return _build(auth, selected_scopes, "Google Auth (short)", SHORT_LIFETIME)
+    return _build(auth, selected_scopes, refresh_margin, "Google Auth (short)", SHORT_LIFETIME)

@@ -50,6 +50,7 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "EMPTY_AUTH",
     "GMAIL_READONLY",
     "Auth",
@@ -106,9 +107,13 @@ EMPTY_AUTH: Auth = {
 }
 
 
-def skew_seconds(expires_in: int) -> float:
-    """How long before expiry a token counts as stale: five minutes, at most half its life."""
-    return min(300.0, max(0, expires_in) / 2)
+DEFAULT_MARGIN = 300
+
+
+def skew_seconds(expires_in: int, margin: float = DEFAULT_MARGIN) -> float:
+    """How long before expiry a token counts as stale: ``margin`` (five minutes), at most
+    half its life."""
+    return min(max(0.0, float(margin)), max(0, expires_in) / 2)
 
 
 class GoogleSettings(BaseSettings):
