@@ -111,7 +111,7 @@ async def test_a_failing_event_is_retried_with_a_growing_back_off(
     start = clock.now()
     for _ in range(200):
         await clock.advance(1)
-    await runtime.idle()
+        await runtime.idle()
     assert [round(t - start) for t in fired] == [1, 31, 91, 211][: len(fired)]
     assert len(fired) == 3  # then 30 s, then 60 s later; the next would be 120 s on
     assert charm["rings"].get() == []
