@@ -195,3 +195,11 @@ def test_google_auths_own_client_refreshes_against_the_fake() -> None:
         fake.invalid_grant = True
         with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant"):
             credentials.refresh(google.auth.transport.requests.Request())
+
+
+def test_a_dropped_connection_is_dropped_for_real_over_http() -> None:
+    fake = FakeGoogle()
+    fake.drop = True
+    with serve_asgi(fake) as base, pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(f"{base}/token", data={"grant_type": "refresh_token"})
+    assert fake.calls["refresh_token"] == 1

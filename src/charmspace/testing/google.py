@@ -73,6 +73,10 @@ class _Access:
     expires_at: float
 
 
+_DROPPED = frozenset({"/token", "/v1/userinfo", "/revoke"})
+"""The paths the ``drop`` switch breaks (authorize is the browser's, never dropped)."""
+
+
 def _error(status: int, error: str, description: str, **headers: str) -> JSONResponse:
     return JSONResponse(
         {"error": error, "error_description": description}, status_code=status, headers=headers
@@ -139,7 +143,40 @@ class FakeGoogle:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.drop and scope["type"] == "http" and scope["path"] in _DROPPED:
+            await self._drop(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _drop(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the request, start an answer, and break off: a connection dropped mid-reply.
+
+        Served by uvicorn, the client sees the connection close before the body
+        it was promised; in process (``httpx.ASGITransport``) it gets the error
+        httpx raises for that.
+        """
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/token":
+            grant = dict(parse_qsl(body.decode("utf-8", "replace"))).get("grant_type", "")
+            self.calls[grant or "unknown"] += 1
+        else:
+            self.calls[scope["path"].rsplit("/", 1)[-1]] += 1
+        await self._delay()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body"
+        )
 
     @staticmethod
     def urls(base: str) -> dict[str, str]:
@@ -186,9 +223,6 @@ class FakeGoogle:
     async def _delay(self) -> None:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
-        if self.drop:
-            # What httpx raises when a server closes the connection without answering.
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
 
     async def _authorize(self, request: Request) -> Response:
         self.calls["authorize"] += 1
