@@ -16,6 +16,7 @@ BENCHMARKS = {
     "b7": "bench.b7_growth",
     "b5ws": "bench.b5_ws",
     "b8": "bench.b8_scan",
+    "b9": "bench.b9_refresh",
 }
 
 

@@ -7,12 +7,11 @@ The real process comes from ``real_server`` (shared with the CLI suites);
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from in_process import BASE, InProcess
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
@@ -20,23 +19,6 @@ from charmspace.server import Settings, create_app
 from real_server import ServerProcess, free_port, start_server
 
 __all__ = ["BASE", "InProcess", "ServerProcess", "free_port", "start_server"]
-
-BASE = "http://charmspace.test"
-
-
-@dataclass
-class InProcess:
-    """The app with its lifespan running, and a way to make clients for it."""
-
-    app: FastAPI
-    transport: httpx.ASGITransport
-
-    def client(self, identity: Identity | None = None) -> AsyncClient:
-        return AsyncClient(BASE, identity or Identity.generate(), transport=self.transport)
-
-    def raw(self) -> httpx.AsyncClient:
-        """An httpx client that signs nothing (for hand-made requests)."""
-        return httpx.AsyncClient(base_url=BASE, transport=self.transport)
 
 
 @pytest.fixture

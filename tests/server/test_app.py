@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from in_process import InProcess
 
 from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
 from charmspace.signing import b64encode
 from charmspace.storage.proof import creation_proof
-from conftest import InProcess
 
 
 async def test_health_and_meta_need_no_signature(served: InProcess) -> None:

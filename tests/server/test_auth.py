@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from in_process import InProcess
 
 from charmspace.client import AsyncClient, SignedAuth
 from charmspace.identity import Identity
 from charmspace.server.auth import NonceCache, Verifier
 from charmspace.server.errors import AuthenticationError, ServerBusyError
 from charmspace.signing import SignedHeader, parse_header, sign_request
-from conftest import InProcess
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from in_process import InProcess
 
 from charmspace.client import APIError, AsyncClient
-from conftest import InProcess
 
 
 async def eventually(client: AsyncClient, space: str, charm: str, path: str, expected: Any) -> None:

@@ -22,7 +22,7 @@ from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
 from charmspace.server.sessions import SESSION_COOKIE
 from charmspace.signing import b64encode, session_message, sign_request
-from conftest import ServerProcess, start_server
+from real_server import ServerProcess, start_server
 
 TIMEOUT = 10.0
 

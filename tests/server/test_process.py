@@ -15,7 +15,7 @@ import httpx
 
 from charmspace.client import AsyncClient, Client
 from charmspace.identity import Identity
-from conftest import ServerProcess, start_server
+from real_server import ServerProcess, start_server
 
 
 def test_ready_quickly_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import time
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
-from conftest import ServerProcess
+from real_server import ServerProcess
 
 CLIENTS = 8
 CALLS = 500

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from in_process import BASE, InProcess
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
@@ -21,7 +22,6 @@ from charmspace.server.sessions import (
     SessionStore,
 )
 from charmspace.signing import b64encode, session_message
-from conftest import BASE, InProcess
 
 ORIGIN = BASE  # the server's own origin, as a browser on its page sends it
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from charmspace.patterns.builtins import (
+    alarm,
     cell,
     computed,
     derive,
@@ -20,9 +21,11 @@ from charmspace.patterns.markers import NAME, UI
 from charmspace.patterns.markers import Default as Default
 from charmspace.patterns.pattern import Pattern, pattern
 from charmspace.patterns.refs import Ref, StreamRef
+from charmspace.runtime.secrets import SECRET
 
 __all__ = [
     "NAME",
+    "SECRET",
     "UI",
     "Charm",
     "CharmInfo",
@@ -33,6 +36,7 @@ __all__ = [
     "Pattern",
     "Ref",
     "StreamRef",
+    "alarm",
     "cell",
     "computed",
     "derive",

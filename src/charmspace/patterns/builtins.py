@@ -1,4 +1,5 @@
-"""The built-ins a pattern builds with: derive, computed, map, cell, now, wish, llm…."""
+"""The built-ins a pattern builds with: derive, lift, computed, if_else, map, cell, now, wish,
+alarm, llm."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
-from charmspace.patterns.refs import Ref, active_builder, current_builder
+from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
@@ -204,6 +205,25 @@ def _favorites(tx: Transaction, favorites: Address) -> list[JSONValue]:
     except SpaceNotFoundError:
         return []
     return list(entries) if isinstance(entries, list) else []
+
+
+def alarm(at: Ref, stream: StreamRef, event: Any = None) -> None:
+    """Send ``event`` (default ``{}``) to ``stream`` when the epoch seconds in ``at`` come.
+
+    ``at`` is usually a derived value (``None``: no alarm). The alarm keeps no
+    timer in storage: it sleeps until that time while the charm runs, and a
+    time that passed while it was stopped fires when it starts again. The event
+    runs as the charm's creator. See :mod:`charmspace.runtime.alarms`.
+    """
+    builder = active_builder("alarm()")
+    if not isinstance(at, Ref) or isinstance(at, StreamRef):
+        raise PatternError(f"alarm() needs a reference to a time as its first argument, not {at!r}")
+    if not isinstance(stream, StreamRef):
+        raise PatternError(
+            f"alarm() needs a stream (handler.bind(...)) as its second argument, not {stream!r}"
+        )
+    payload = to_json({} if event is None else event, ("event",))
+    builder.unit.alarm(builder.name("alarm"), at.address, stream.address, payload)
 
 
 def wish(query: str) -> Ref:

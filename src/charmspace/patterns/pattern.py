@@ -21,6 +21,7 @@ from charmspace.patterns.refs import Builder, Ref, StreamRef, current_builder
 from charmspace.runtime.address import link_to
 from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.schema import json_schema_for, pydantic_dump, validator_for
+from charmspace.runtime.secrets import declare
 from charmspace.runtime.stream import Stream
 from charmspace.types import JSONValue, Schema
 
@@ -66,6 +67,9 @@ class Pattern:
             source = self.import_path
         self.source_hash = hashlib.sha256(source.encode()).hexdigest()[:16]
         self.inputs = _inputs_of(fn, self.name)
+        self.secret_fields = declare(self.input_schema)
+        """Input fields marked ``SECRET``: masked for all but the space's owner (see
+        :mod:`charmspace.runtime.secrets`)."""
 
     def __repr__(self) -> str:
         return f"<pattern {self.name} ({self.import_path})>"

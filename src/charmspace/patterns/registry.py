@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "charmspace.patterns"
 LIBRARY_MODULES = (
     "charmspace.library.counter",
+    "charmspace.library.google_auth",
     "charmspace.library.notes",
     "charmspace.library.gmail_agentic_search",
 )

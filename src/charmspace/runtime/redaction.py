@@ -85,6 +85,9 @@ def error_record(where: str, error: BaseException, time: float) -> dict[str, obj
     record: dict[str, object] = {"where": where, "type": type(error).__name__, "time": time}
     if message_is_safe(error):
         record["message"] = str(error)
+        reason = getattr(error, "reason", None)
+        if isinstance(reason, str):  # IntegrationError's machine-readable reason
+            record["reason"] = reason
     return record
 
 

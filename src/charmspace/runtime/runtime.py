@@ -28,6 +28,7 @@ from charmspace.runtime.host import SpaceHost
 from charmspace.runtime.jobs import Jobs
 from charmspace.runtime.propagation import Propagator
 from charmspace.runtime.scheduler import Scheduler
+from charmspace.runtime.services import Services
 from charmspace.runtime.stream import Stream
 from charmspace.runtime.transaction import (
     DocKey,
@@ -156,6 +157,8 @@ class Runtime:
         self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
         self._offload: ThreadPoolExecutor | None = None
+        self.services = Services()
+        """What the hosting application lends to handlers (:mod:`charmspace.runtime.services`)."""
 
     def __repr__(self) -> str:
         return f"<Runtime {self.storage!r} as {self.principal}>"
@@ -291,6 +294,8 @@ class Runtime:
         # the very event whose delivery is starting this unit.
         await host.propagator.settled()
         self._resend_outbox(unit)
+        for alarm in unit.alarms:
+            alarm.start()
 
     @staticmethod
     def _lands_in(tx: Transaction, address: Address, space: SpaceDID) -> bool:
@@ -326,6 +331,8 @@ class Runtime:
                 del self._hosts[unit.space]
         for job in list(unit.jobs.values()):
             job.cancel()
+        for alarm in unit.alarms:
+            alarm.stop()
         unit.started = False
 
     def register_handler(self, spec: HandlerSpec) -> None:
@@ -460,6 +467,9 @@ class Runtime:
             except TimeoutError:
                 log.warning("closing with events still queued after %s s", drain)
         for host in self._hosts.values():
+            for unit in host.units.values():
+                for alarm in unit.alarms:
+                    alarm.stop()
             host.stop()
         if self._offload is not None:
             self._offload.shutdown(wait=True, cancel_futures=True)

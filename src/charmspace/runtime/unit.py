@@ -25,6 +25,7 @@ from charmspace.types import DID, EntityId, Handler, JSONValue, Schema, SpaceDID
 from charmspace.values import FrozenDict
 
 if TYPE_CHECKING:
+    from charmspace.runtime.alarms import Alarm
     from charmspace.runtime.jobs import Job
     from charmspace.runtime.runtime import Runtime
     from charmspace.runtime.scheduler import Event
@@ -116,6 +117,7 @@ class Unit:
         self.draining = False
         self.started = False
         self.jobs: dict[str, Job] = {}
+        self.alarms: list[Alarm] = []
         self.error_address = Address(space, entity_id({"unit": id, "cell": "error"}))
         self.jobs_address = Address(space, entity_id({"unit": id, "cell": "jobs"}))
         self._initial: list[tuple[Address, Any]] = []
@@ -220,6 +222,17 @@ class Unit:
         if self.started:
             self.runtime.host(self.space).propagator.add(action)
         return Cell(self.runtime, out)
+
+    def alarm(self, name: str, at: Address, stream: Address, event: JSONValue) -> Alarm:
+        """Send ``event`` to ``stream`` when the epoch seconds held at ``at`` come (see
+        :mod:`charmspace.runtime.alarms`); armed while the unit runs."""
+        from charmspace.runtime.alarms import Alarm
+
+        alarm = Alarm(self, name, at, stream, event)
+        self.alarms.append(alarm)
+        if self.started:
+            alarm.start()
+        return alarm
 
     async def start(self, principal: DID | None = None) -> None:
         """Write initial values and stream markers, register everything, compute derived values.

@@ -21,13 +21,22 @@ from charmspace import __version__
 from charmspace.facade import Runtime
 from charmspace.identity import Identity
 from charmspace.identity.local import load_or_create
+from charmspace.integrations.google.oauth import GoogleOAuth
 from charmspace.integrations.services import Services, configure
 from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
 from charmspace.server.reload import PatternsDirectory
-from charmspace.server.routes import charms, favorites, live, meta, session, spaces
+from charmspace.server.routes import (
+    charms,
+    favorites,
+    google_oauth,
+    live,
+    meta,
+    session,
+    spaces,
+)
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
@@ -51,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services.from_environment()
         configure(runtime, services)
         app.state.runtime = runtime
+        # One Google client per server, shared by the routes and the google_auth charms'
+        # handlers, so both go through one single flight per refresh token.
+        withdraw = runtime.services.provide(GoogleOAuth, app.state.google_oauth)
         app.state.server_did = service.did
         patterns = PatternsDirectory(settings)  # --patterns DIR [--reload]
         patterns.install()
@@ -64,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await patterns.stop()
             await runtime.close()
+            withdraw()
             await services.aclose()
             log.info("storage closed")
 
@@ -77,12 +90,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
     app.state.sessions = sessions = SessionStore()
     app.state.settings = settings
+    app.state.google_oauth = oauth = GoogleOAuth(settings.google)
+    if settings.google.public_url:
+        oauth.redirect_uri = settings.google.public_url.rstrip("/") + google_oauth.CALLBACK
+    elif settings.port:
+        oauth.redirect_uri = f"http://{settings.host}:{settings.port}{google_oauth.CALLBACK}"
     app.include_router(meta.router)
     app.include_router(spaces.router)
     app.include_router(charms.router)
     app.include_router(favorites.router)
     app.include_router(session.router)
     app.include_router(live.router)
+    app.include_router(google_oauth.router)
     app.add_middleware(
         RequestGate,
         verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),

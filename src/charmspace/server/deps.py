@@ -21,11 +21,12 @@ from charmspace.patterns.build import charm_docs
 from charmspace.patterns.pattern import Pattern
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
+from charmspace.runtime.secrets import redact
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.errors import AuthenticationError, BadRequestError
 from charmspace.storage import Capability
 from charmspace.storage.model import SpaceRecord
-from charmspace.types import DID, EntityId, PathSegment, SpaceDID
+from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
 
 MAX_ID_LENGTH = 200
 MAX_PATH_SEGMENTS = 64
@@ -103,6 +104,27 @@ def require(
     if not storage.allowed(record, principal, needed):
         raise AuthorizationError(principal, space, needed.name, action)
     return record
+
+
+def shown(
+    runtime: Runtime,
+    space: SpaceDID,
+    principal: DID,
+    value: JSONValue,
+    *,
+    past: bool = False,
+    path: tuple[PathSegment, ...] = (),
+) -> JSONValue:
+    """``value`` as ``principal`` may see it: secret fields masked unless they own ``space``.
+
+    A read of the past (``past``) is masked for everyone: once a token is
+    cleared, no point-in-time read may hand it out again.
+    """
+    if not past:
+        storage = runtime.storage
+        if storage.allowed(storage.space(space, principal), principal, Capability.OWNER):
+            return value
+    return redact(value, path=path)
 
 
 @lru_cache(maxsize=4096)

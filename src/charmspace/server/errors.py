@@ -85,6 +85,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.PatternError, 400),
     (errors.CallTimeoutError, 504),
     (errors.DiskFullError, 507),  # the server's trouble, but not a bug: say so plainly
+    (errors.IntegrationError, 502),  # Google, Gmail or an LLM failed: not our bug
 )
 
 

@@ -36,7 +36,14 @@ from charmspace.facade import Runtime
 from charmspace.identity import is_did
 from charmspace.runtime.address import Address
 from charmspace.runtime.transaction import Transaction
-from charmspace.server.deps import MAX_PATH_SEGMENTS, charm_id, docs_of, require, require_charm
+from charmspace.server.deps import (
+    MAX_PATH_SEGMENTS,
+    charm_id,
+    docs_of,
+    require,
+    require_charm,
+    shown,
+)
 from charmspace.server.errors import BadRequestError, error_body, status_of
 from charmspace.storage import Capability
 from charmspace.storage.model import Change
@@ -231,6 +238,7 @@ class Connection:
     def _read(self, address: Address) -> str:
         """The value at ``address`` as JSON text, read as the principal."""
         value = Transaction(self.runtime, self.principal).read(address)
+        value = shown(self.runtime, address.space, self.principal, value, path=address.path)
         return json.dumps(value, separators=(",", ":"))
 
     def _enqueue_value(self, subscription: Subscription, seq: int) -> None:

@@ -38,7 +38,13 @@ from charmspace.server.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
 log = logging.getLogger("charmspace.server.requests")
 
 PUBLIC = frozenset(
-    {("GET", "/api/meta"), ("GET", "/api/session/challenge"), ("POST", "/api/session")}
+    {
+        ("GET", "/api/meta"),
+        ("GET", "/api/session/challenge"),
+        ("POST", "/api/session"),
+        # Google sends the browser here; the single-use state is the authority.
+        ("GET", "/api/integrations/google-oauth/callback"),
+    }
 )
 """Methods and paths under /api/ that answer without a signature or session."""
 

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.identity.local import local_identity_path
+from charmspace.integrations.google.oauth import GoogleSettings
 
 
 class Settings(BaseSettings):
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
         "further behind is closed (1013).",
     )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
+    google: GoogleSettings = Field(
+        default_factory=GoogleSettings,
+        description="Google sign-in: CHARMSPACE_GOOGLE_* variables (see docs/google.md).",
+    )
     patterns: Path | None = Field(
         default=None,
         description="A directory of pattern files (*.py) to install, besides the bundled "

@@ -1,1 +1,1 @@
-"""Google: OAuth and Gmail."""
+"""Google: OAuth (sign-in and token refresh) and Gmail."""

@@ -28,6 +28,7 @@ from charmspace.server.deps import (
     docs_of,
     require,
     require_charm,
+    shown,
     space_param,
 )
 from charmspace.server.models import (
@@ -126,7 +127,7 @@ async def get_charm(
     record = tx.read(internal, deep=False)
     info: Any = record.get("$charm", {}) if isinstance(record, dict) else {}
     result = tx.read(result_address)
-    shown = (
+    visible = (
         {k: v for k, v in result.items() if k not in (NAME, UI)}
         if isinstance(result, dict)
         else result
@@ -139,7 +140,7 @@ async def get_charm(
         pattern=str(info.get("pattern", "?")),
         import_path=str(info.get("import", "")),
         name=name,
-        result=shown,  # type: ignore[arg-type]
+        result=shown(runtime, space, principal, visible),  # type: ignore[arg-type]
         error=error,  # type: ignore[arg-type]
     )
 
@@ -170,7 +171,9 @@ async def get_cell(
     require(runtime, space, principal, Capability.READ, "read a cell")
     require_charm(runtime, space, id, principal)
     address = docs_of(space, id)[2].key(*segments)
-    return CellValue(value=Transaction(runtime, principal).read(address))  # type: ignore[arg-type]
+    value = Transaction(runtime, principal).read(address)
+    value = shown(runtime, space, principal, value, path=segments)
+    return CellValue(value=value)  # type: ignore[arg-type]
 
 
 @router.put("/{id}/cells/{path:path}")

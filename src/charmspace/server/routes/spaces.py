@@ -10,7 +10,7 @@ from charmspace.errors import SpaceExistsError
 from charmspace.identity import parse_did
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.causes import describe
-from charmspace.server.deps import PrincipalDep, RuntimeDep, require, space_param
+from charmspace.server.deps import PrincipalDep, RuntimeDep, require, shown, space_param
 from charmspace.server.errors import BadRequestError
 from charmspace.server.models import AclChange, CreateSpace, Document, LogEntry, SpaceInfo
 from charmspace.signing import b64decode
@@ -117,7 +117,8 @@ async def document(
     principal: PrincipalDep,
     at: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> Document:
-    """A document's value now, or as of commit ``at``."""
+    """A document's value now, or as of commit ``at`` (secret fields masked in the past)."""
     require(runtime, space, principal, Capability.READ, "read")
     rev = runtime.storage.read(space, id, principal, at=at)
-    return Document(space=space, id=id, seq=rev.seq, exists=rev.exists, value=rev.value)  # type: ignore[arg-type]
+    value = shown(runtime, space, principal, rev.value, past=at is not None)
+    return Document(space=space, id=id, seq=rev.seq, exists=rev.exists, value=value)  # type: ignore[arg-type]
