@@ -22,12 +22,19 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from charmspace.cli.context import NOT_RUNNING, Options, emit, options, table
+from charmspace.cli.context import (
+    LOCAL_KEY,
+    NOT_RUNNING,
+    Options,
+    emit,
+    group,
+    key_file_option,
+    options,
+    stderr,
+    table,
+)
 from charmspace.client.ops import DEFAULT_URL
 from charmspace.errors import CharmspaceError
-from charmspace.identity import Identity
-
-_stderr = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 class _ReportingGroup(TyperGroup):
@@ -39,10 +46,10 @@ class _ReportingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CharmspaceError as error:
-            _stderr.print(Text(f"Error: {error}", style="red"))
+            stderr().print(Text(f"Error: {error}", style="red"))
             raise typer.Exit(1) from None
         except httpx.TransportError as error:
-            _stderr.print(Text(f"Error: {_unreachable(ctx, error)}", style="red"))
+            stderr().print(Text(f"Error: {_unreachable(ctx, error)}", style="red"))
             raise typer.Exit(1) from None
 
 
@@ -55,17 +62,10 @@ def _unreachable(ctx: Any, error: httpx.TransportError) -> str:
     return f"The server at {url} did not answer ({type(error).__name__}: {error or 'no detail'})."
 
 
-app = typer.Typer(
+app = group(
+    "charmspace: reactive charms whose state lives in spaces owned by did:key identities.",
     cls=_ReportingGroup,
-    help="charmspace: reactive charms whose state lives in spaces owned by did:key identities.",
-    no_args_is_help=True,
 )
-
-id_app = typer.Typer(
-    help="Create identities (Ed25519 keys in PKCS#8 PEM) and show their did:key DIDs.",
-    no_args_is_help=True,
-)
-app.add_typer(id_app, name="id")
 
 
 def _print_version(value: bool) -> None:
@@ -90,13 +90,9 @@ def root(
     ] = DEFAULT_URL,
     identity: Annotated[
         Path | None,
-        typer.Option(
-            "--identity",
-            help="The key file requests are signed with (default: $CHARMSPACE_IDENTITY or "
-            "~/.config/charmspace/identity.pem, created on first use: the local user of "
-            "`charmspace serve`).",
-            metavar="FILE",
-            show_default=False,
+        key_file_option(
+            f"The key file requests are signed with (default: {LOCAL_KEY}: the local user "
+            "of `charmspace serve`)."
         ),
     ] = None,
     space: Annotated[
@@ -132,99 +128,15 @@ def root(
     ctx.call_on_close(options.close)
 
 
-@id_app.command("new")
-def id_new(
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Write the key to FILE (created with mode 0600) and print its DID to "
-            "stderr, instead of printing the key to stdout.",
-            metavar="FILE",
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="With --out, replace FILE if it exists.")
-    ] = False,
-) -> None:
-    """Create a new identity and print its private key as PKCS#8 PEM.
-
-    charmspace id new > me.pem        (then: chmod 600 me.pem)
-
-    charmspace id new --out me.pem    (mode 0600; refuses to replace a file)
-    """
-    identity = Identity.generate()
-    if out is None:
-        typer.echo(identity.to_pem().decode("ascii"), nl=False)
-        return
-    identity.save(out, overwrite=force)
-    _stderr.print(Text(f"Wrote {identity.did} to {out}"))
-
-
-@id_app.command("did")
-def id_did(
-    file: Annotated[
-        Path | None,
-        typer.Argument(
-            help="A PKCS#8 PEM key file [default: the local user's, $CHARMSPACE_IDENTITY or "
-            "~/.config/charmspace/identity.pem, created on first use].",
-            metavar="FILE",
-        ),
-    ] = None,
-) -> None:
-    """Print the DID of the identity in a key file (by default the local user's).
-
-    The local user's key is the one `charmspace serve`'s login link logs a browser in as.
-    """
-    if file is None:
-        from charmspace.identity.local import load_or_create, local_identity_path
-
-        typer.echo(load_or_create(local_identity_path()).did)
-        return
-    typer.echo(Identity.load(file).did)
-
-
-@id_app.command("derive")
-def id_derive(
-    passphrase: Annotated[
-        str,
-        typer.Argument(help="The passphrase; its SHA-256 is the key's seed.", metavar="PASSPHRASE"),
-    ],
-    name: Annotated[
-        str | None,
-        typer.Option(
-            help="Derive the identity named NAME (e.g. a space) from the passphrase's.",
-            metavar="NAME",
-        ),
-    ] = None,
-    pem: Annotated[
-        bool, typer.Option("--pem", help="Print the private key as PEM instead of the DID.")
-    ] = False,
-) -> None:
-    """Print the DID of the identity a passphrase stands for.
-
-    Anyone who knows the passphrase has the key, and a passphrase given on the
-    command line is visible in shell history: use this for test and demo
-    identities.
-    """
-    identity = Identity.from_passphrase(passphrase)
-    if name is not None:
-        identity = identity.derive(name)
-    if pem:
-        typer.echo(identity.to_pem().decode("ascii"), nl=False)
-    else:
-        typer.echo(identity.did)
-
-
 def main() -> None:
     """Entry point of the ``charmspace`` script."""
     app()
 
 
 # The command groups, each in its module; imported last, as they add to ``app``.
-from charmspace.cli import charms, favorites, spaces  # noqa: E402
+from charmspace.cli import charms, favorites, identity, spaces  # noqa: E402
 
+app.add_typer(identity.app, name="id")
 app.add_typer(spaces.app, name="space")
 app.add_typer(charms.app, name="charm")
 app.add_typer(favorites.app, name="favorite")
@@ -279,10 +191,9 @@ def serve(
     ] = None,
     identity: Annotated[
         Path | None,
-        typer.Option(
-            help="The local user's key file, which the printed login link logs a browser in "
-            "as [default: ~/.config/charmspace/identity.pem, created 0600].",
-            metavar="FILE",
+        key_file_option(
+            "The local user's key file, which the printed login link logs a browser in "
+            "as [default: ~/.config/charmspace/identity.pem, created 0600]."
         ),
     ] = None,
     log_json: Annotated[

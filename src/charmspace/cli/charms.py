@@ -14,8 +14,10 @@ from charmspace.cli.context import (
     NOT_RUNNING,
     Options,
     confirm,
+    confirm_removed,
     emit,
     fail,
+    group,
     options,
     parse_json,
     resolve_space,
@@ -26,10 +28,9 @@ from charmspace.cli.context import (
 from charmspace.client import APIError, AsyncClient
 from charmspace.types import PathSegment
 
-app = typer.Typer(
-    help="Create charms from installed patterns, read and edit their cells, send events, "
-    "watch them change, link them, and read who changed them.",
-    no_args_is_help=True,
+app = group(
+    "Create charms from installed patterns, read and edit their cells, send events, "
+    "watch them change, link them, and read who changed them."
 )
 
 IdArg = Annotated[
@@ -213,7 +214,7 @@ def rm(ctx: typer.Context, id: IdArg) -> None:
     """Stop a charm and delete its documents."""
     opts = options(ctx)
     opts.client().charms.remove(opts.space, id)
-    confirm(opts, f"Removed {id}.", {"removed": id, "space": opts.space})
+    confirm_removed(opts, id, f"Removed {id}.")
 
 
 @app.command("link")

@@ -31,6 +31,19 @@ NOT_RUNNING = (
 
 PIPE_WIDTH = 200
 
+LOCAL_KEY = "$CHARMSPACE_IDENTITY or ~/.config/charmspace/identity.pem, created on first use"
+"""Where the local user's key file is, for help texts."""
+
+
+def group(help: str, **settings: Any) -> typer.Typer:
+    """A command group that shows its help when given no command."""
+    return typer.Typer(help=help, no_args_is_help=True, **settings)
+
+
+def key_file_option(help: str) -> Any:
+    """``--identity FILE``: a key file, whose default (None) the help text describes."""
+    return typer.Option("--identity", help=help, metavar="FILE", show_default=False)
+
 
 @dataclass
 class Options:
@@ -119,6 +132,11 @@ def emit(opts: Options, data: Any, human: Callable[[Console], None] | None = Non
 def confirm(opts: Options, message: str, data: Any) -> None:
     """A short confirmation for people, or ``data`` as JSON for scripts."""
     emit(opts, data, lambda console: console.print(message, markup=False))
+
+
+def confirm_removed(opts: Options, id: str, message: str) -> None:
+    """Confirm that ``id`` is gone from ``--space``: ``message``, or JSON for scripts."""
+    confirm(opts, message, {"removed": id, "space": opts.space})
 
 
 def fail(message: str) -> NoReturn:

@@ -7,12 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from charmspace.cli.context import confirm, emit, fail, options, table
+from charmspace.cli.context import confirm, confirm_removed, emit, fail, group, options, table
 
-app = typer.Typer(
-    help="Your favorite charms (kept in your home space); `wish` finds one by tag.",
-    no_args_is_help=True,
-)
+app = group("Your favorite charms (kept in your home space); `wish` finds one by tag.")
 
 IdArg = Annotated[str, typer.Argument(help="The charm's id, in --space.", metavar="ID")]
 
@@ -37,7 +34,7 @@ def rm(ctx: typer.Context, id: IdArg) -> None:
     """Remove a charm from your favorites."""
     opts = options(ctx)
     opts.client().favorites.remove(opts.space, id)
-    confirm(opts, f"Unfavorited {id}.", {"removed": id, "space": opts.space})
+    confirm_removed(opts, id, f"Unfavorited {id}.")
 
 
 @app.command("ls")

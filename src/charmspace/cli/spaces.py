@@ -9,12 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from charmspace.cli.context import Options, confirm, emit, options, table
+from charmspace.cli.context import Options, confirm, emit, group, options, table
 
-app = typer.Typer(
-    help="Create spaces, list the ones you can use, and share them (ACLs).",
-    no_args_is_help=True,
-)
+app = group("Create spaces, list the ones you can use, and share them (ACLs).")
 acl_app = typer.Typer(
     help="Who may read, write or own the space (--space; default your home space).",
     invoke_without_command=True,

@@ -1,13 +1,14 @@
 """The API's operations, each once: the request to make and how to read the answer.
 
-:class:`~charmspace.client.Client` sends them with httpx's sync client and
+:mod:`charmspace.client.api` turns each into a method that
+:class:`~charmspace.client.Client` sends with httpx's sync client and
 :class:`~charmspace.client.AsyncClient` with its async one, so both speak the
 same vocabulary and cannot drift apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -42,15 +43,36 @@ class APIError(CharmspaceError):
         super().__init__(f"{message} ({type}, HTTP {status})")
 
 
+def _as_is(answer: Any) -> Any:
+    return answer
+
+
+def _nothing(answer: Any) -> None:
+    return None
+
+
+def _value(answer: Any) -> Any:
+    return answer["value"]
+
+
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One request: method, path (already quoted), query and JSON body."""
+    """One request: method, path (already quoted), query, JSON body (None: no body).
+
+    ``read`` turns the answer's JSON into what the client's method returns.
+    """
 
     method: str
     path: str
     params: Mapping[str, str | int] = field(default_factory=dict)
     json: Any = None
-    has_body: bool = False
+    read: Callable[[Any], Any] = _as_is
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """This request, built by ``http`` (its base URL, headers and auth apply)."""
+        return http.build_request(
+            self.method, self.path, params=dict(self.params) or None, json=self.json
+        )
 
 
 def answer(response: httpx.Response) -> Any:
@@ -90,10 +112,10 @@ def list_spaces() -> Op:
 def create_space(identity: Identity, name: str | None) -> Op:
     """The caller's home space (no name) or its space named ``name`` (derived key, with proof)."""
     if name is None:
-        return Op("POST", "/api/spaces", json={"space": identity.did}, has_body=True)
+        return Op("POST", "/api/spaces", json={"space": identity.did})
     space = identity.derive(name)
     body = {"space": space.did, "proof": b64encode(creation_proof(space, identity.did))}
-    return Op("POST", "/api/spaces", json=body, has_body=True)
+    return Op("POST", "/api/spaces", json=body)
 
 
 def get_acl(space: str) -> Op:
@@ -102,7 +124,7 @@ def get_acl(space: str) -> Op:
 
 def set_acl(space: str, subject: str, capability: str | None) -> Op:
     body = {"subject": subject, "capability": capability.upper() if capability else None}
-    return Op("PUT", f"/api/spaces/{_q(space)}/acl", json=body, has_body=True)
+    return Op("PUT", f"/api/spaces/{_q(space)}/acl", json=body)
 
 
 def log(space: str, since: int, limit: int) -> Op:
@@ -110,7 +132,7 @@ def log(space: str, since: int, limit: int) -> Op:
 
 
 def head(space: str) -> Op:
-    return Op("GET", f"/api/spaces/{_q(space)}/head")
+    return Op("GET", f"/api/spaces/{_q(space)}/head", read=int)
 
 
 def doc(space: str, id: str, at: int | None) -> Op:
@@ -124,7 +146,7 @@ def patterns() -> Op:
 
 def create_charm(space: str, pattern: str, inputs: Mapping[str, JSONValue] | None) -> Op:
     body = {"pattern": pattern, "inputs": dict(inputs or {})}
-    return Op("POST", f"/api/spaces/{_q(space)}/charms", json=body, has_body=True)
+    return Op("POST", f"/api/spaces/{_q(space)}/charms", json=body)
 
 
 def list_charms(space: str) -> Op:
@@ -136,21 +158,21 @@ def get_charm(space: str, id: str) -> Op:
 
 
 def remove_charm(space: str, id: str) -> Op:
-    return Op("DELETE", _charm(space, id))
+    return Op("DELETE", _charm(space, id), read=_nothing)
 
 
 def get_cell(space: str, id: str, path: Sequence[PathSegment]) -> Op:
-    return Op("GET", f"{_charm(space, id)}/cells/{_cell_path(path)}")
+    return Op("GET", f"{_charm(space, id)}/cells/{_cell_path(path)}", read=_value)
 
 
 def set_cell(space: str, id: str, path: Sequence[PathSegment], value: JSONValue) -> Op:
     url = f"{_charm(space, id)}/cells/{_cell_path(path)}"
-    return Op("PUT", url, json={"value": value}, has_body=True)
+    return Op("PUT", url, json={"value": value})
 
 
 def send(space: str, id: str, stream: str, event: JSONValue, wait: str) -> Op:
     url = f"{_charm(space, id)}/streams/{_q(stream)}"
-    return Op("POST", url, {"wait": wait}, json={"event": event}, has_body=True)
+    return Op("POST", url, {"wait": wait}, json={"event": event})
 
 
 def charm_log(space: str, id: str, since: int, limit: int) -> Op:
@@ -162,7 +184,7 @@ def link_input(
 ) -> Op:
     """Link charm ``id``'s input ``input`` to the cell at ``path`` of charm ``source_id``."""
     body = {"source": {"space": source_space, "id": source_id, "path": "/".join(map(str, path))}}
-    return Op("PUT", f"{_charm(space, id)}/inputs/{_q(input)}", json=body, has_body=True)
+    return Op("PUT", f"{_charm(space, id)}/inputs/{_q(input)}", json=body)
 
 
 def list_favorites() -> Op:
@@ -170,11 +192,11 @@ def list_favorites() -> Op:
 
 
 def add_favorite(space: str, id: str) -> Op:
-    return Op("POST", "/api/favorites", json={"space": space, "id": id}, has_body=True)
+    return Op("POST", "/api/favorites", json={"space": space, "id": id})
 
 
 def remove_favorite(space: str, id: str) -> Op:
-    return Op("DELETE", "/api/favorites", {"space": space, "id": id})
+    return Op("DELETE", "/api/favorites", {"space": space, "id": id}, read=_nothing)
 
 
 def wish(query: str) -> Op:

@@ -1,0 +1,67 @@
+"""``Client`` and ``AsyncClient`` against a real server: the same calls, the same answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from charmspace.client import APIError, AsyncClient, Client
+from charmspace.identity import Identity
+from conftest import ServerProcess
+
+
+def _story_sync(url: str, me: Identity) -> dict[str, Any]:
+    with Client(url, me) as client:
+        client.spaces.create()
+        charm = client.charms.create("counter", inputs={"value": 2})["id"]
+        before = client.spaces.head(me.did)
+        client.stream(me.did, charm, "increment").call({})
+        seen: dict[str, Any] = {
+            "head": before,
+            "advanced": client.spaces.head(me.did) > before,
+            "value": client.cell(me.did, charm, "value").get(),
+            "favorite": client.favorites.add(me.did, charm)["id"] == charm,
+            "unfavorited": client.favorites.remove(me.did, charm),
+            "favorites": client.favorites.list(),
+            "removed": client.charms.remove(me.did, charm),
+        }
+        with pytest.raises(APIError) as gone:
+            client.charms.get(me.did, charm)
+        seen["gone"] = gone.value.status
+        return seen
+
+
+async def _story_async(url: str, me: Identity) -> dict[str, Any]:
+    async with AsyncClient(url, me) as client:
+        await client.spaces.create()
+        charm = (await client.charms.create("counter", inputs={"value": 2}))["id"]
+        before = await client.spaces.head(me.did)
+        await client.stream(me.did, charm, "increment").call({})
+        seen: dict[str, Any] = {
+            "head": before,
+            "advanced": await client.spaces.head(me.did) > before,
+            "value": await client.cell(me.did, charm, "value").get(),
+            "favorite": (await client.favorites.add(me.did, charm))["id"] == charm,
+            "unfavorited": await client.favorites.remove(me.did, charm),
+            "favorites": await client.favorites.list(),
+            "removed": await client.charms.remove(me.did, charm),
+        }
+        with pytest.raises(APIError) as gone:
+            await client.charms.get(me.did, charm)
+        seen["gone"] = gone.value.status
+        return seen
+
+
+def test_both_clients_read_answers_alike(server: ServerProcess) -> None:
+    sync = _story_sync(server.url, Identity.from_passphrase("sync"))
+    async_ = asyncio.run(_story_async(server.url, Identity.from_passphrase("async")))
+    assert sync == async_
+    assert isinstance(sync["head"], int)
+    assert sync["advanced"] is True
+    assert sync["value"] == 3  # the cell's value, not the answer around it
+    assert sync["favorite"] is True
+    assert sync["unfavorited"] is None and sync["removed"] is None
+    assert sync["favorites"] == []
+    assert sync["gone"] == 404
