@@ -21,7 +21,7 @@ from charmspace import __version__
 from charmspace.facade import Runtime
 from charmspace.identity import Identity
 from charmspace.identity.local import load_or_create
-from charmspace.patterns.registry import installed_patterns
+from charmspace.patterns.registry import add_patterns_directory, installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.runtime = runtime
         app.state.server_did = service.did
+        if settings.patterns_dir is not None:
+            add_patterns_directory(settings.patterns_dir)
         # Scanning entry points and pattern directories is slow, and what is
         # installed changes only with a restart: once, here.
         app.state.patterns = installed_patterns()

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
         description="Frames a WebSocket may have waiting to be sent; a client that falls "
         "further behind is closed (1013).",
     )
+    patterns_dir: Path | None = Field(
+        default=None,
+        description="A directory of pattern files (*.py) to install besides the bundled "
+        "library and entry points; its code runs in the server process.",
+    )
+    demo_banner: str = Field(
+        default="",
+        description="A notice every page of the web shell shows at the top (demo mode).",
+    )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
 
     @property

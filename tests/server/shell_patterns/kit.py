@@ -1,0 +1,108 @@
+"""Patterns the shell's tests install with ``CHARMSPACE_PATTERNS_DIR``."""
+
+from __future__ import annotations
+
+from charmspace.patterns import NAME, UI, Default, computed, derive, handler, pattern
+from charmspace.patterns.ui import h
+from charmspace.runtime.cell import Cell
+
+
+@handler
+def shout(event: dict[str, object], *, text: Cell[str], said: Cell[str]) -> None:
+    """Copy what the text input holds right now to ``said``."""
+    said.set(text.get() or "")
+
+
+@handler
+def explode(event: dict[str, object], *, said: Cell[str]) -> None:
+    raise ValueError("the explode button always fails")
+
+
+@pattern(tags=["#form"])
+def form(text: Default[Cell[str], ""], said: Default[Cell[str], ""]) -> dict[str, object]:  # noqa: F722
+    """A text input, its upper-case version (derived) and a button that reads the input."""
+    upper = derive(text, lambda t: (t or "").upper())
+    return {
+        NAME: computed(lambda: f"Form: {text.get()}"),
+        UI: h(
+            "stack",
+            {},
+            h("input", {"id": "text", "bind_value": text, "placeholder": "type here"}),
+            h("input", {"id": "upper", "bind_value": upper}),
+            h("button", {"id": "shout", "on_click": shout.bind(text=text, said=said)}, "Shout"),
+            h("button", {"id": "explode", "on_click": explode.bind(said=said)}, "Explode"),
+            h("text", {"id": "said"}, said),
+            h("text", {"id": "upper-text"}, upper),
+        ),
+        "text": text,
+        "said": said,
+        "upper": upper,
+    }
+
+
+_HOSTILE = {
+    "type": "vnode",
+    "name": "stack",
+    "props": {},
+    "children": [
+        {"type": "vnode", "name": "script", "props": {}, "children": ["window.pwned = 1"]},
+        "<img src=x onerror=window.pwned=2>",
+        {
+            "type": "vnode",
+            "name": "a",
+            "props": {"id": "js-link", "href": "java\tscript:window.pwned=3"},
+            "children": ["link"],
+        },
+        {
+            "type": "vnode",
+            "name": "a",
+            "props": {"id": "blank", "href": "https://example.invalid/", "target": "_blank"},
+            "children": ["out"],
+        },
+        {
+            "type": "vnode",
+            "name": "div",
+            "props": {"id": "onprops", "onclick": "window.pwned=4", "onmouseover": "x()"},
+            "children": ["hover"],
+        },
+        {
+            "type": "vnode",
+            "name": "iframe",
+            "props": {"srcdoc": "<script>parent.pwned=5</script>"},
+            "children": [],
+        },
+        {
+            "type": "vnode",
+            "name": "div",
+            "props": {"id": "styled", "style": {"background": "url(javascript:window.pwned=6)"}},
+            "children": ["styled"],
+        },
+        {
+            "type": "vnode",
+            "name": "svg",
+            "props": {},
+            "children": [
+                {"type": "vnode", "name": "script", "props": {}, "children": ["window.pwned=7"]}
+            ],
+        },
+        {
+            "type": "vnode",
+            "name": "img",
+            "props": {"id": "img", "src": "javascript:window.pwned=8", "onerror": "pwned=9"},
+            "children": [],
+        },
+        {
+            "type": "vnode",
+            "name": "button",
+            "props": {"id": "formaction", "formaction": "javascript:window.pwned=10"},
+            "children": ["go"],
+        },
+        {"type": "vnode", "name": "span", "props": {"id": "safe"}, "children": ["still here"]},
+    ],
+}
+
+
+@pattern
+def hostile(tree: Default[Cell[dict[str, object]], _HOSTILE]) -> dict[str, object]:
+    """A UI tree anyone with WRITE could have written: every trick in the book."""
+    return {NAME: "Hostile", UI: h("div", {}, tree), "tree": tree}
