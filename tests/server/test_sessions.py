@@ -196,7 +196,7 @@ async def test_the_login_link_works_once(served: InProcess) -> None:
     async with served.raw() as http:
         response = await http.get(f"/login?token={token}")
         assert response.status_code == 303
-        assert response.headers["location"] == "/api/session"
+        assert response.headers["location"] == "/"
         assert (await http.get("/api/session")).json()["did"] == identity.did
     async with served.raw() as http:
         replayed = await http.get(f"/login?token={token}")

@@ -25,7 +25,7 @@ from charmspace.patterns.registry import add_patterns_directory, installed_patte
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
 from charmspace.server.middleware import RequestGate
-from charmspace.server.routes import charms, favorites, live, meta, session, spaces
+from charmspace.server.routes import charms, favorites, live, meta, pages, session, spaces
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(favorites.router)
     app.include_router(session.router)
     app.include_router(live.router)
+    app.mount("/static", pages.static_files(), name="static")
+    app.include_router(pages.router)  # last: its /{space} must never shadow the routes above
     app.add_middleware(
         RequestGate,
         verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),
