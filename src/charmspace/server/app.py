@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
-    app.state.sessions = sessions = SessionStore()
+    app.state.sessions = sessions = SessionStore(path=settings.data / "sessions.json")
     app.state.settings = settings
     app.include_router(meta.router)
     app.include_router(spaces.router)

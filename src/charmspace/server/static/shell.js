@@ -680,8 +680,12 @@ function section(title, ...children) {
   return el("section", { class: "cs-section" }, el("h2", {}, title), ...children);
 }
 
+function segment(text) {
+  return encodeURIComponent(text).replace(/%3A/gi, ":"); // did:key:… reads as itself
+}
+
 function charmLink(space, id, label) {
-  return el("a", { href: `/${encodeURIComponent(space)}/${encodeURIComponent(id)}` }, label);
+  return el("a", { href: `/${segment(space)}/${segment(id)}` }, label);
 }
 
 function starButton(space, id, favorites, onChange) {
@@ -775,7 +779,7 @@ async function newCharmForm(space) {
         if (value !== undefined) inputs[name] = value;
       }
       const created = await api("POST", `/api/spaces/${encodeURIComponent(space)}/charms`, { pattern: select.value, inputs });
-      location.assign(`/${encodeURIComponent(space)}/${encodeURIComponent(created.id)}`);
+      location.assign(`/${segment(space)}/${segment(created.id)}`);
     } catch (e) {
       error.append(document.createTextNode(e.message));
     }
@@ -790,7 +794,7 @@ async function homePage(main, me) {
     const favoriteList = favorites.length
       ? el("ul", { class: "cs-items", id: "cs-favorites" }, ...favorites.map((f) => el("li", { "data-charm": f.id }, starButton(f.space, f.id, favorites, render), charmLink(f.space, f.id, f.name || f.id))))
       : el("p", { class: "cs-muted", id: "cs-favorites" }, "Star a charm to keep it here.");
-    const spaceList = el("ul", { class: "cs-items" }, ...spaces.map((s) => el("li", {}, el("a", { href: `/${encodeURIComponent(s.space)}` }, s.space === me ? `${s.space} (yours)` : s.space))));
+    const spaceList = el("ul", { class: "cs-items" }, ...spaces.map((s) => el("li", {}, el("a", { href: `/${segment(s.space)}` }, s.space === me ? `${s.space} (yours)` : s.space))));
     main.replaceChildren(
       section("Your charms", await charmItems(me, favorites, render)),
       section("Favorites", favoriteList),
