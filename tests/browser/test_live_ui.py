@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 from playwright.sync_api import expect
+from test_shell import create
 
 from charmspace.client import Client
 from charmspace.identity import Identity
 from conftest import Shell, screenshot
-from test_shell import create
 
 ALICE = Identity.from_passphrase("alice")
 BOB = Identity.from_passphrase("bob")

@@ -11,7 +11,7 @@ from conftest import Shell, screenshot
 
 
 def create(shell: Shell, context: Any, pattern: str, **inputs: Any) -> str:
-    """A charm in the context's user's home space, made through the page's own API (cookie + CSRF)."""
+    """A charm in the user's home space, made by the page's own fetch (cookie + CSRF)."""
     page = context.new_page()
     page.goto("/")
     created = page.evaluate(
