@@ -18,7 +18,7 @@ import html
 from importlib.resources import files
 from typing import Final
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -109,4 +109,5 @@ async def charm(request: Request, space: str, charm: str) -> Response:
 
 
 def _not_found(request: Request) -> Response:
-    return _page(request, "missing", 404, "There is no page here.")
+    """Not a page: the API's JSON 404 (``/api/none``), so clients see one error format."""
+    raise HTTPException(404, f"Nothing is at {request.url.path[:200]}.")
