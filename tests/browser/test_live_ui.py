@@ -265,3 +265,16 @@ def test_a_notes_list_grows_in_place_keeping_focus(shell: Shell) -> None:
     first.check()
     expect(page.locator("h2").filter(has_text="Notes")).to_be_visible()
     screenshot(page, "charm-notes")
+
+
+def test_a_job_shows_its_progress_as_a_progress_bar(shell: Shell) -> None:
+    context = shell.local_user()
+    page = context.new_page()
+    page.goto(create(shell, context, "worker"))
+    page.locator("#begin").click()
+    job = page.locator(".cs-job[data-job=count]")
+    expect(job).to_contain_text("count: running")
+    expect(job).to_have_attribute("data-status", "done", timeout=5000)
+    bar = job.locator("progress")
+    assert (bar.evaluate("e => e.value"), bar.evaluate("e => e.max")) == (4, 4)
+    screenshot(page, "charm-job")

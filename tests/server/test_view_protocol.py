@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
@@ -263,3 +263,27 @@ async def login_token(server: ServerProcess) -> str:
     from test_process import login_link
 
     return login_link(server).split("token=", 1)[1]
+
+
+async def test_a_tab_sending_more_than_fifty_events_a_second_is_refused() -> None:
+    from charmspace.errors import CharmspaceError
+    from charmspace.server.view_protocol import MAX_EVENTS_PER_SECOND, ViewProtocol
+
+    sent: list[dict[str, Any]] = []
+    protocol = ViewProtocol(None, ME.did, None, sent.append)  # type: ignore[arg-type]
+    for _ in range(MAX_EVENTS_PER_SECOND):
+        protocol._rate_limit()
+    with pytest.raises(CharmspaceError, match="More than 50 events a second"):
+        protocol._rate_limit()
+
+
+async def test_frames_before_hello_end_the_connection(
+    server: ServerProcess, alice: AsyncClient
+) -> None:
+    url = server.url.replace("http://", "ws://") + "/api/ws"
+    async with connect(url, additional_headers=signed(ME), proxy=None) as ws:
+        await ws.send(json.dumps({"type": "open", "id": "t:1", "view": "v", "charm": {}}))
+        bye = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert (bye["type"], bye["seq"], bye["reason"]) == ("bye", 1, "send hello first")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)

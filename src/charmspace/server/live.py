@@ -139,6 +139,13 @@ class Connection:
                 frame = None
             if isinstance(frame, dict) and "type" in frame and "op" not in frame:
                 await self.views.handle(frame)  # in arrival order: the next waits for it
+                if self.views.ended:  # it said bye: let the frame leave, then close
+                    for _ in range(100):
+                        if self.outbox.empty():
+                            break
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)
+                    return
             else:
                 self.handle(text)
 

@@ -77,6 +77,7 @@ class View:
     charm: Charm
     table: Table
     error: JSONValue = None
+    jobs: JSONValue = None
 
 
 @dataclass(eq=False, slots=True)
@@ -107,6 +108,7 @@ class ViewProtocol:
         self.refresh_scheduled = False
         self.loop = asyncio.get_running_loop()
         self.events: list[float] = []
+        self.ended = False  # a bye was sent: the connection closes once it left
 
     def close(self) -> None:
         for unsubscribe in self.unsubscribers.values():
@@ -121,7 +123,7 @@ class ViewProtocol:
             self._hello(frame)
             return
         if self.tab is None:
-            self.enqueue({"type": "bye", "reason": "send hello first"})
+            self._bye("send hello first")
             return
         id = frame.get("id")
         if not isinstance(id, str) or not self._frame_number(id):
@@ -152,13 +154,17 @@ class ViewProtocol:
     def _hello(self, frame: dict[str, Any]) -> None:
         tab = frame.get("tab")
         if frame.get("v") != VERSION or not isinstance(tab, str) or not _TAB.fullmatch(tab):
-            self.enqueue({"type": "bye", "reason": f"hello needs v={VERSION} and a tab id"})
+            self._bye(f"hello needs v={VERSION} and a tab id")
             return
         if self.csrf is not None and frame.get("csrf") != self.csrf:
-            self.enqueue({"type": "bye", "reason": "hello's csrf is not this session's token"})
+            self._bye("hello's csrf is not this session's token")
             return
         self.tab = tab
         self.enqueue({"type": "welcome", "v": VERSION, "did": self.principal})
+
+    def _bye(self, reason: str) -> None:
+        self.enqueue({"type": "bye", "reason": reason})
+        self.ended = True
 
     def _frame_number(self, id: str) -> int | None:
         tab, _, number = id.partition(":")
@@ -302,14 +308,19 @@ class ViewProtocol:
             raise BadRequestError(f"The charm's UI cannot be shown: {error}.") from None
 
     def _send_error(self, view: View) -> None:
+        """The charm's error cell and its jobs' status cells, when they changed."""
         tx = Transaction(self.runtime, self.principal)
         try:
             error = tx.read_doc(view.space, entity_id({"unit": view.charm_id, "cell": "error"}))
+            jobs = tx.read_doc(view.space, entity_id({"unit": view.charm_id, "cell": "jobs"}))
         except CharmspaceError:
-            error = None
+            error = jobs = None
         if error != view.error:
             view.error = error
             self.enqueue({"type": "error", "view": view.name, "error": error})
+        if jobs != view.jobs:
+            view.jobs = jobs
+            self.enqueue({"type": "jobs", "view": view.name, "jobs": jobs})
 
     def _notified(self, change: Change) -> None:
         # The committing thread: only schedule (storage holds the space's commit order).

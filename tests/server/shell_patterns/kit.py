@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from charmspace import start_job
 from charmspace.patterns import NAME, UI, Default, computed, derive, handler, pattern
 from charmspace.patterns.ui import h
 from charmspace.runtime.cell import Cell
+from charmspace.runtime.jobs import JobContext
 
 
 @handler
@@ -106,3 +110,25 @@ _HOSTILE = {
 def hostile(tree: Default[Cell[dict[str, object]], _HOSTILE]) -> dict[str, object]:
     """A UI tree anyone with WRITE could have written: every trick in the book."""
     return {NAME: "Hostile", UI: h("div", {}, tree), "tree": tree}
+
+
+async def _count(ctx: JobContext) -> None:
+    for done in range(1, 5):
+        await ctx.progress({"done": done, "total": 4})
+        await asyncio.sleep(0.15)
+
+
+@handler
+def begin(event: dict[str, object], *, started: Cell[int]) -> None:
+    started.set((started.get() or 0) + 1)
+    start_job(_count, name="count")
+
+
+@pattern
+def worker(started: Default[Cell[int], 0]) -> dict[str, object]:
+    """A button that starts a job reporting its progress in four steps."""
+    return {
+        NAME: "Worker",
+        UI: h("button", {"id": "begin", "on_click": begin.bind(started=started)}, "Start"),
+        "started": started,
+    }

@@ -539,6 +539,31 @@ function showCharmError(view, error) {
   view.errorBox.append(el("strong", {}, "The charm reported an error: "), document.createTextNode(text || JSON.stringify(error)));
 }
 
+function showJobs(view, jobs) {
+  // A job's status cell: {status, progress}; progress is a fraction, a number of
+  // percent, or {done, total}. Shown as a progress bar per job.
+  view.jobsBox.replaceChildren();
+  const entries = jobs && typeof jobs === "object" ? Object.entries(jobs) : [];
+  view.jobsBox.hidden = entries.length === 0;
+  for (const [name, job] of entries) {
+    if (!job || typeof job !== "object") continue;
+    const bar = el("progress", { "aria-label": `${name} progress` });
+    const p = job.progress;
+    if (p && typeof p === "object" && typeof p.done === "number" && typeof p.total === "number" && p.total > 0) {
+      bar.max = p.total;
+      bar.value = Math.min(p.done, p.total);
+    } else if (typeof p === "number" && isFinite(p)) {
+      bar.max = p > 1 ? 100 : 1;
+      bar.value = p;
+    } else if (job.status === "done") {
+      bar.max = 1;
+      bar.value = 1;
+    }
+    view.jobsBox.append(el("div", { class: "cs-job", "data-job": name, "data-status": String(job.status || "") },
+      el("span", {}, `${name}: ${job.status || "?"}`), bar));
+  }
+}
+
 // --- the socket: connect, reconnect, resend ----------------------------------------
 
 function send(frame, durable) {
@@ -641,6 +666,11 @@ function receive(ws, frame) {
       if (view) showCharmError(view, frame.error);
       break;
     }
+    case "jobs": {
+      const view = views.get(frame.view);
+      if (view) showJobs(view, frame.jobs);
+      break;
+    }
     case "bye":
       ws.close();
       break;
@@ -653,8 +683,9 @@ function openView(name, charm, container) {
   const host = el("div", { class: "cs-view", "data-view": name });
   const errorBox = el("div", { class: "cs-charm-error", role: "alert", hidden: "" });
   const status = el("div", { class: "cs-status" });
-  container.append(errorBox, status, host);
-  views.set(name, { name, charm, host, errorBox, status, nodes: new Map() });
+  const jobsBox = el("div", { class: "cs-jobs", hidden: "" });
+  container.append(errorBox, status, jobsBox, host);
+  views.set(name, { name, charm, host, errorBox, status, jobsBox, nodes: new Map() });
   if (!socket) connect();
   else if (welcomed) {
     const id = nextId();
@@ -828,7 +859,7 @@ async function charmPage(main, space, id) {
     return;
   }
   if (!views.has("main")) openView("main", { space, id }, main);
-  else main.append(views.get("main").errorBox, views.get("main").status, views.get("main").host);
+  else { const v = views.get("main"); main.append(v.errorBox, v.status, v.jobsBox, v.host); }
 }
 
 async function start() {
