@@ -368,7 +368,12 @@ function mount(view, root, commit) {
   const end = keep && isTextual(keep.el) ? keep.el.selectionEnd : null;
   const typed = keep ? readValue(keep, boundProp(keep)) : null;
   const owners = new Map();
-  for (const [id, entry] of view.nodes) if (entry.owner) owners.set(id, entry.owner);
+  const typedValues = new Map(); // inputs whose edits are not in yet keep what was typed
+  for (const [id, entry] of view.nodes) {
+    if (!entry.owner) continue;
+    owners.set(id, entry.owner);
+    if (entry.owner.pending || entry.owner.inflight.size) typedValues.set(id, readValue(entry, boundProp(entry)));
+  }
   view.nodes = new Map();
   const entry = root ? build(view, root, null) : null;
   view.host.replaceChildren(...(entry && entry.outer ? [entry.outer] : []));
@@ -376,7 +381,8 @@ function mount(view, root, commit) {
     const fresh = view.nodes.get(id);
     if (fresh && fresh.el) {
       fresh.owner = owner;
-      if (fresh.server) applyBound(view, fresh, fresh.server.prop, fresh.server.value, commit);
+      if (typedValues.has(id)) setBoundValue(fresh.el, boundProp(fresh), typedValues.get(id));
+      else if (fresh.server) applyBound(view, fresh, fresh.server.prop, fresh.server.value, commit);
     }
   }
   if (keep) {
@@ -480,8 +486,8 @@ function onAck(frame) {
     if (typeof frame.commit === "number") entry.owner.acked = Math.max(entry.owner.acked, frame.commit);
     clearFieldError(entry);
     const server = entry.server;
-    // A value another user committed after ours, held back while we typed.
-    if (server && !entry.owner.inflight.size && !entry.owner.pending && server.commit !== null && server.commit > entry.owner.acked) {
+    // The value as of our commit or later (another user's, held back while we typed).
+    if (server && !entry.owner.inflight.size && !entry.owner.pending && server.commit !== null && server.commit >= entry.owner.acked) {
       applyBound(view, entry, server.prop, server.value, server.commit);
     }
   }
