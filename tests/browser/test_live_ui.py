@@ -9,11 +9,10 @@ import time
 from typing import Any
 
 from playwright.sync_api import expect
-from test_shell import create
+from shellkit import Shell, create, screenshot
 
 from charmspace.client import Client
 from charmspace.identity import Identity
-from conftest import Shell, screenshot
 
 ALICE = Identity.from_passphrase("alice")
 BOB = Identity.from_passphrase("bob")
@@ -25,7 +24,7 @@ def test_fast_typing_with_slow_server_frames_keeps_every_key_and_the_caret(
     shell = shell_factory(CHARMSPACE_TESTING_WS_DELAY_MS="300")
     context = shell.local_user()
     page = context.new_page()
-    page.goto(create(shell, context, "form"))
+    page.goto(create(context, "form"))
     field = page.locator("#text")
     field.click()
     page.keyboard.type("hello", delay=10)
@@ -48,7 +47,7 @@ def test_fast_typing_with_slow_server_frames_keeps_every_key_and_the_caret(
 def test_type_then_click_at_once_the_handler_sees_the_typed_value(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()
-    page.goto(create(shell, context, "form"))
+    page.goto(create(context, "form"))
     page.locator("#text").fill("typed just now")
     page.locator("#shout").click()  # well inside the 300 ms debounce
     expect(page.locator("#said")).to_have_text("typed just now")
@@ -57,7 +56,7 @@ def test_type_then_click_at_once_the_handler_sees_the_typed_value(shell: Shell) 
 def test_editing_a_derived_cell_is_refused_reverted_and_the_error_shown(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()
-    page.goto(create(shell, context, "form", text="abc"))
+    page.goto(create(context, "form", text="abc"))
     upper = page.locator("#upper")
     expect(upper).to_have_value("ABC")
     upper.fill("not allowed")
@@ -72,7 +71,7 @@ def test_editing_a_derived_cell_is_refused_reverted_and_the_error_shown(shell: S
 def test_a_failing_event_shows_the_charm_error_in_the_page(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()
-    page.goto(create(shell, context, "form"))
+    page.goto(create(context, "form"))
     page.locator("#explode").click()
     expect(page.locator(".cs-charm-error")).to_contain_text("explode")
     expect(page.locator(".cs-status")).to_contain_text("ValueError")
@@ -84,8 +83,8 @@ def test_sigkill_and_restart_the_pages_reconnect_without_reloading_or_losing_any
 ) -> None:
     shell = shell_factory(CHARMSPACE_TESTING_WS_DELAY_MS="300")
     context = shell.local_user()
-    counter = create(shell, context, "counter")
-    form = create(shell, context, "form")
+    counter = create(context, "counter")
+    form = create(context, "form")
     tabs = [context.new_page(), context.new_page()]
     for tab in tabs:
         tab.goto(counter)
@@ -153,7 +152,7 @@ def test_a_hostile_ui_tree_runs_nothing(shell: Shell) -> None:
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(create(shell, context, "hostile"))
+    page.goto(create(context, "hostile"))
     expect(page.locator("#safe")).to_have_text("still here")
     view = page.locator(".cs-view")
     assert view.locator("script, iframe, svg, object, embed").count() == 0
@@ -244,7 +243,7 @@ def test_create_a_charm_from_the_home_page_and_star_it(shell: Shell) -> None:
 def test_a_notes_list_grows_in_place_keeping_focus(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()
-    path = create(shell, context, "notes", notes=[{"title": "first", "done": False}])
+    path = create(context, "notes", notes=[{"title": "first", "done": False}])
     page.goto(path)
     expect(page.locator(".cs-view li")).to_have_count(1)
     first = page.locator(".cs-view input[type=checkbox]").first
@@ -270,7 +269,7 @@ def test_a_notes_list_grows_in_place_keeping_focus(shell: Shell) -> None:
 def test_a_job_shows_its_progress_as_a_progress_bar(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()
-    page.goto(create(shell, context, "worker"))
+    page.goto(create(context, "worker"))
     page.locator("#begin").click()
     job = page.locator(".cs-job[data-job=count]")
     expect(job).to_contain_text("count: running")

@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from playwright.sync_api import expect
-
-from conftest import Shell, screenshot
-
-
-def create(shell: Shell, context: Any, pattern: str, **inputs: Any) -> str:
-    """A charm in the user's home space, made by the page's own fetch (cookie + CSRF)."""
-    page = context.new_page()
-    page.goto("/")
-    created = page.evaluate(
-        """async ([pattern, inputs]) => {
-            const did = (await (await fetch('/api/session')).json()).did;
-            const csrf = /charmspace_csrf=([^;]+)/.exec(document.cookie)[1];
-            const r = await fetch(`/api/spaces/${did}/charms`, {method: 'POST',
-                headers: {'content-type': 'application/json', 'x-csrf-token': csrf},
-                body: JSON.stringify({pattern, inputs})});
-            const body = await r.json();
-            return `/${did}/${body.id}`;
-        }""",
-        [pattern, inputs],
-    )
-    page.close()
-    return str(created)
+from shellkit import Shell, create, screenshot
 
 
 def test_the_login_link_logs_in_and_an_unknown_visitor_is_sent_to_the_login_page(
@@ -49,7 +26,7 @@ def test_the_login_link_logs_in_and_an_unknown_visitor_is_sent_to_the_login_page
 
 def test_click_the_counter_and_see_its_value_and_derived_value_change(shell: Shell) -> None:
     context = shell.local_user()
-    path = create(shell, context, "counter", value=5)
+    path = create(context, "counter", value=5)
     page = context.new_page()
     page.goto(path)
     expect(page.locator("#value")).to_have_text("5")

@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from test_process import login_link
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
 from charmspace.signing import sign_request
-from conftest import ServerProcess, start_server
+from conftest import ServerProcess, free_port, start_server
 
 TIMEOUT = 10.0
 PATTERNS = Path(__file__).parent / "shell_patterns"
@@ -239,9 +240,7 @@ async def test_bad_frames_are_refused_with_reasons(
 async def test_another_origin_cannot_upgrade_with_the_session_cookie(
     server: ServerProcess, alice: AsyncClient
 ) -> None:
-    from conftest import free_port
-
-    token = await login_token(server)
+    token = login_link(server).split("token=", 1)[1]
     async with httpx.AsyncClient(base_url=server.url) as browser:
         response = await browser.get(f"/login?token={token}")
         assert response.status_code == 303
@@ -257,12 +256,6 @@ async def test_another_origin_cannot_upgrade_with_the_session_cookie(
         await ws.send(json.dumps({"type": "hello", "v": 1, "tab": "t", "csrf": "wrong"}))
         bye = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert bye["type"] == "bye" and "csrf" in bye["reason"]
-
-
-async def login_token(server: ServerProcess) -> str:
-    from test_process import login_link
-
-    return login_link(server).split("token=", 1)[1]
 
 
 async def test_a_tab_sending_more_than_fifty_events_a_second_is_refused() -> None:

@@ -215,7 +215,8 @@ function setProp(entry, name, value) {
   if (lower === "data-cs-node") return;
   if (value === null || value === undefined || value === false) {
     e.removeAttribute(attr);
-    if (lower === "value" && "value" in e) e.value = "";
+    if (lower === "value" && "value" in e && document.activeElement !== e) e.value = "";
+    if (lower === "checked" && e.tagName === "INPUT") e.checked = false;
     return;
   }
   const text = value === true ? "" : typeof value === "string" ? value : JSON.stringify(value);
@@ -224,6 +225,9 @@ function setProp(entry, name, value) {
     return;
   }
   e.setAttribute(attr, text);
+  // The attributes only set the initial state; a plain prop must show as the current one.
+  if (lower === "checked" && e.tagName === "INPUT") e.checked = true;
+  if (lower === "value" && "value" in e && document.activeElement !== e) e.value = text;
   if (lower === "target") {
     if (text === "_blank") e.setAttribute("rel", "noopener noreferrer");
     else e.removeAttribute("rel");
@@ -879,10 +883,8 @@ async function start() {
   window.charmspaceShell = { tab, loadedAt: Date.now() }; // tests check the page was never reloaded
   const page = body.dataset.page;
   const main = document.getElementById("cs-main");
-  if (page === "login" || page === "missing") {
-    const login = document.getElementById("cs-login");
-    if (page === "login") login.hidden = false;
-    else main.replaceChildren(el("h1", {}, "Not found"), el("p", {}, "There is no page here."), el("a", { href: "/" }, "Home"));
+  if (page === "login") {
+    document.getElementById("cs-login").hidden = false;
     return;
   }
   const session = await api("GET", "/api/session");
