@@ -35,7 +35,7 @@ def test_click_the_counter_and_see_its_value_and_derived_value_change(shell: She
     page.locator("#inc").click()
     page.locator("#inc").click()
     expect(page.locator("#value")).to_have_text("8")
-    expect(page.locator("#cs-charm-name")).to_have_text("Counter: 5")  # the name at load
+    expect(page.locator("#cs-charm-name")).to_have_text("Counter: 8")  # the name, live too
     screenshot(page, "charm-counter")
     did = path.split("/")[1]
     charm = path.split("/")[2]

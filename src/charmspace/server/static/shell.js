@@ -643,7 +643,13 @@ async function checkSession() {
   } catch { /* offline: keep trying */ }
 }
 
+let liveName = null; // {space, id, title}: the charm page's heading follows the charm's $NAME
+
 function receive(ws, frame) {
+  if (frame.op === "value" && frame.id === "cs-name" && liveName) {
+    if (typeof frame.value === "string") liveName.title.replaceChildren(document.createTextNode(frame.value));
+    return;
+  }
   switch (frame.type) {
     case "welcome":
       welcomed = true;
@@ -657,6 +663,9 @@ function receive(ws, frame) {
         ws.send(JSON.stringify({ type: "open", id, view: view.name, charm: view.charm }));
       }
       for (const f of unacked) ws.send(JSON.stringify(f)); // same ids: applied once
+      if (liveName) {
+        ws.send(JSON.stringify({ op: "subscribe", id: "cs-name", space: liveName.space, charm: liveName.id, path: ["$NAME"] }));
+      }
       setOffline(false);
       break;
     case "mount": {
@@ -868,6 +877,7 @@ async function charmPage(main, space, id) {
     main.append(el("p", { class: "cs-error", role: "alert" }, e.message));
     return;
   }
+  liveName = { space, id, title };
   if (!views.has("main")) openView("main", { space, id }, main);
   else { const v = views.get("main"); main.append(v.errorBox, v.status, v.jobsBox, v.host); }
 }
