@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from charmspace.errors import CharmspaceError, SchemaError
 from charmspace.facade import Runtime
@@ -148,6 +148,9 @@ class ViewProtocol:
                 raise BadRequestError("type is hello, open, close, event or edit.", "type")
         except CharmspaceError as error:
             self.enqueue({"type": "nack", "id": id, "error": error_body(error)})
+        except Exception:  # a bug of ours: the page gets an answer, the log the traceback
+            log.exception("the view protocol failed on a %s frame", kind)
+            self.enqueue({"type": "nack", "id": id, "error": _INTERNAL})
 
     # --- frames -----------------------------------------------------------------------
 
@@ -190,11 +193,15 @@ class ViewProtocol:
         with acting(self.principal):
             running = await self.runtime.charms.get(space, cid)
         view = View(name, space, cid, running, Table(None))
+        commit = self._head(space)
+        view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
         self.views[name] = view
         if space not in self.unsubscribers:
             self.unsubscribers[space] = self.runtime.storage.subscribe(space, self._notified)
-        commit = self._head(space)
-        self._mount(view, commit)
+        self.enqueue(
+            {"type": "mount", "view": view.name, "commit": commit, "root": view.table.root}
+        )
+        self._send_error(view)
         self.enqueue({"type": "ack", "id": id, "commit": commit})
 
     def _close(self, id: str, frame: dict[str, Any]) -> None:
@@ -294,13 +301,6 @@ class ViewProtocol:
             raise BadRequestError(f"Node {node} of view {view.name} has no handler or binding.")
         return view, bound
 
-    def _mount(self, view: View, commit: int) -> None:
-        view.table = self._render(view)
-        self.enqueue(
-            {"type": "mount", "view": view.name, "commit": commit, "root": view.table.root}
-        )
-        self._send_error(view)
-
     def _render(self, view: View) -> Table:
         try:
             return build(render_ui(view.charm, self.principal))
@@ -344,6 +344,10 @@ class ViewProtocol:
             except CharmspaceError as error:
                 self.enqueue({"type": "error", "view": view.name, "error": error_body(error)})
                 continue
+            except Exception:
+                log.exception("re-rendering view %s failed", view.name)
+                self.enqueue({"type": "error", "view": view.name, "error": _INTERNAL})
+                continue
             ops = diff(view.table.root, table.root)
             view.table = table
             if ops and ops[0]["op"] == "root":
@@ -366,6 +370,12 @@ class ViewProtocol:
                 f"More than {MAX_EVENTS_PER_SECOND} events a second from this tab; slow down."
             )
         self.events.append(now)
+
+
+_INTERNAL: Final = {
+    "type": "InternalError",
+    "message": "The server failed on this frame (it is logged); reload the page to retry.",
+}
 
 
 def _handler_error(error: BaseException | None) -> dict[str, Any]:
