@@ -261,8 +261,10 @@ def test_a_notes_list_grows_in_place_keeping_focus(shell: Shell) -> None:
     expect(page.locator(".cs-view li")).to_have_count(2)
     expect(page.locator(".cs-view li").nth(1)).to_contain_text("second")
     assert first.evaluate("e => e === window.kept")  # not replaced
-    first.check()
-    expect(page.locator("h2").filter(has_text="Notes")).to_be_visible()
+    expect(page.locator("#cs-charm-name")).to_have_text("Notes (2 open)")
+    first.check()  # the handler gets data_index as the number the pattern gave
+    expect(page.locator("#cs-charm-name")).to_have_text("Notes (1 open)")
+    expect(first).to_be_checked()
     screenshot(page, "charm-notes")
 
 

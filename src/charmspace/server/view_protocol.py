@@ -23,10 +23,13 @@ therefore applied once.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import math
 import re
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +41,7 @@ from charmspace.patterns.render import render_ui
 from charmspace.runtime import outbox
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import to_json
+from charmspace.runtime.schema import json_schema_for
 from charmspace.runtime.stream import Delivery
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.deps import acting, charm_id, require, require_charm
@@ -78,6 +82,7 @@ class View:
     table: Table
     error: JSONValue = None
     jobs: JSONValue = None
+    seen: int = 0  # the space's commit the last rendering is current as of
 
 
 @dataclass(eq=False, slots=True)
@@ -126,7 +131,7 @@ class ViewProtocol:
             self._bye("send hello first")
             return
         id = frame.get("id")
-        if not isinstance(id, str) or not self._frame_number(id):
+        if not isinstance(id, str) or self._frame_number(id) is None:
             self.enqueue(
                 {
                     "type": "nack",
@@ -195,6 +200,7 @@ class ViewProtocol:
         view = View(name, space, cid, running, Table(None))
         commit = self._head(space)
         view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
+        view.seen = commit
         self.views[name] = view
         if space not in self.unsubscribers:
             self.unsubscribers[space] = self.runtime.storage.subscribe(space, self._notified)
@@ -227,6 +233,9 @@ class ViewProtocol:
         require(self.runtime, stream.space, self.principal, Capability.WRITE, "send an event")
         with acting(self.principal):
             target = self.runtime.scheduler.resolve_stream(stream, self.principal)
+            keys = _event_keys(target.spec.fn) if target.spec is not None else None
+            if keys is not None:  # a closed event type: what the page adds is not the user's
+                event = {k: v for k, v in event.items() if k in keys}
             if target.spec is not None and target.spec.validate is not None:
                 target.spec.validate(to_json(event))  # refused here, it writes nothing
             number = self._frame_number(id) or 0
@@ -324,9 +333,11 @@ class ViewProtocol:
 
     def _notified(self, change: Change) -> None:
         # The committing thread: only schedule (storage holds the space's commit order).
-        self.loop.call_soon_threadsafe(self._changed, change.space)
+        self.loop.call_soon_threadsafe(self._changed, change.space, change.seq)
 
-    def _changed(self, space: SpaceDID) -> None:
+    def _changed(self, space: SpaceDID, seq: int) -> None:
+        if all(v.seen >= seq for v in self.views.values() if v.space == space):
+            return  # already shown: rendered after that commit (an event's own, say)
         self.dirty.add(space)
         if not self.refresh_scheduled:
             self.refresh_scheduled = True
@@ -350,6 +361,7 @@ class ViewProtocol:
                 continue
             ops = diff(view.table.root, table.root)
             view.table = table
+            view.seen = commit
             if ops and ops[0]["op"] == "root":
                 self.enqueue(
                     {"type": "mount", "view": view.name, "commit": commit, "root": table.root}
@@ -384,6 +396,29 @@ def _handler_error(error: BaseException | None) -> dict[str, Any]:
         return error_body(error)
     kind = type(error).__name__ if error is not None else "Error"
     return {"type": kind, "message": "The handler failed; the charm's error shows where."}
+
+
+@functools.lru_cache(maxsize=1024)
+def _event_keys(fn: Any) -> frozenset[str] | None:
+    """The fields a handler's event type allows, if it is a closed object (a TypedDict, say).
+
+    A page's event carries what any handler might want (``type``, ``key``,
+    ``target``, ``data_*``); a handler whose type names its fields would refuse
+    the others as unknown, so the event is cut to those fields first.
+    """
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        schema = json_schema_for(typing.get_type_hints(fn).get(params[0].name))
+    except Exception:  # no hints, or a type with no schema: leave the event as it is
+        return None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict) or schema.get("additionalProperties") is True:
+        return None
+    return frozenset(properties)
 
 
 def _view_name(frame: dict[str, Any]) -> str:

@@ -348,8 +348,10 @@ function listen(view, entry) {
       if (!on.includes(name)) return;
       if (name === "submit") ev.preventDefault();
       const target = ev.target;
-      const detail = { type: name, target: {}, dataset: { ...(target.dataset || {}) } };
-      delete detail.dataset.csNode;
+      // data_* props as the server sent them (numbers stay numbers), not the DOM's strings.
+      const dataset = {};
+      for (const [k, v] of Object.entries(entry.node.props || {})) if (k.startsWith("data_")) dataset[k] = v;
+      const detail = { type: name, target: {}, dataset };
       if ("value" in target) detail.target.value = target.value;
       if (target.type === "checkbox") detail.target.checked = target.checked;
       if (ev.key !== undefined) detail.key = ev.key;
