@@ -146,6 +146,7 @@ function component(view, node) {
     case "text": e = document.createElement("span"); break;
     case "label": e = document.createElement("label"); break;
     case "button": e = el("button", { type: "button" }); break;
+    case "oauth-button": e = el("button", { type: "button", class: "cs-oauth" }); break;
     case "input": {
       const type = INPUT_TYPES.has(props.type) ? props.type : "text";
       e = el("input", { type });
