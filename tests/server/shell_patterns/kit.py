@@ -132,3 +132,59 @@ def worker(started: Default[Cell[int], 0]) -> dict[str, object]:
         UI: h("button", {"id": "begin", "on_click": begin.bind(started=started)}, "Start"),
         "started": started,
     }
+
+
+@pattern
+def gallery(
+    title: Default[Cell[str], "Gallery"],
+    body: Default[Cell[str], "some text"],  # noqa: F722
+    agree: Default[Cell[bool], False],
+    color: Default[Cell[str], "red"],
+) -> dict[str, object]:
+    """Every component the shell renders, bound where it can be."""
+    return {
+        NAME: "Gallery",
+        UI: h(
+            "screen",
+            {"title": "Gallery"},
+            h(
+                "card",
+                {},
+                h("heading", {"level": 3}, "Card heading"),
+                h("label", {}, "A label"),
+                h("text", {"id": "title"}, title),
+            ),
+            h(
+                "row",
+                {},
+                h("input", {"id": "email", "type": "email", "bind_value": title}),
+                h("textarea", {"id": "body", "bind_value": body}),
+                h("checkbox", {"id": "agree", "bind_checked": agree}),
+                h("switch", {"id": "switch", "bind_checked": agree}),
+                h(
+                    "select",
+                    {
+                        "id": "color",
+                        "bind_value": color,
+                        "options": ["red", "green", {"value": "blue", "label": "Blue"}],
+                    },
+                ),
+            ),
+            h("text", {"id": "agreed"}, agree),
+            h("text", {"id": "chosen"}, color),
+            h("list", {"id": "items"}, "one", "two"),
+            h(
+                "tabs",
+                {},
+                h("stack", {"title": "First"}, "first panel"),
+                h("stack", {"title": "Second"}, "second panel"),
+            ),
+            h("link", {"id": "link", "href": "https://example.invalid/x"}, "a link"),
+            h("progress", {"id": "bar", "value": 3, "max": 10}),
+            h("loader", {}),
+        ),
+        "title": title,
+        "body": body,
+        "agree": agree,
+        "color": color,
+    }
