@@ -15,6 +15,7 @@ BENCHMARKS = {
     "b5": "bench.b5_http",
     "b7": "bench.b7_growth",
     "b5ws": "bench.b5_ws",
+    "b6": "bench.b6_shell",
     "b8": "bench.b8_scan",
     "b9": "bench.b9_refresh",
 }

@@ -43,13 +43,18 @@ class ServerProcess:
 
 
 def start_server(
-    tmp_path: Path, *extra: str, data: Path | None = None, env: dict[str, str] | None = None
+    tmp_path: Path,
+    *extra: str,
+    data: Path | None = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
-    """``python -m charmspace serve`` on a free loopback port, HOME and data in ``tmp_path``.
+    """``python -m charmspace serve`` on a loopback port, HOME and data in ``tmp_path``.
 
-    ``env`` adds variables (``CHARMSPACE_*`` settings) to a clean environment.
+    ``env`` adds variables (``CHARMSPACE_*`` settings) to a clean environment;
+    ``port`` restarts a server where its clients expect it (default: a free port).
     """
-    port = free_port()
+    port = port or free_port()
     data = data or tmp_path / "data"
     log = tmp_path / f"server-{port}.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}

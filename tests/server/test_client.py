@@ -9,7 +9,7 @@ import pytest
 
 from charmspace.client import APIError, AsyncClient, Client
 from charmspace.identity import Identity
-from conftest import ServerProcess
+from real_server import ServerProcess
 
 
 def _story_sync(url: str, me: Identity) -> dict[str, Any]:

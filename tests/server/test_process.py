@@ -129,7 +129,7 @@ def test_the_login_link_logs_in_as_the_local_identity_once(
     with httpx.Client() as browser:
         opened = browser.get(link, follow_redirects=False)
         assert opened.status_code == 303
-        assert opened.headers["location"] == "/api/session"
+        assert opened.headers["location"] == "/"
         assert browser.get(f"{server.url}/api/session").json()["did"] == local.did
     with httpx.Client() as other:
         replayed = other.get(link, follow_redirects=False)

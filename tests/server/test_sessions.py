@@ -5,7 +5,9 @@ A refused request is checked against the space's log head: nothing is written.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -196,7 +198,7 @@ async def test_the_login_link_works_once(served: InProcess) -> None:
     async with served.raw() as http:
         response = await http.get(f"/login?token={token}")
         assert response.status_code == 303
-        assert response.headers["location"] == "/api/session"
+        assert response.headers["location"] == "/"
         assert (await http.get("/api/session")).json()["did"] == identity.did
     async with served.raw() as http:
         replayed = await http.get(f"/login?token={token}")
@@ -296,3 +298,18 @@ async def test_every_state_changing_method_needs_the_token(
     assert [r.status_code for r in refused] == [403, 403, 403, 403]
     assert await alice.spaces.head(alice.did) == head
     assert (await browser.get("/api/session")).status_code == 200  # still logged in
+
+
+def test_sessions_survive_a_restart_and_the_file_holds_no_session_id(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    identity = Identity.generate()
+    before = SessionStore(path=path)
+    session = before.open(identity.did)
+    ended = before.open(identity.did)
+    before.close(ended.id)
+    assert session.id not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    after = SessionStore(path=path)
+    restored = after.get(session.id)
+    assert restored is not None and (restored.did, restored.csrf) == (identity.did, session.csrf)
+    assert after.get(ended.id) is None
+    assert after.get("not-a-session") is None

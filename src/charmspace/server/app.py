@@ -34,6 +34,7 @@ from charmspace.server.routes import (
     google_oauth,
     live,
     meta,
+    pages,
     session,
     spaces,
 )
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
-    app.state.sessions = sessions = SessionStore()
+    app.state.sessions = sessions = SessionStore(path=settings.data / "sessions.json")
     app.state.settings = settings
     app.state.google_oauth = oauth = GoogleOAuth(settings.google)
     if settings.google.public_url:
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session.router)
     app.include_router(live.router)
     app.include_router(google_oauth.router)
+    app.mount("/static", pages.static_files(), name="static")
+    app.include_router(pages.router)  # last: its /{space} must never shadow the routes above
     app.add_middleware(
         RequestGate,
         verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),

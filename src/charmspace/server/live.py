@@ -1,4 +1,8 @@
-"""One WebSocket of ``/api/ws``: cell subscriptions, values in commit order, back-pressure.
+"""One WebSocket of ``/api/ws``: cell subscriptions, the shell's views, back-pressure.
+
+Two protocols share the socket. Frames with an ``op`` are cell subscriptions
+(below; what :mod:`charmspace.client` uses to watch values); frames with a
+``type`` are the web shell's views (:mod:`charmspace.server.view_protocol`).
 
 The client subscribes to cells (a charm's result at a path); the server sends
 each one's value at once and again after every commit that changes it, tagged
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +50,7 @@ from charmspace.server.deps import (
     shown,
 )
 from charmspace.server.errors import BadRequestError, error_body, status_of
+from charmspace.server.view_protocol import ViewProtocol
 from charmspace.storage import Capability
 from charmspace.storage.model import Change
 from charmspace.types import DID, SpaceDID
@@ -52,7 +58,7 @@ from charmspace.types import DID, SpaceDID
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTIONS = 1000
-MAX_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 256 * 1024
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded (here: by this client)
 CLOSE_TIMEOUT = 10.0  # a dropped client still gets the close frame if it reads within this
 
@@ -69,12 +75,22 @@ class Connection:
     """A subscriber on one WebSocket, acting as ``principal`` (see the module docstring)."""
 
     def __init__(
-        self, websocket: WebSocket, runtime: Runtime, principal: DID, queue_size: int
+        self,
+        websocket: WebSocket,
+        runtime: Runtime,
+        principal: DID,
+        queue_size: int,
+        *,
+        csrf: str | None = None,
+        send_delay: float = 0.0,
     ) -> None:
         self.websocket = websocket
         self.runtime = runtime
         self.principal = principal
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.outbox: asyncio.Queue[tuple[float, str]] = asyncio.Queue(maxsize=queue_size)
+        self.send_delay = send_delay  # tests only: see routes/live.py
+        self.seq = 0  # the view protocol's frames, numbered from 1
+        self.views = ViewProtocol(runtime, principal, csrf, self._enqueue)
         self.subscriptions: dict[str | int, Subscription] = {}
         self.seen: dict[SpaceDID, int] = {}  # per space: the seq the values sent are current as of
         self.unsubscribers: dict[SpaceDID, Callable[[], None]] = {}
@@ -92,6 +108,7 @@ class Connection:
             for unsubscribe in self.unsubscribers.values():
                 unsubscribe()
             self.unsubscribers.clear()
+            self.views.close()
             for task in (receiver, sender, dropped):
                 task.cancel()
             await asyncio.gather(receiver, sender, dropped, return_exceptions=True)
@@ -102,6 +119,10 @@ class Connection:
                 self.outbox.maxsize,
                 extra={"principal": self.principal, "refused": "send_queue_full"},
             )
+            self.seq += 1
+            bye = {"type": "bye", "seq": self.seq, "reason": "the page reads too slowly"}
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.websocket.send_text(json.dumps(bye)), CLOSE_TIMEOUT)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self.websocket.close(
@@ -119,18 +140,37 @@ class Connection:
             if len(text) > MAX_FRAME_BYTES:
                 self._enqueue(_error(None, BadRequestError("The frame is too large.")))
                 continue
-            self.handle(text)
+            try:
+                frame = json.loads(text)
+            except ValueError:
+                frame = None
+            if isinstance(frame, dict) and "type" in frame and "op" not in frame:
+                await self.views.handle(frame)  # in arrival order: the next waits for it
+                if self.views.ended:  # it said bye: let the frame leave, then close
+                    for _ in range(100):
+                        if self.outbox.empty():
+                            break
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)
+                    return
+            else:
+                self.handle(text)
 
     async def _send(self) -> None:
         while True:
-            text = await self.outbox.get()
+            queued, text = await self.outbox.get()
+            if self.send_delay:
+                await asyncio.sleep(max(0.0, queued + self.send_delay - time.monotonic()))
             await self.websocket.send_text(text)
 
     def _enqueue(self, frame: dict[str, Any]) -> None:
         if self.dropped.is_set():
             return
+        if "type" in frame:
+            self.seq += 1
+            frame = {"type": frame["type"], "seq": self.seq, **frame}
         try:
-            self.outbox.put_nowait(json.dumps(frame, separators=(",", ":")))
+            self.outbox.put_nowait((time.monotonic(), json.dumps(frame, separators=(",", ":"))))
         except asyncio.QueueFull:
             self.dropped.set()
 
@@ -249,7 +289,7 @@ class Connection:
             f'"value":{subscription.last}}}'
         )
         try:
-            self.outbox.put_nowait(text)
+            self.outbox.put_nowait((time.monotonic(), text))
         except asyncio.QueueFull:
             self.dropped.set()
 

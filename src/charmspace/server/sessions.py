@@ -13,19 +13,27 @@ from a second, non-``HttpOnly`` cookie; no other site can read it) in the
 ``SameSite=Strict`` alone is not enough: every port of ``127.0.0.1`` is the same
 site, so a page served by another local program is not cross-site.
 
-Everything is held in memory and bounded: a server restart logs every browser
-out, which only costs a new login. When a table is full, its oldest entry goes,
-so a flood of challenges can delay a login but never grow the server.
+Everything is held in memory and bounded. When a table is full, its oldest
+entry goes, so a flood of challenges can delay a login but never grow the
+server. Sessions are also kept in a file of the data directory (when the
+server has one), so a restart does not log browsers out: an open page
+reconnects and carries on. The file holds a SHA-256 of each session id, never
+the id itself, so reading it does not let anyone act as a logged-in browser.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from charmspace.errors import IdentityError
@@ -42,6 +50,8 @@ CSRF_COOKIE = "charmspace_csrf"
 CSRF_HEADER = "x-csrf-token"
 
 V = TypeVar("V")
+
+log = logging.getLogger(__name__)
 
 
 class Expiring(Generic[V]):
@@ -120,12 +130,21 @@ class SessionStore:
     """The server's challenges, sessions and login tokens (see the module docstring)."""
 
     def __init__(
-        self, *, max_sessions: int = 100_000, clock: Callable[[], float] = time.time
+        self,
+        *,
+        max_sessions: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        path: Path | None = None,
     ) -> None:
         self.clock = clock
+        self.max_sessions = max_sessions
         self.challenges: Expiring[bool] = Expiring(CHALLENGE_TTL, 10_000, clock)
         self.sessions: Expiring[tuple[DID, str]] = Expiring(SESSION_TTL, max_sessions, clock)
         self.login_tokens: Expiring[DID] = Expiring(LOGIN_TOKEN_TTL, 100, clock)
+        self.path = path
+        self.kept: dict[str, tuple[DID, str, float]] = {}  # sha256(id) -> did, csrf, expires
+        if path is not None:
+            self._load(path)
 
     def challenge(self) -> tuple[str, float]:
         """A new single-use challenge and the time it expires."""
@@ -153,17 +172,54 @@ class SessionStore:
     def open(self, did: DID) -> Session:
         csrf = secrets.token_urlsafe(32)
         id, expires = self.sessions.put((did, csrf))
+        if self.path is not None:
+            self.kept[_digest(id)] = (did, csrf, expires)
+            self._save()
         return Session(id, did, csrf, expires)
 
     def get(self, id: str) -> Session | None:
         entry = self.sessions.get(id)
         if entry is None:
-            return None
+            kept = self.kept.get(_digest(id)) if self.kept and id else None
+            if kept is None or kept[2] <= self.clock():
+                return None
+            return Session(id, kept[0], kept[1], kept[2])
         expires, (did, csrf) = entry
         return Session(id, did, csrf, expires)
 
     def close(self, id: str) -> None:
         self.sessions.discard(id)
+        if self.kept.pop(_digest(id), None) is not None:
+            self._save()
+
+    def _load(self, path: Path) -> None:
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+            now = self.clock()
+            for digest, (did, csrf, expires) in entries.items():
+                if float(expires) > now:
+                    self.kept[str(digest)] = (str(did), str(csrf), float(expires))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, AttributeError):
+            log.warning("ignoring the unreadable sessions file %s: browsers log in again", path)
+
+    def _save(self) -> None:
+        assert self.path is not None
+        now = self.clock()
+        live = sorted(
+            ((d, v) for d, v in self.kept.items() if v[2] > now), key=lambda item: item[1][2]
+        )
+        self.kept = dict(live[-self.max_sessions :])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({d: list(v) for d, v in self.kept.items()}, out)
+            os.replace(temporary, self.path)
+        except OSError:
+            log.warning("could not save sessions to %s: a restart will log browsers out", self.path)
 
     def login_token(self, did: DID) -> str:
         """A single-use token that opens a session for ``did`` (the one-time login link)."""
@@ -180,3 +236,7 @@ class SessionStore:
                 "`charmspace serve` for a new one.",
             )
         return self.open(did)
+
+
+def _digest(id: str) -> str:
+    return hashlib.sha256(id.encode("utf-8", "surrogateescape")).hexdigest()

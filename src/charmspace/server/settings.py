@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         description="Frames a WebSocket may have waiting to be sent; a client that falls "
         "further behind is closed (1013).",
     )
+    demo_banner: str = Field(
+        default="",
+        description="A notice every page of the web shell shows at the top (demo mode).",
+    )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
     google: GoogleSettings = Field(
         default_factory=GoogleSettings,

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from charmspace.server.deps import PrincipalDep
+from charmspace.server.errors import AuthenticationError
 from charmspace.server.middleware import check_origin
 from charmspace.server.models import Challenge, Login, SessionInfo
+from charmspace.server.routes.pages import login_page
 from charmspace.server.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -78,12 +80,20 @@ async def logout(request: Request, principal: PrincipalDep) -> Response:
 
 @router.get("/login", include_in_schema=False)
 async def login_link(request: Request, token: str = "") -> Response:
-    """The one-time link ``charmspace serve`` prints: logs in as the local user.
+    """The login page or, with ``?token=``, the one-time link ``charmspace serve`` prints.
 
-    It lands on ``/api/session``, which shows whom the browser now acts as (there
-    is no page at ``/`` until the web shell exists).
+    The link logs the browser in as the local user and lands on the home page.
+    A spent or unknown token is a 401: the login page for a browser, the JSON
+    error for anything else.
     """
-    session = _store(request).redeem(token)
-    response = RedirectResponse("/api/session", status_code=303)
+    if not token:
+        return login_page(request)
+    try:
+        session = _store(request).redeem(token)
+    except AuthenticationError as error:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        return login_page(request, 401, str(error))
+    response = RedirectResponse("/", status_code=303)
     _set_cookies(request, response, session)
     return response
