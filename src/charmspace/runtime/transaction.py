@@ -33,8 +33,7 @@ from charmspace.errors import (
 )
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.runtime.redaction import log_error
-from charmspace.storage import DELETE, Commit
-from charmspace.storage.model import Row
+from charmspace.storage import DELETE, Commit, Row
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, list_index, same, setpath
 

@@ -322,6 +322,10 @@ class Storage:
         and made durable together with the others of this moment by
         :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
         called — or ``on_durable(error)`` if the group could not be written.
+
+        The commit's rows (:class:`~charmspace.storage.model.Row`) are written
+        with its documents, atomically, recording ``commit.principal`` as their
+        writer; a commit of rows only returns 0 and notifies no one.
         """
         if not commit.writes and not commit.rows:
             self._check(commit.space, commit.principal, Capability.WRITE, "write")
