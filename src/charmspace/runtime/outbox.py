@@ -167,11 +167,12 @@ def _write_outbox(tx: Transaction) -> None:
     nxt = _int(counter.value, "next") if counter is not None else None
     if nxt is None:
         nxt = legacy_next
-    # Not validated at commit: a concurrent clear only raises the true low mark.
-    oldest = tx.runtime.storage.rows(space, outbox_box(unit_id), tx.principal, limit=1)
+    box = outbox_box(unit_id)
+    # The oldest pending entry, not validated at commit: a concurrent clear only
+    # raises the true low mark, and a concurrent send conflicts on the counter.
+    oldest = tx.runtime.storage.rows(space, box, tx.principal, limit=1)
     pending = [*legacy_pending.values(), *(_int(row.value, "seq") or 0 for _, row in oldest)]
     low = min([nxt, *pending])
-    box = outbox_box(unit_id)
     for send in staged.sends:
         send.outbox = address
         send.seq, send.low = nxt, low
