@@ -7,7 +7,7 @@ Three workloads, each in a fresh storage directory with the default retention
   (space file plus its WAL) at the end, the events/s of the first and the last
   1,000 events, and the bytes the file grew per event in each 1,000.
 - **send**: a sender charm in one space sends N events to a charm in another
-  space (durable delivery: an outbox entry per send, the target's inbox).
+  space (durable delivery: an outbox row per send, the target's inbox row).
   Bytes of disk per send at the end, first and last 1,000-event rates.
 - **counter**: N increments of one counter on ``memory://`` and on SQLite:
   RSS growth (resident set, from ``/proc/self/statm``) and the file size at

@@ -63,9 +63,12 @@ async def build(runtime: Runtime) -> tuple[Unit, Stream[Any], Cell[Any], Unit]:
 
 
 def outbox_of(runtime: Runtime, unit: Unit) -> Any:
-    """The sends the unit's outbox still lists (None: it never had one)."""
-    index = runtime.cell(unit.space, outbox.outbox_id(unit.id)).get()
-    return None if index is None else dict(index["pending"])
+    """The sends the unit's outbox still holds, key → seq (None: it never sent one)."""
+    storage, space, service = runtime.storage, unit.space, runtime.service_did
+    if storage.row(space, outbox.COUNTERS, unit.id, service) is None:
+        return None
+    rows = storage.rows(space, outbox.outbox_box(unit.id), service)
+    return {key: row.value["seq"] for key, row in rows}  # type: ignore[call-overload,index]
 
 
 async def test_a_send_goes_through_the_outbox_in_the_senders_commit(tmp_path: Path) -> None:
@@ -76,9 +79,12 @@ async def test_a_send_goes_through_the_outbox_in_the_senders_commit(tmp_path: Pa
     assert (await sell.send({"item": "apple"})).ok
     await runtime.idle()
     assert entries.get() == ["apple"]
-    sale = seen[0]
-    assert outbox.outbox_id(sender.id) in sale.ids  # written with the sale, atomically
-    assert outbox_of(runtime, sender) == {}  # cleared once the ledger committed
+    # The entry is a row written with the sale and deleted once the ledger committed:
+    # the sale is the only commit in the sender's space, and the outbox is empty.
+    [sale] = seen
+    assert len(sale.ids) == 1
+    assert runtime.storage.log(sender.space, USER.did, since=sale.seq - 1)[0].seq == sale.seq
+    assert outbox_of(runtime, sender) == {}
     await runtime.close()
 
 

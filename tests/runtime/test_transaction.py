@@ -470,3 +470,62 @@ async def test_two_processes_on_one_sqlite_directory_lose_no_update(tmp_path: Pa
     theirs = sum(int(out.decode()) for out, _ in outputs)
     assert counter.get() == ours + theirs
     await runtime.close()
+
+
+# --- rows ----------------------------------------------------------------------------
+
+
+async def test_rows_commit_with_the_documents_and_read_back_in_the_transaction(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    a = doc(runtime, space, "a")
+    async with runtime.edit() as tx:
+        a.set(1)
+        tx.write_row(space, "box", "k", {"n": 1})
+        mine = tx.read_row(space, "box", "k")
+        assert mine is not None and (mine.value, mine.principal) == ({"n": 1}, runtime.principal)
+    row = runtime.storage.row(space, "box", "k", runtime.principal)
+    assert row is not None and row.value == {"n": 1}
+    assert [e.seq for e in runtime.storage.log(space, runtime.principal)] == [tx.result.seq]  # type: ignore[union-attr]
+
+
+async def test_a_transaction_of_rows_only_commits_without_a_seq(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    async with runtime.edit() as tx:
+        tx.write_row(space, "box", "k", 1)
+    assert tx.result == CommitResult(True, space, 0)
+    assert head(runtime, space) == 0
+    assert runtime.storage.row(space, "box", "k", runtime.principal) is not None
+
+
+async def test_an_aborted_transaction_writes_no_row(runtime: Runtime, space: SpaceDID) -> None:
+    with pytest.raises(Boom):
+        async with runtime.edit() as tx:
+            tx.write_row(space, "box", "k", 1)
+            raise Boom
+    assert runtime.storage.row(space, "box", "k", runtime.principal) is None
+
+
+async def test_a_row_in_a_second_space_is_refused(runtime: Runtime, space: SpaceDID) -> None:
+    other = runtime.create_space(name="other rows")
+    async with runtime.edit() as tx:
+        doc(runtime, space, "a").set(1)
+        with pytest.raises(WriteIsolationError):
+            tx.write_row(other, "box", "k", 1)
+    assert runtime.storage.row(other, "box", "k", runtime.principal) is None
+
+
+async def test_a_row_read_that_changed_before_the_commit_conflicts(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    async with runtime.edit() as tx:
+        tx.write_row(space, "box", "k", 1)
+    with pytest.raises(ConflictError):
+        async with runtime.edit() as tx:
+            assert tx.read_row(space, "box", "k") is not None
+            async with runtime.edit() as meanwhile:
+                meanwhile.write_row(space, "box", "k", 2)
+            tx.write_row(space, "box", "k", 3)
+    row = runtime.storage.row(space, "box", "k", runtime.principal)
+    assert row is not None and row.value == 2

@@ -85,12 +85,55 @@ def target_json(stream: Stream[Any]) -> dict[str, Any]:
 # --- who a resent event runs as -----------------------------------------------------------
 
 
+def pending_rows(runtime: Runtime, unit: Unit) -> list[tuple[str, Any]]:
+    """The entry rows the unit's outbox still holds, key and value."""
+    rows = runtime.storage.rows(unit.space, outbox.outbox_box(unit.id), SERVICE.did)
+    return [(key, row.value) for key, row in rows]
+
+
 async def test_a_forged_outbox_entry_naming_alice_is_not_resent_as_alice(
     open_runtime: Open, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Bug: a resent outbox entry ran as the principal written in the entry, which
     anyone with WRITE on the outbox's space writes. Bob named Alice and Alice's
     counter in his own charm's outbox; after a restart the counter went up as Alice."""
+    runtime = open_runtime()
+    increment, count = await alices_counter(runtime)
+    shop = await bobs_shop(runtime)
+    async with runtime.edit(BOB.did) as tx:  # Bob, in his own space, writes the entry by hand
+        tx.write_row(
+            shop.space,
+            outbox.outbox_box(shop.id),
+            outbox.entry_key(1),
+            {
+                "to": target_json(increment),
+                "event": {"note": SECRET},
+                "principal": ALICE.did,
+                "seq": 1,
+                "low": 1,
+            },
+        )
+        tx.write_row(shop.space, outbox.COUNTERS, shop.id, {"next": 2})
+    await runtime.close()
+
+    again = open_runtime()
+    _, count = await alices_counter(again)
+    with caplog.at_level(logging.WARNING, logger="charmspace"):
+        shop = await bobs_shop(again)
+        await again.idle()
+    assert count.get() == 0
+    [warning] = [r for r in caplog.records if "claims principal" in r.getMessage()]
+    assert ALICE.did in warning.getMessage() and BOB.did in warning.getMessage()
+    assert SECRET not in caplog.text
+    assert pending_rows(again, shop) == []
+    await again.close()
+
+
+async def test_a_forged_entry_document_of_the_earlier_layout_is_not_resent_as_alice(
+    open_runtime: Open, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same forgery in the layout before rows (a document per entry, listed by an
+    index document): the entry is checked against the committer of its document."""
     runtime = open_runtime()
     increment, count = await alices_counter(runtime)
     shop = await bobs_shop(runtime)
@@ -232,8 +275,7 @@ async def test_a_redelivery_after_a_thousand_other_deliveries_is_still_skipped(
     await unit.start()  # resends the one entry whose clearing crashed
     await again.idle()
     assert count.get() == 1001
-    index = again.cell(unit.space, outbox.outbox_id(unit.id)).get()
-    assert index["pending"] == {}
+    assert pending_rows(again, unit) == []
     await again.close()
 
 
@@ -251,7 +293,7 @@ async def start_shop(rt: Runtime, increment: Stream[Any]) -> tuple[Unit, Stream[
 
 async def alice_pending_in_bobs_shop(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Stream[Any], Unit, dict[str, Any]]:
+) -> tuple[Stream[Any], Unit, list[tuple[str, Any]]]:
     """Alice's event passes through Bob's shop (she may write there; Bob may increment
     her counter too) and a crash leaves it undelivered in the shop's outbox."""
     increment, _ = await alices_counter(runtime)
@@ -268,8 +310,7 @@ async def alice_pending_in_bobs_shop(
     assert (await forwards.send({})).ok  # runs as Alice in Bob's shop
     await runtime.idle()
     monkeypatch.undo()
-    index: Any = runtime.storage.read(shop.space, outbox.outbox_id(shop.id), BOB.did).value
-    return increment, shop, dict(index)
+    return increment, shop, pending_rows(runtime, shop)
 
 
 async def test_bob_cannot_make_the_counter_skip_alices_pending_delivery(
@@ -280,12 +321,13 @@ async def test_bob_cannot_make_the_counter_skip_alices_pending_delivery(
     low mark claims every lower sequence number is done; keyed by outbox alone,
     the counter would then skip Alice's event."""
     runtime = open_runtime()
-    increment, shop, index = await alice_pending_in_bobs_shop(runtime, monkeypatch)
-    [(alices, seq)] = index["pending"].items()
+    increment, shop, pending = await alice_pending_in_bobs_shop(runtime, monkeypatch)
+    [(_, alices)] = pending
     async with runtime.edit(BOB.did) as tx:
-        tx.write_doc(
+        tx.write_row(  # sorts before Alice's entry, so it is resent first
             shop.space,
-            outbox.entry_id(shop.id, "planted"),
+            outbox.outbox_box(shop.id),
+            outbox.entry_key(0),
             {
                 "to": target_json(increment),
                 "event": {},
@@ -294,11 +336,7 @@ async def test_bob_cannot_make_the_counter_skip_alices_pending_delivery(
                 "low": 1000,
             },
         )
-        tx.write_doc(
-            shop.space,
-            outbox.outbox_id(shop.id),
-            {"next": index["next"], "pending": {alices: seq, "planted": 0}},
-        )
+    assert alices["seq"] == 1
     await runtime.close()
 
     again = open_runtime()
@@ -312,15 +350,15 @@ async def test_bob_cannot_make_the_counter_skip_alices_pending_delivery(
 async def test_bob_rewriting_alices_pending_entry_cannot_send_it_as_alice(
     open_runtime: Open, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Tampering with a genuine entry makes Bob its committer: it claims Alice, so it
+    """Tampering with a genuine entry makes Bob its writer: it claims Alice, so it
     is dropped instead of running as Alice with Bob's event."""
     runtime = open_runtime()
-    increment, shop, index = await alice_pending_in_bobs_shop(runtime, monkeypatch)
-    [alices] = index["pending"]
-    entry = outbox.entry_id(shop.id, alices)
-    genuine: Any = runtime.storage.read(shop.space, entry, BOB.did).value
+    increment, shop, pending = await alice_pending_in_bobs_shop(runtime, monkeypatch)
+    [(key, genuine)] = pending
     async with runtime.edit(BOB.did) as tx:
-        tx.write_doc(shop.space, entry, {**genuine, "event": {"note": SECRET}})
+        tx.write_row(
+            shop.space, outbox.outbox_box(shop.id), key, {**genuine, "event": {"note": SECRET}}
+        )
     await runtime.close()
 
     again = open_runtime()

@@ -166,3 +166,65 @@ def test_a_kill_during_the_format_migration_loses_nothing(tmp_path: Path) -> Non
             items = storage.read(user, "crash", service).value or []
             assert len(items) >= acked + 1  # type: ignore[arg-type]
             assert [item["n"] for item in items] == list(range(len(items)))  # type: ignore[index, arg-type]
+
+
+ROWS_CHILD = """
+import sys
+from charmspace.identity import Identity
+from charmspace.storage import DELETE, Commit, open_storage
+
+owner = Identity.from_passphrase("crash suite: owner").did
+storage = open_storage("sqlite:///" + sys.argv[1])
+storage.pruner.close()
+storage.ensure_space(owner, owner)
+n = storage.read(owner, "count", owner).value or 0
+while True:
+    n += 1
+    key = ("outbox", f"{n:012d}")
+    # a send: the document and its entry row in one commit
+    storage.commit(Commit(owner, owner, {"count": n}, rows={key: {"n": n, "pad": "x" * 500}}))
+    print("sent", n, flush=True)
+    if n % 3:  # delivered: the row is deleted by a commit of rows only
+        storage.commit(Commit(owner, owner, {}, rows={key: DELETE}))
+        print("cleared", n, flush=True)
+"""
+
+
+def test_a_kill_while_writing_and_deleting_rows_keeps_them_atomic_with_their_commit(
+    tmp_path: Path,
+) -> None:
+    """Each entry row exists exactly when its commit is durable and its deletion is not."""
+    directory = tmp_path / "store"
+    sent: set[int] = set()
+    cleared: set[int] = set()
+    stuck: set[int] = set()  # the last send of a killed run, perhaps never cleared
+    for delay in (0.0, 0.01, 0.05, 0.2):
+        child = subprocess.Popen(
+            [sys.executable, "-c", ROWS_CHILD, str(directory)], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        lines = [child.stdout.readline()]  # the first acknowledgement: it is writing
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        for line in [*lines, *child.stdout]:
+            if line.endswith("\n") and " " in line:
+                what, n = line.split()
+                (sent if what == "sent" else cleared).add(int(n))
+        child.wait()
+        assert sent, "the child acknowledged nothing before it was killed"
+        [path] = directory.glob("*.sqlite")
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        with open_storage(f"sqlite:///{directory}") as storage:
+            count = storage.read(OWNER, "count", OWNER).value
+            assert isinstance(count, int) and count >= max(sent)
+            rows = dict(storage.rows(OWNER, "outbox", OWNER))
+            keys = {int(k) for k in rows}
+            stuck.add(count)
+            assert all(k <= count for k in keys)  # no row without its document commit
+            assert keys >= sent - cleared - stuck  # an acknowledged entry stays until cleared
+            assert not keys & cleared  # an acknowledged deletion stays deleted
+            never_cleared = {n for n in range(1, count) if n % 3 == 0}
+            assert keys - stuck == never_cleared - stuck
+            assert {(r.principal, r.version) for r in rows.values()} <= {(OWNER, 1)}

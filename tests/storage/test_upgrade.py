@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import json
 import shutil
 import sqlite3
@@ -12,10 +14,17 @@ import pytest
 
 from charmspace.errors import StorageVersionError
 from charmspace.identity import Identity
+from charmspace.runtime import outbox
 from charmspace.storage import Storage, open_storage
 from charmspace.storage.backends.sqlite import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+_spec = importlib.util.spec_from_file_location("make_v3", FIXTURES / "make_v3.py")
+assert _spec is not None and _spec.loader is not None
+make_v3 = importlib.util.module_from_spec(_spec)  # the charms that wrote the v3 fixture
+_spec.loader.exec_module(make_v3)
+
 SERVICE = Identity.from_passphrase("fixture v1: service").did
 
 
@@ -168,3 +177,43 @@ def test_pushes_after_the_migration_are_stored_as_deltas_and_history_still_reads
             for seq, deleted, value in want["history"]:
                 old = storage.read(home, id, SERVICE, at=seq)
                 assert (old.deleted, old.value) == (deleted, value)
+
+
+@pytest.fixture
+def v3(tmp_path: Path) -> Path:
+    """A copy of a directory in format 3 with deliveries in flight (see make_v3.py)."""
+    directory = tmp_path / "data3"
+    shutil.copytree(FIXTURES / "v3", directory)
+    return directory
+
+
+def test_deliveries_in_flight_in_format_3_complete_once_after_the_upgrade(v3: Path) -> None:
+    """The outbox and inbox of format 3 were documents: after the upgrade the
+    pending send is delivered, the one already applied is not applied again,
+    and new sends go on from there (as rows, leaving no history behind)."""
+    files = sorted(v3.glob("*.sqlite"))
+    originals = {f: dump(f) for f in files}
+    assert {pragma(f, "user_version") for f in files} == {3}
+    asyncio.run(deliver_in_flight(v3))
+    for f in files:
+        assert pragma(f, "user_version") == SCHEMA_VERSION
+        assert dump(f.with_name(f.name + ".schema3.bak")) == originals[f]
+
+
+async def deliver_in_flight(v3: Path) -> None:
+    runtime = make_v3.open_runtime(v3)
+    shop, sell, entries = await make_v3.build(runtime)
+    await runtime.idle()
+    assert entries.get() == ["apple", "pear"]
+    index: Any = runtime.cell(shop.space, outbox.outbox_id(shop.id)).get()
+    assert index["pending"] == {}
+    head = runtime.storage.head(shop.space, make_v3.USER.did)
+    await sell.send({"item": "plum"})
+    await runtime.idle()
+    assert entries.get() == ["apple", "pear", "plum"]
+    assert runtime.storage.head(shop.space, make_v3.USER.did) == head + 1  # the sale alone
+    service = make_v3.SERVICE.did
+    assert runtime.storage.rows(shop.space, outbox.outbox_box(shop.id), service) == []
+    counter = runtime.storage.row(shop.space, outbox.COUNTERS, shop.id, service)
+    assert counter is not None and counter.value == {"next": 4}  # after apple 1, pear 2, plum 3
+    await runtime.close()

@@ -314,7 +314,7 @@ class Runtime:
             except CharmspaceError as error:
                 log.warning("an outbox event cannot be delivered: %s", error)
                 if send.outbox is not None:
-                    outbox.clear(self, send.outbox, send.unit_id, send.delivery_id)
+                    outbox.clear(self, send)
                 continue
             self.scheduler.dispatch(target, send.payload, send.principal, send=send)
 

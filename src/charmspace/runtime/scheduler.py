@@ -308,7 +308,7 @@ class Scheduler:
         event.finished = True
         send = event.send
         if send is not None and send.outbox is not None:
-            outbox.clear(self.runtime, send.outbox, send.unit_id, send.delivery_id)
+            outbox.clear(self.runtime, send)
         self.runtime.activity(-1)
         if result is None:
             result = CommitResult(False, event.target.address.space, 0, error)

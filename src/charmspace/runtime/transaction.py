@@ -33,7 +33,7 @@ from charmspace.errors import (
 )
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.runtime.redaction import log_error
-from charmspace.storage import DELETE, Commit
+from charmspace.storage import DELETE, Commit, Row
 from charmspace.types import DID, EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, FrozenList, freeze, getpath, list_index, same, setpath
 
@@ -80,6 +80,8 @@ class Transaction:
         "_on_abort",
         "_on_applied",
         "_reads",
+        "_row_reads",
+        "_rows",
         "_writes",
         "allowed_derived",
         "confine",
@@ -118,6 +120,8 @@ class Transaction:
         self._reads: dict[DocKey, int] = {}
         self._cache: dict[DocKey, JSONValue] = {}
         self._writes: dict[DocKey, JSONValue | object] = {}
+        self._rows: dict[tuple[str, str], JSONValue | object] = {}
+        self._row_reads: dict[tuple[SpaceDID, str, str], int] = {}
         self._noop_spaces: set[SpaceDID] = set()
         self._after_commit: list[Callable[[CommitResult], None]] = []
         self._on_abort: list[Callable[[], None]] = []
@@ -175,6 +179,42 @@ class Transaction:
         owner = self.runtime.derived_owner(key)
         if owner is not None and key not in self.allowed_derived:
             raise ReadOnlyCellError(f"{space}/{id}", owner)
+        if self.confine is not None and space != self.confine:
+            raise WriteIsolationError(self.confine, space)
+        if self.writer is not None and space != self.writer:
+            raise WriteIsolationError(self.writer, space)
+
+    # --- rows (bookkeeping outside the documents' history) -----------------------------
+
+    def read_row(self, space: SpaceDID, box: str, key: str) -> Row | None:
+        """A row (your own writes included); validated at commit if ``space`` is written.
+
+        A row written here reads back as written by this transaction's principal.
+        """
+        self._check_open()
+        if space == self.writer:
+            written = self._rows.get((box, key), _ABSENT)
+            if written is not _ABSENT:
+                if written is DELETE:
+                    return None
+                seen = self._row_reads.get((space, box, key), 0)
+                return Row(written, self.principal, seen + 1)  # type: ignore[arg-type]
+        row = self.runtime.storage.row(space, box, key, self.principal)
+        self._row_reads.setdefault((space, box, key), 0 if row is None else row.version)
+        return row
+
+    def write_row(self, space: SpaceDID, box: str, key: str, value: JSONValue | object) -> None:
+        """Write (or with ``DELETE`` remove) a row of the writer space in this commit."""
+        self._check_open()
+        self._check_row_space(space)
+        if self.writer is None:
+            self.writer = space
+            if space != self.home:
+                self._cache.clear()
+        self._rows[(box, key)] = value
+
+    def _check_row_space(self, space: SpaceDID) -> None:
+        """Rows are written in the writer space, like documents."""
         if self.confine is not None and space != self.confine:
             raise WriteIsolationError(self.confine, space)
         if self.writer is not None and space != self.writer:
@@ -416,7 +456,7 @@ class Transaction:
             callback(self)
         if self._noop_spaces:
             self._validate_noop_spaces()
-        if not self._writes:
+        if not self._writes and not self._rows:
             self.state = "committed"
             self.result = EMPTY_COMMIT
             self._run_applied()
@@ -428,7 +468,15 @@ class Transaction:
         assert space is not None
         reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
         writes = {id: v for (s, id), v in self._writes.items()}
-        commit = Commit(space, self.principal, writes, reads, self.meta)  # type: ignore[arg-type]
+        commit = Commit(
+            space,
+            self.principal,
+            writes,  # type: ignore[arg-type]
+            reads,
+            self.meta,
+            self._rows,  # type: ignore[arg-type]
+            {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
+        )
         settled: list[BaseException | None] = []
 
         def durable(error: BaseException | None) -> None:
@@ -523,6 +571,7 @@ class Transaction:
             return
         self.state = "aborted"
         self._writes.clear()
+        self._rows.clear()
         self._after_commit.clear()
         callbacks, self._on_abort = self._on_abort, []
         if rerun:

@@ -16,6 +16,7 @@ from charmspace.storage.model import (
     Limits,
     LogEntry,
     Revision,
+    Row,
     SpaceRecord,
 )
 from charmspace.storage.open import open_storage
@@ -32,6 +33,7 @@ __all__ = [
     "Limits",
     "LogEntry",
     "Revision",
+    "Row",
     "SpaceRecord",
     "Storage",
     "creation_proof",

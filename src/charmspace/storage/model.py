@@ -88,13 +88,36 @@ class SpaceRecord:
         return max(own, anyone)
 
 
+RowKey = tuple[str, str]
+"""A row's ``(box, key)``: the box groups the rows listed together (one charm's outbox)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A row of a space's bookkeeping, as stored: outside the documents and their history.
+
+    Rows hold what is inserted and deleted rather than kept (a charm's pending
+    sends, the deliveries its inbox consumed): a row written or deleted leaves
+    no revision behind, so pruning never has anything to do for it.
+    ``principal`` is who wrote it, as storage recorded it (the committing
+    principal, never a value the writer chose); ``version`` counts its writes
+    (1: inserted), and a commit that read it is refused if it changed since.
+    """
+
+    value: JSONValue
+    principal: DID
+    version: int
+
+
 @dataclass(frozen=True, slots=True)
 class Commit:
     """What a transaction asks storage to make durable, atomically.
 
     ``reads`` maps each document read to the seq seen (0: it did not exist);
     the commit is refused if any of them changed since. ``writes`` maps ids to
-    new values or :data:`DELETE`.
+    new values or :data:`DELETE`. ``rows`` and ``row_reads`` do the same for
+    rows (:class:`Row`), with versions for seqs; a commit that writes only rows
+    gets no seq and no log entry.
     """
 
     space: SpaceDID
@@ -102,6 +125,8 @@ class Commit:
     writes: Mapping[EntityId, JSONValue | _Delete]
     reads: Mapping[EntityId, int] = field(default_factory=dict)
     meta: Mapping[str, JSONValue] = field(default_factory=dict)
+    rows: Mapping[RowKey, JSONValue | _Delete] = field(default_factory=dict)
+    row_reads: Mapping[RowKey, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +169,16 @@ class PreparedWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedRow:
+    """A row write checked against the limits: its value and JSON text (None: delete it)."""
+
+    box: str
+    key: str
+    value: JSONValue
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedCommit:
     """A commit after validation, as a backend receives it."""
 
@@ -153,6 +188,8 @@ class PreparedCommit:
     reads: Mapping[EntityId, int]
     writes: tuple[PreparedWrite, ...]
     meta: Mapping[str, JSONValue]
+    rows: tuple[PreparedRow, ...] = ()
+    row_reads: Mapping[RowKey, int] = field(default_factory=dict)
 
     @property
     def meta_text(self) -> str:

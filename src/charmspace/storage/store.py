@@ -38,9 +38,11 @@ from charmspace.storage.model import (
     Limits,
     LogEntry,
     PreparedCommit,
+    PreparedRow,
     PreparedWrite,
     Retention,
     Revision,
+    Row,
     SpaceRecord,
 )
 from charmspace.storage.proof import is_creation_proof
@@ -299,9 +301,9 @@ class Storage:
         this seq never sees a commit that could still fail. The runtime's own
         bookkeeping: a number, no data, hence no principal.
         """
-        pending = self._pending.get(space)
-        if pending:
-            return pending[0][0].seq - 1
+        for change, _ in self._pending.get(space) or ():
+            if change.seq:  # a commit of rows only has none
+                return change.seq - 1
         try:
             return self.backend.head(space)
         except SpaceNotFoundError:
@@ -320,8 +322,12 @@ class Storage:
         and made durable together with the others of this moment by
         :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
         called — or ``on_durable(error)`` if the group could not be written.
+
+        The commit's rows (:class:`~charmspace.storage.model.Row`) are written
+        with its documents, atomically, recording ``commit.principal`` as their
+        writer; a commit of rows only returns 0 and notifies no one.
         """
-        if not commit.writes:
+        if not commit.writes and not commit.rows:
             self._check(commit.space, commit.principal, Capability.WRITE, "write")
             if on_durable is not None:
                 on_durable(None)
@@ -332,6 +338,8 @@ class Storage:
         space = commit.space
         principal = commit.principal
         defer = on_durable is not None and self.backend.batches
+        # A commit of rows only changes no document: no seq, nothing to notify.
+        documents = bool(prepared.writes)
         settle: list[Settle] = []
         try:
             with self._commit_lock(space):
@@ -356,12 +364,14 @@ class Storage:
                     self._pending.setdefault(space, []).append((change, on_durable))
                 else:
                     settle = self._durable(space)
-                    self._notify(change)
+                    if documents:
+                        self._notify(change)
                     if on_durable is not None:
                         settle.append((on_durable, None))
         finally:
             _run(settle)
-        self.pruner.written(space, _history_cost(prepared.writes))
+        if documents:
+            self.pruner.written(space, _history_cost(prepared.writes))
         if defer:
             self._request_flush()
         return seq
@@ -404,7 +414,8 @@ class Storage:
         if not pending:
             return []
         for change, _ in pending:
-            self._notify(change)
+            if change.seq:
+                self._notify(change)
         return [(on_durable, None) for _, on_durable in pending]
 
     def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
@@ -463,6 +474,25 @@ class Storage:
                 )
             total += write.size
             writes.append(write)
+        rows = []
+        for key in commit.row_reads:
+            self._check_row_key(space, key)
+        for key, value in commit.rows.items():
+            self._check_row_key(space, key)
+            if value is DELETE:
+                rows.append(PreparedRow(key[0], key[1], None, None))
+                continue
+            frozen = freeze(value, key)
+            text = dumps(frozen)
+            size = len(text.encode("utf-8"))
+            if size > limits.max_document_bytes:
+                raise LimitExceededError(
+                    f"The size of row {key[1]} of {key[0]} in bytes",
+                    size,
+                    limits.max_document_bytes,
+                )
+            total += size
+            rows.append(PreparedRow(key[0], key[1], frozen, text))
         if total > limits.max_commit_bytes:
             raise LimitExceededError(
                 "The size of the commit in bytes", total, limits.max_commit_bytes
@@ -475,7 +505,16 @@ class Storage:
             commit.reads,
             tuple(writes),
             meta if type(meta) is FrozenDict or not meta else freeze(dict(meta), ("meta",)),  # type: ignore[arg-type]
+            tuple(rows),
+            commit.row_reads,
         )
+
+    def _check_row_key(self, space: SpaceDID, key: object) -> None:
+        """A row's ``(box, key)`` must be two strings no longer than an id."""
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise InvalidIdError(space, key, "a row is named by a (box, key) pair of strings")
+        for part in key:
+            self._check_id(space, part)
 
     def _as_delta(self, space: SpaceDID, id: EntityId, value: JSONValue) -> PreparedWrite | None:
         """``value`` as a change to the document's current revision, if that is much smaller.
@@ -499,6 +538,22 @@ class Storage:
         if 2 * len(text) > size:  # not much smaller than the document itself
             return None
         return PreparedWrite(id, value, None, delta=text, base=base, size=size)
+
+    def row(self, space: SpaceDID, box: str, key: str, principal: DID) -> Row | None:
+        """The row ``key`` of ``box`` with who wrote it, or None (needs READ)."""
+        self._require_principal(principal, space, "read")
+        self._check_row_key(space, (box, key))
+        return self.backend.row(space, box, key, _Reader(self, principal))
+
+    def rows(
+        self, space: SpaceDID, box: str, principal: DID, *, limit: int = -1
+    ) -> list[tuple[str, Row]]:
+        """The rows of ``box`` with their keys, in key order (needs READ); -1: all of them."""
+        self._require_principal(principal, space, "read")
+        self._check_id(space, box)
+        if type(limit) is not int:
+            raise InvalidIdError(space, box, "the number of rows to list must be an integer")
+        return self.backend.rows(space, box, _Reader(self, principal), limit)
 
     def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000

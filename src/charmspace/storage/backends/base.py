@@ -17,6 +17,7 @@ from charmspace.storage.model import (
     PreparedCommit,
     Retention,
     Revision,
+    Row,
     SpaceRecord,
 )
 from charmspace.types import DID, EntityId, SpaceDID
@@ -31,9 +32,11 @@ class Backend(Protocol):
 
     Implementations must be safe to call from several threads. ``apply`` is the
     only write path and must be atomic: it checks every ``(id, seq_seen)`` read
-    against the current seq and either raises
-    :class:`~charmspace.errors.ConflictError` having written nothing, or writes
-    every document under the next seq and returns it once it is durable.
+    against the current seq (and every row read against the row's version) and
+    either raises :class:`~charmspace.errors.ConflictError` having written
+    nothing, or writes every document under the next seq, and every row, and
+    returns the seq once it is durable. A commit of rows only takes no seq and
+    leaves no log entry: ``apply`` returns 0.
 
     Every operation that changes a space takes a ``check`` (or, for the ACL, an
     ``update``) and calls it with the space's record as it is *inside* the
@@ -69,6 +72,16 @@ class Backend(Protocol):
         No I/O and no freshness check: a hint for preparing a write as a delta
         (see :class:`~charmspace.storage.model.PreparedWrite`), never a read.
         """
+        ...
+
+    def row(self, space: SpaceDID, box: str, key: str, check: Check | None = None) -> Row | None:
+        """The row's current value, writer and version (None: there is none)."""
+        ...
+
+    def rows(
+        self, space: SpaceDID, box: str, check: Check | None = None, limit: int = -1
+    ) -> list[tuple[str, Row]]:
+        """The rows of ``box`` with their keys, in key order (the first ``limit``; -1: all)."""
         ...
 
     batches: bool

@@ -21,6 +21,7 @@ from charmspace.storage.model import (
     PreparedCommit,
     Retention,
     Revision,
+    Row,
     SpaceRecord,
 )
 from charmspace.types import DID, EntityId, SpaceDID
@@ -37,6 +38,8 @@ class _Space:
     """seq → what its commit's writes cost, counted as :data:`_BUDGET` in the SQLite backend."""
     horizon: int = 0
     retention: Retention | None = None
+    rows: dict[str, dict[str, Row]] = field(default_factory=dict)
+    """box → key → row: kept outside the documents' history."""
 
 
 class MemoryBackend:
@@ -106,6 +109,21 @@ class MemoryBackend:
         s = self._spaces.get(space)
         return None if s is None else s.current.get(id)
 
+    def row(self, space: SpaceDID, box: str, key: str, check: Check | None = None) -> Row | None:
+        s = self._space(space)
+        if check is not None:
+            check(s.record)
+        return s.rows.get(box, {}).get(key)
+
+    def rows(
+        self, space: SpaceDID, box: str, check: Check | None = None, limit: int = -1
+    ) -> list[tuple[str, Row]]:
+        s = self._space(space)
+        if check is not None:
+            check(s.record)
+        found = sorted(s.rows.get(box, {}).items())
+        return found if limit < 0 else found[:limit]
+
     def flush(self, space: SpaceDID) -> None:
         """Nothing is ever deferred here."""
 
@@ -118,6 +136,23 @@ class MemoryBackend:
                 actual = current[id].seq if id in current else 0
                 if actual != seen:
                     raise ConflictError(commit.space, id, seen, actual)
+            for (box, key), seen in commit.row_reads.items():
+                found = s.rows.get(box, {}).get(key)
+                actual = found.version if found is not None else 0
+                if actual != seen:
+                    raise ConflictError(commit.space, f"row {box} {key}", seen, actual)
+            for r in commit.rows:
+                table = s.rows.setdefault(r.box, {})
+                old = table.get(r.key)
+                if r.text is None:
+                    table.pop(r.key, None)
+                    if not table:
+                        del s.rows[r.box]
+                else:
+                    version = 1 if old is None else old.version + 1
+                    table[r.key] = Row(r.value, commit.principal, version)
+            if not commit.writes:
+                return 0
             seq = s.seq + 1
             size = 0
             for w in commit.writes:

@@ -69,6 +69,7 @@ from charmspace.storage.model import (
     PreparedWrite,
     Retention,
     Revision,
+    Row,
     SpaceRecord,
 )
 from charmspace.types import DID, EntityId, SpaceDID
@@ -79,12 +80,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 APPLICATION_ID = 0x63686D73  # "chms": marks a file as a charmspace space
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The file format, kept in ``PRAGMA user_version``. 1: the first release. 2: the space's
 retention horizon and policy, each revision's size, and ``auto_vacuum = INCREMENTAL`` so
-pruning gives disk back. 3: a revision may be stored as a delta against the one before it."""
+pruning gives disk back. 3: a revision may be stored as a delta against the one before it.
+4: rows, kept outside the documents' history (the outbox's pending sends, the inbox's records)."""
 SUFFIX = ".sqlite"
 
+# principal: who wrote the row (the committing principal); version: its writes so far.
+_ROWS_TABLE = (
+    "CREATE TABLE rows (box TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " principal TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (box, key)) WITHOUT ROWID"
+)
 _SCHEMA = (
     # horizon: point-in-time reads before it were pruned. retention: JSON, NULL = the storage's.
     "CREATE TABLE space (did TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL,"
@@ -96,6 +103,7 @@ _SCHEMA = (
     " size INTEGER, delta INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id, seq)) WITHOUT ROWID",
     "CREATE TABLE commits (seq INTEGER PRIMARY KEY, principal TEXT NOT NULL,"
     " time REAL NOT NULL, ids TEXT NOT NULL, meta TEXT NOT NULL)",
+    _ROWS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -106,6 +114,7 @@ _MIGRATIONS = {
         "ALTER TABLE revisions ADD COLUMN size INTEGER",
     ),
     2: ("ALTER TABLE revisions ADD COLUMN delta INTEGER NOT NULL DEFAULT 0",),
+    3: (_ROWS_TABLE,),
 }
 """Statements that take a file from the version it has to the next, run in one transaction."""
 
@@ -126,6 +135,15 @@ _CHAIN = (
     " FROM revisions WHERE id = ?1 AND seq <= ?2 AND delta = 0 ORDER BY seq DESC LIMIT 1)"
     " ORDER BY seq"
 )
+_ROW = "SELECT value, principal, version FROM rows WHERE box = ? AND key = ?"
+_ROWS = "SELECT key, value, principal, version FROM rows WHERE box = ? ORDER BY key LIMIT ?"
+_ROW_VERSION = "SELECT version FROM rows WHERE box = ? AND key = ?"
+_PUT_ROW = (
+    "INSERT INTO rows (box, key, value, principal, version) VALUES (?, ?, ?, ?, 1)"
+    " ON CONFLICT (box, key) DO UPDATE SET value = excluded.value,"
+    " principal = excluded.principal, version = version + 1"
+)
+_DELETE_ROW = "DELETE FROM rows WHERE box = ? AND key = ?"
 _HEAD = "SELECT coalesce(max(seq), 0) FROM commits"
 _DATA_VERSION = "PRAGMA data_version"
 _RECORD = "SELECT owner, acl, created_at FROM space WHERE did = ?"
@@ -677,6 +695,28 @@ class SQLiteBackend:
         conn = self._conns.get(space)
         return None if conn is None else conn.cache.get(id)
 
+    def row(self, space: SpaceDID, box: str, key: str, check: Check | None = None) -> Row | None:
+        def row_(conn: _Conn) -> Row | None:
+            conn.refresh()
+            if check is not None:
+                check(conn.record or conn.space_record())
+            found = conn.cur.execute(_ROW, (box, key)).fetchone()
+            return None if found is None else Row(loads(found[0]), found[1], found[2])
+
+        return self._with(space, row_)
+
+    def rows(
+        self, space: SpaceDID, box: str, check: Check | None = None, limit: int = -1
+    ) -> list[tuple[str, Row]]:
+        def rows_(conn: _Conn) -> list[tuple[str, Row]]:
+            conn.refresh()
+            if check is not None:
+                check(conn.record or conn.space_record())
+            found = conn.cur.execute(_ROWS, (box, limit)).fetchall()
+            return [(key, Row(loads(value), who, version)) for key, value, who, version in found]
+
+        return self._with(space, rows_)
+
     def apply(self, commit: PreparedCommit, *, check: Check, defer: bool = False) -> int:
         """Validate and write ``commit``; with ``defer`` leave it for :meth:`flush` to make durable.
 
@@ -706,12 +746,32 @@ class SQLiteBackend:
                 actual = conn.current(id).seq
                 if actual != seen:
                     raise ConflictError(commit.space, id, seen, actual)
+            for (box, key), seen in commit.row_reads.items():
+                found = cur.execute(_ROW_VERSION, (box, key)).fetchone()
+                actual = 0 if found is None else found[0]
+                if actual != seen:
+                    raise ConflictError(commit.space, f"row {box} {key}", seen, actual)
         except BaseException:
             if began:  # nothing of ours is pending in this write transaction
                 _rollback(conn.db)
             elif not defer:
                 self._commit_batch(conn)
             raise
+        if commit.rows:
+            try:
+                for r in commit.rows:
+                    if r.text is None:
+                        cur.execute(_DELETE_ROW, (r.box, r.key))
+                    else:
+                        cur.execute(_PUT_ROW, (r.box, r.key, r.text, commit.principal))
+            except BaseException:
+                self._abandon_batch(conn)
+                raise
+            if not writes:
+                conn.batch += 1
+                if not defer:
+                    self._commit_batch(conn)
+                return 0
         try:
             seq = conn.current_head() + 1
             chains = conn.chains
