@@ -73,6 +73,8 @@ class Table:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, tuple[JSONValue, Address]] = field(default_factory=dict)
     reads: dict[str, frozenset[DocKey]] = field(default_factory=dict)
+    structure: dict[str, frozenset[DocKey]] = field(default_factory=dict)
+    checks: dict[str, tuple[tuple[Address, JSONValue], ...]] = field(default_factory=dict)
     readers: dict[DocKey, set[str]] = field(default_factory=dict)
     parents: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +92,8 @@ class Table:
         self.bound.pop(id, None)
         self.sources.pop(id, None)
         self.parents.pop(id, None)
+        self.structure.pop(id, None)
+        self.checks.pop(id, None)
         for key in self.reads.pop(id, ()):
             readers = self.readers.get(key)
             if readers is not None:
@@ -108,7 +112,9 @@ class Table:
         document that the root itself was read from renders the whole view (an
         op ``root``, or a diff when only the root's contents changed).
         """
-        ids = {id for key in changed for id in self.readers.get(key, ())}
+        readers = {id for key in changed for id in self.readers.get(key, ())}
+        renderer = _Renderer(runtime, principal, self)
+        ids = {id for id in readers if not self._unchanged(renderer.tx, id, changed)}
         if not ids and self.root is not None:
             return []
         if _TOP in ids or self.root is None:
@@ -117,7 +123,6 @@ class Table:
             self._replace_all(whole)
             return patch
         tops = [id for id in ids if not self._has_ancestor_in(id, ids)]
-        renderer = _Renderer(runtime, principal, self)
         ops: list[dict[str, Any]] = []
         for id in sorted(tops, key=_depth):
             old = self.nodes.get(id)
@@ -139,6 +144,18 @@ class Table:
             old.update(new)  # the parent's list keeps the same object
             self.nodes[id] = old
         return ops
+
+    def _unchanged(self, tx: _Reads, id: str, changed: set[DocKey]) -> bool:
+        """Whether node ``id`` shows the same values: only its shown values' documents
+        changed, and each value it shows is still the one at the same place."""
+        if id == _TOP or not self.structure.get(id, frozenset()).isdisjoint(changed):
+            return False
+        for address, value in self.checks.get(id, ()):
+            if (address.space, address.id) in changed:
+                current = tx.read_doc(address.space, address.id, track=False)
+                if not _still(current, address.path, value):
+                    return False
+        return True
 
     def _has_ancestor_in(self, id: str, ids: set[str]) -> bool:
         parent = self.parents.get(id)
@@ -162,6 +179,20 @@ def _copy(node: dict[str, Any]) -> dict[str, Any]:
     if "text" in node:
         return dict(node)
     return {**node, "children": [_copy(c) for c in node["children"]]}
+
+
+def _still(doc: Any, path: tuple[Any, ...], value: JSONValue) -> bool:
+    """Whether ``doc`` holds ``value`` at ``path`` with no link on the way (else: render)."""
+    for segment in path:
+        if is_link(doc):
+            return False
+        if isinstance(doc, Mapping) and isinstance(segment, str):
+            doc = doc.get(segment)
+        elif isinstance(doc, list) and isinstance(segment, int) and 0 <= segment < len(doc):
+            doc = doc[segment]
+        else:
+            return False
+    return not is_link(doc) and type(doc) is type(value) and doc == value
 
 
 class _Reads(Transaction):
@@ -223,8 +254,17 @@ class _Renderer:
         self.table = table
         self.count = 0
 
-    def note(self, id: str, reads: set[DocKey]) -> None:
+    def note(
+        self,
+        id: str,
+        reads: set[DocKey],
+        checks: tuple[tuple[Address, JSONValue], ...] = (),
+        structure: set[DocKey] | None = None,
+    ) -> None:
         self.table.reads[id] = frozenset(reads)
+        self.table.structure[id] = frozenset(reads if structure is None else structure)
+        if checks:
+            self.table.checks[id] = checks
         for key in reads:
             self.table.readers.setdefault(key, set()).add(id)
 
@@ -241,38 +281,73 @@ class _Renderer:
         return node
 
     def vnode(self, raw: Any, at: Address, id: str, parent: str) -> dict[str, Any]:
-        """A raw vnode at ``at`` as node ``id``: its own reads are noted under ``id``."""
+        """A raw vnode at ``at`` as node ``id``: its own reads are noted under ``id``.
+
+        A prop or text child that is a link to a plain value is noted as a
+        *check* (where the value is, what it was): a commit that changed that
+        document elsewhere leaves the node alone. Every other read (links on
+        the way, list documents, the node's own document) is its *structure*.
+        """
         self._counted()
         tx = self.tx
         outer, tx.sink = tx.sink, set()
+        structure: set[DocKey] = set()
+        checks: list[tuple[Address, JSONValue]] = []
+        reads: set[DocKey] = set()
+
+        def measured(reads_of: set[DocKey], final: Address | None, shown: Any) -> None:
+            reads.update(reads_of)
+            if final is not None and _scalar(shown):
+                structure.update(k for k in reads_of if k != (final.space, final.id))
+                checks.append((final, shown))
+            else:
+                structure.update(reads_of)
+
         try:
             raw_props = raw.get("props")
             raw_props = raw_props if isinstance(raw_props, Mapping) else {}
             props: dict[str, Any] = {}
-            embedded: list[tuple[Any, Address, str | None]] = []
+            children: list[tuple[Any, Address, str | None]] = []
             for name, value in raw_props.items():
+                tx.sink = set()
                 if name == "charm" and raw.get("name") == "render" and is_link(value):
                     target, _ = parse_link(value, Address(at.space, at.id))
                     charm = tx.resolve(target, track=False)
                     props[name] = {"$charm": address_json(charm)}
-                    embedded = self._resolved(link_to(charm.key(UI_KEY)), at)
+                    children = self._resolved(link_to(charm.key(UI_KEY)), at)
+                    measured(tx.sink, None, None)
                     continue
-                props[name] = self._prop(value, at.key("props", name), name)
+                shown, final = self._prop(value, at.key("props", name), name)
+                props[name] = shown
+                bound = name in BIND_PROPS and isinstance(shown, Mapping) and "$cell" in shown
+                measured(tx.sink, final, shown.get("value") if bound else shown)
             raw_children = raw.get("children")
-            children: list[tuple[Any, Address, str | None]] = [*embedded]
             for i, child in enumerate(raw_children if isinstance(raw_children, list) else []):
-                children.extend(self._resolved(child, at.key("children", i)))
+                tx.sink = set()
+                where = at.key("children", i)
+                if is_link(child):
+                    target, _ = parse_link(child, Address(where.space, where.id))
+                    final = tx.resolve(target, track=False)
+                    value = tx.read(final, deep=False, track=False)
+                    same_doc = (final.space, final.id) == (target.space, target.id)
+                    if _scalar(value) and (final == target or not same_doc):
+                        measured(tx.sink, final, value)
+                        if value is not None:
+                            children.append((value, final, None))
+                        continue
+                children.extend(self._resolved(child, where))
+                measured(tx.sink, None, None)
             nodes: list[dict[str, Any]] = []
             seen: set[str] = set()
-            reads = tx.sink
             for index, (child, where, item) in enumerate(children):
-                tx.sink = reads
+                tx.sink = set()
                 if item is not None:
                     key = "c:" + item
                 elif _is_vnode(child):
                     key = _raw_key(tx, child, where, index)
                 else:
                     key = str(index)
+                measured(tx.sink, None, None)
                 child_id = f"{id}.{key}"
                 if child_id in seen:  # a duplicate key: fall back to the position
                     child_id = f"{id}.{index}"
@@ -280,29 +355,35 @@ class _Renderer:
                 if _is_vnode(child):
                     nodes.append(self.vnode(child, where, child_id, id))
                 else:
+                    tx.sink = set()
                     nodes.append(self.text(child, where, child_id, id))
-            tx.sink = reads
+                    measured(tx.sink, None, None)
             node = _shape(id, raw.get("name"), props, nodes, self.table)
         finally:
-            own, tx.sink = tx.sink, outer
-        self.note(id, own)
+            tx.sink = outer
+        outer.update(reads)
+        self.note(id, reads, tuple(checks), structure)
         self.table.nodes[id] = node
         self.table.sources[id] = (raw, at)
         self.table.parents[id] = parent
         return node
 
-    def _prop(self, value: Any, at: Address, prop: str) -> Any:
+    def _prop(self, value: Any, at: Address, prop: str) -> tuple[Any, Address | None]:
+        """A prop's shown value, and where it was read from if it is a link's plain value."""
         tx = self.tx
         if is_link(value):
             target, _ = parse_link(value, Address(at.space, at.id))
             final = tx.resolve(target, track=False)
             raw = tx.read(final, deep=False, track=False)
+            same_doc = (final.space, final.id) == (target.space, target.id)
+            checked = final if final == target or not same_doc else None
             if is_stream_marker(raw):
-                return {"$stream": address_json(final)}
+                return {"$stream": address_json(final)}, None
             if prop.startswith("bind_"):
-                return {"$cell": address_json(final), "value": tx.read(final, track=False)}
-            return _render(tx, raw, final, prop, 1)
-        return _render(tx, value, at, prop, 0)
+                bound = tx.read(final, track=False)
+                return {"$cell": address_json(final), "value": bound}, checked
+            return _render(tx, raw, final, prop, 1), checked
+        return _render(tx, value, at, prop, 0), None
 
     def _resolved(self, child: Any, at: Address) -> list[tuple[Any, Address, str | None]]:
         """A raw child, links followed: one child, none, or a list's items spliced in.
@@ -339,6 +420,10 @@ class _Renderer:
             at = tx.resolve(target, track=False)
             value = tx.read(at, deep=False, track=False)
         return value, at
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _raw_key(tx: Transaction, child: Any, at: Address, index: int) -> str:
