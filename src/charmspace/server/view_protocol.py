@@ -8,10 +8,15 @@ connection's next ``seq``. docs/shell.md describes every field.
 
 Why the server holds so little: a view is its charm plus the last tree sent, and
 both are rebuilt from cells, so a restart loses nothing the page cannot get
-back by opening its views again. Frames are handled one at a time in arrival
-order; after an event or edit commits, the views of that space are re-rendered
-and their patches queued *before* the ``ack`` naming the commit, so the page
-never sees an acknowledged commit whose effect it has not been shown.
+back by opening its views again. The connection listens to every space its
+views read (an embedded charm's too, if the user may read it); a commit marks
+the documents it changed, and one refresh per loop turn renders again only
+the nodes that read them (:meth:`~charmspace.server.views.Table.update`): one
+patch per view. Frames are handled one at a time in arrival order; after an
+event or edit commits, its patch is queued at once, then the space's derived
+values are awaited (bounded by ``PROPAGATION_WAIT``) and theirs queued, all
+*before* the ``ack`` naming the commit, so the page never sees an acknowledged
+commit whose effect it has not been shown.
 
 A client frame id (``"<tab>:<n>"``) is recorded with the commit it causes: an
 event's in the target charm's inbox (the same record that makes a durable send
@@ -201,11 +206,21 @@ class ViewProtocol:
         with acting(self.principal):
             running = await self.runtime.charms.get(space, cid)
         view = View(name, space, cid, running, Table(None))
-        commit = self._head(space)
-        view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
-        view.seen = commit
+        previous = self.views.get(name)
         self.views[name] = view
-        self._subscribe()
+        self._subscribe()  # before the rendering: no commit slips in between unheard
+        commit = self._head(space)
+        try:
+            view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
+        except BaseException:
+            if previous is None:
+                del self.views[name]
+            else:
+                self.views[name] = previous
+            self._subscribe()
+            raise
+        view.seen = commit
+        self._subscribe()  # the spaces of embedded charms, now that they are known
         self.enqueue(
             {"type": "mount", "view": view.name, "commit": commit, "root": view.table.root}
         )

@@ -6,7 +6,7 @@ event or an edit; the node table maps that id back to the stream or cell.
 
 Ids are derived from the path from the view's root (``0``, ``0.2``, ``0.2.1``),
 so the same tree gets the same ids after a server restart. A list item is named
-by its item cell when the list holds links (``0.2.c:<id>/<path>``), else by its
+by its item cell when the list holds links (``0.2.c:<hash of the cell>``), else by its
 ``key`` prop (``0.2.k:42``), else by its position; so a list keeps its items'
 nodes (and their focus, caret and open state) when items are inserted, removed
 or reordered.
@@ -27,6 +27,7 @@ Patch operations: ``text`` (a text node's value), ``attr`` (a plain prop,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -403,7 +404,7 @@ class _Renderer:
             if is_link(item):
                 target, _ = parse_link(item, Address(where.space, where.id))
                 final = tx.resolve(target, track=False)
-                cell = "/".join([final.id, *map(str, final.path)])[:200]
+                cell = _cell_key(final)
             item, where = self._follow(item, where)
             if item is not None:
                 items.append((item, where, cell))
@@ -420,6 +421,12 @@ class _Renderer:
             at = tx.resolve(target, track=False)
             value = tx.read(at, deep=False, track=False)
         return value, at
+
+
+def _cell_key(address: Address) -> str:
+    """An item cell's name in node ids: stable, and no address the page could use."""
+    text = json.dumps([address.space, address.id, list(address.path)], separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=9).hexdigest()
 
 
 def _scalar(value: object) -> bool:
