@@ -5,20 +5,23 @@ stream address: it gets nodes named by ids, and names a node when it sends an
 event or an edit; the node table maps that id back to the stream or cell.
 
 Ids are derived from the path from the view's root (``0``, ``0.2``, ``0.2.1``),
-so the same tree gets the same ids after a server restart. A list item is named
-by its item cell when the list holds links (``0.2.c:<hash of the cell>``), else by its
-``key`` prop (``0.2.k:42``), else by its position; so a list keeps its items'
-nodes (and their focus, caret and open state) when items are inserted, removed
-or reordered.
+so the same tree gets the same ids after a server restart. A list item is
+named by its item cell when the list holds links (``0.2.c:`` and a hash of the
+cell's address), else by its ``key`` prop (``0.2.k:42``), else by its
+position; so a list keeps its items' nodes (and their focus, caret and open
+state) when items are inserted, removed or reordered.
 
 Why no tree diffing: while a view is rendered, the table notes which documents
-each node's own props, text and children were read from (links followed).
-After a commit, :meth:`Table.update` renders again only the nodes that read a
-document the commit changed, and compares each with its last rendering, so the
-work grows with the changed cells times the places they are shown, not with
-the size of the view. Only children need a keyed comparison (a list that
-changed); a node whose props and children did not change produces nothing, so
-the page never replaces it.
+each node's own props, text and children were read from (links followed), and
+for a prop or text that shows a linked plain value, where that value is and
+what it was. After a commit, :meth:`Table.update` looks only at the nodes that
+read a document the commit changed; one whose shown values are all still what
+they were is left alone (one document may hold a whole list, shown in a
+hundred places), the others are rendered again and compared with their last
+rendering. So the work grows with the changed cells times the places they are
+shown, not with the size of the view. Only children need a keyed comparison
+(a list that changed); a node whose props and children did not change
+produces nothing, so the page never replaces it.
 
 Patch operations: ``text`` (a text node's value), ``attr`` (a plain prop,
 ``None`` removes it), ``bind`` (a two-way bound value), ``insert``, ``move`` and
@@ -362,7 +365,6 @@ class _Renderer:
             node = _shape(id, raw.get("name"), props, nodes, self.table)
         finally:
             tx.sink = outer
-        outer.update(reads)
         self.note(id, reads, tuple(checks), structure)
         self.table.nodes[id] = node
         self.table.sources[id] = (raw, at)
