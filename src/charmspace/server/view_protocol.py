@@ -441,6 +441,9 @@ class ViewProtocol:
                     view.table = Table(None)
                     if isinstance(error, CharmspaceError):
                         body = error_body(error)
+                    elif isinstance(error, ValueError):  # too many nodes, say
+                        shown = BadRequestError(f"The charm's UI cannot be shown: {error}.")
+                        body = error_body(shown)
                     else:
                         log.exception("re-rendering view %s failed", view.name)
                         body = _INTERNAL
