@@ -216,3 +216,22 @@ async def test_an_embedded_charm_of_another_space_updates_the_view_live(
     patches = [f for f in frames if f["type"] == "patch"]
     assert patches and {"op": "text", "node": "0.0.0.0.0", "value": "1"} in patches[0]["ops"]
     views.close()
+
+
+async def test_clearing_done_notes_patches_the_list_and_matches_a_whole_rendering(
+    runtime: Runtime,
+) -> None:
+    notes = [{"title": f"note {i}", "done": i % 2 == 1} for i in range(6)]
+    charm = await runtime.charms.create("notes", inputs={"notes": notes})
+    await runtime.idle()
+    table = render(runtime, runtime.principal, ui_of(charm))
+    changes = Changes(runtime, charm.space)
+    await charm.stream("clear_done").call({})
+    await runtime.idle()
+    ops = table.update(runtime, runtime.principal, ui_of(charm), changes.take())
+    assert sorted(op["node"] for op in ops if op["op"] == "remove") == ["0.1.3", "0.1.4", "0.1.5"]
+    assert table.root == build(render_ui(charm)).root
+    texts = [
+        li["children"][1]["children"][0]["text"] for li in table.root["children"][1]["children"]
+    ]
+    assert texts == ["note 0", "note 2", "note 4"]
