@@ -9,13 +9,13 @@ limit of 50 events a second per tab.
 Two charms: the bundled counter (a four-node UI; a click changes one text
 node), and a notes list of 200 items where a click on one checkbox toggles that
 item. The notes figures show what a change costs when the view is large: the
-server re-renders the view and sends only the nodes that changed.
+server renders again only the nodes that show the changed cell, and sends
+only what changed.
 
-Figures, per charm: p50 and p99 from sending the event to its patch arriving,
-p99 to its ack, and the median number of patch operations per click. The
-counter's patch comes before its ack (the span shows the cell the handler
-wrote); the notes' patch may come just after it, since the list is a derived
-value computed once the handler's commit is in.
+Figures, per charm: p50 and p99 from sending the event to its first patch
+arriving, p99 to its ack, and the median number of patch operations per
+click. Every patch of a commit comes before its ack; the ack also waits for
+the derived values the commit changes (the notes' mapped list is recomputed).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def _clicks(url: str, owner: Identity, charm: str, tag: str, name: str, n:
                 )
             )
             patched = acked = False
-            while not (patched and acked):  # a mapped list's patch may follow the ack
+            while not (patched and acked):
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 if frame["type"] == "patch" and not patched:
                     patched = True
@@ -107,6 +107,8 @@ async def _clicks(url: str, owner: Identity, charm: str, tag: str, name: str, n:
                 if frame["type"] == "nack":
                     raise RuntimeError(f"refused: {frame}")
                 if frame["type"] == "ack" and frame["id"] == id:
+                    if not patched:
+                        raise RuntimeError(f"the ack of {id} came before its patch")
                     acked = True
                     to_ack.append(time.perf_counter() - sent)
     return to_patch, to_ack, ops

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from charmspace import Runtime
 from charmspace.errors import CycleError, ReadOnlyCellError
 from charmspace.runtime import Cell, ErrorReport, FakeClock
+from charmspace.runtime.transaction import Transaction
 from charmspace.types import SpaceDID
 
 
@@ -313,3 +315,23 @@ async def test_propagation_on_every_backend(runtime: Runtime) -> None:
     assert c.get() == 6
     await put(a, 5)
     assert c.get() == 15
+
+
+async def test_propagated_returns_once_the_commits_derived_values_are_in(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    unit = runtime.unit(space, "slow-doubler")
+    a = unit.cell("a", 1)
+
+    async def slow_double(a: int) -> int:
+        await asyncio.sleep(0.05)
+        return a * 2
+
+    doubled = unit.derive("doubled", slow_double, inputs=[a])
+    await unit.start()
+    tx = Transaction(runtime, runtime.principal)
+    tx.write(a.address, 5)
+    seq = tx.commit().seq
+    assert doubled.get() == 2  # the commit alone does not wait for what it derives
+    await asyncio.wait_for(runtime.propagated(space, seq), 5)
+    assert doubled.get() == 10

@@ -196,6 +196,22 @@ async def test_edits_write_the_bound_cell_once_and_a_derived_cell_refuses(
     assert await alice.cell(alice.did, charm, "upper").get() == "HI"
 
 
+async def test_the_patch_of_a_derived_value_comes_before_the_ack_of_its_commit(
+    server: ServerProcess, alice: AsyncClient
+) -> None:
+    """Regression: the patch of a derived value (here ``upper``) could follow the ack."""
+    charm = (await alice.charms.create("form"))["id"]
+    async with page(server) as tab:
+        await open_counter(tab, alice.did, charm)
+        for word in ("hi", "there", "again"):
+            edit = await tab.send("edit", view="v1", node="0.0", prop="value", value=word)
+            ack, before = await tab.until("ack", edit)
+            ops = [op for f in before if f["type"] == "patch" for op in f["ops"]]
+            assert {"op": "text", "node": "0.5.0", "value": word.upper()} in ops
+            assert {"op": "bind", "node": "0.1", "prop": "value", "value": word.upper()} in ops
+            assert all(f["commit"] >= ack["commit"] for f in before if f["type"] == "patch")
+
+
 async def test_a_failing_handler_is_nacked_and_the_charm_error_is_sent(
     server: ServerProcess, alice: AsyncClient
 ) -> None:

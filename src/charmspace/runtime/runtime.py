@@ -254,6 +254,26 @@ class Runtime:
             return 0
         return min(marks) if marks else None
 
+    async def propagated(self, space: SpaceDID, seq: int) -> None:
+        """Return once every derived value reading ``space`` took in its commits up to ``seq``.
+
+        Why callers wait: a commit's effect includes the derived values it
+        changes, so whoever reports the commit as done (the web shell's ``ack``)
+        shows them first. Unbounded: bound it with ``asyncio.wait_for``.
+        """
+        while True:
+            behind = [
+                p
+                for p in tuple(self._followers.get(space, ()))
+                if p.busy or p.processed.get(space, 0) < seq
+            ]
+            if not behind:
+                return
+            if any(p.busy for p in behind):
+                await asyncio.gather(*(p.settled() for p in behind if p.busy))
+            else:  # the commit's notice has not reached them yet
+                await asyncio.sleep(0.001)
+
     def unfollow(self, space: SpaceDID, propagator: Propagator) -> None:
         followers = self._followers.get(space)
         if followers is not None:

@@ -8,10 +8,15 @@ connection's next ``seq``. docs/shell.md describes every field.
 
 Why the server holds so little: a view is its charm plus the last tree sent, and
 both are rebuilt from cells, so a restart loses nothing the page cannot get
-back by opening its views again. Frames are handled one at a time in arrival
-order; after an event or edit commits, the views of that space are re-rendered
-and their patches queued *before* the ``ack`` naming the commit, so the page
-never sees an acknowledged commit whose effect it has not been shown.
+back by opening its views again. The connection listens to every space its
+views read (an embedded charm's too, if the user may read it); a commit marks
+the documents it changed, and one refresh per loop turn renders again only
+the nodes that read them (:meth:`~charmspace.server.views.Table.update`): one
+patch per view. Frames are handled one at a time in arrival order; after an
+event or edit commits, its patch is queued at once, then the space's derived
+values are awaited (bounded by ``PROPAGATION_WAIT``) and theirs queued, all
+*before* the ``ack`` naming the commit, so the page never sees an acknowledged
+commit whose effect it has not been shown.
 
 A client frame id (``"<tab>:<n>"``) is recorded with the commit it causes: an
 event's in the target charm's inbox (the same record that makes a durable send
@@ -31,22 +36,22 @@ import re
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from charmspace.errors import CharmspaceError, SchemaError
 from charmspace.facade import Runtime
 from charmspace.identity import is_did
-from charmspace.patterns.render import render_ui
+from charmspace.patterns.render import UI_KEY
 from charmspace.runtime import outbox
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.schema import json_schema_for
 from charmspace.runtime.stream import Delivery
-from charmspace.runtime.transaction import Transaction
+from charmspace.runtime.transaction import DocKey, Transaction
 from charmspace.server.deps import acting, charm_id, require, require_charm
 from charmspace.server.errors import BadRequestError, ServerBusyError, error_body
-from charmspace.server.views import Table, build, diff
+from charmspace.server.views import Table, render
 from charmspace.storage import Capability
 from charmspace.storage.ids import entity_id
 from charmspace.storage.model import Change
@@ -60,6 +65,8 @@ log = logging.getLogger(__name__)
 VERSION = 1
 MAX_VIEWS = 64
 MAX_EVENTS_PER_SECOND = 50
+PROPAGATION_WAIT = 2.0
+"""Seconds an ``ack`` waits for the derived values of its commit before it is sent anyway."""
 DEDUP_WINDOW = 1024
 """Frame numbers of one tab that the dedup records remember (newest first)."""
 
@@ -82,6 +89,8 @@ class View:
     error: JSONValue = None
     jobs: JSONValue = None
     seen: int = 0  # the space's commit the last rendering is current as of
+    changed: set[DocKey] = field(default_factory=set)  # read by the view, changed since
+    check_error: bool = False  # a commit of its space since the error cell was last read
 
 
 @dataclass(eq=False, slots=True)
@@ -108,7 +117,7 @@ class ViewProtocol:
         self.tab: str | None = None
         self.views: dict[str, View] = {}
         self.unsubscribers: dict[SpaceDID, Callable[[], None]] = {}
-        self.dirty: set[SpaceDID] = set()
+        self.notified: dict[SpaceDID, int] = {}  # per space: the last commit heard of
         self.refresh_scheduled = False
         self.loop = asyncio.get_running_loop()
         self.events: list[float] = []
@@ -197,12 +206,21 @@ class ViewProtocol:
         with acting(self.principal):
             running = await self.runtime.charms.get(space, cid)
         view = View(name, space, cid, running, Table(None))
-        commit = self._head(space)
-        view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
-        view.seen = commit
+        previous = self.views.get(name)
         self.views[name] = view
-        if space not in self.unsubscribers:
-            self.unsubscribers[space] = self.runtime.storage.subscribe(space, self._notified)
+        self._subscribe()  # before the rendering: no commit slips in between unheard
+        commit = self._head(space)
+        try:
+            view.table = self._render(view)  # a UI that cannot be shown is refused, not kept
+        except BaseException:
+            if previous is None:
+                del self.views[name]
+            else:
+                self.views[name] = previous
+            self._subscribe()
+            raise
+        view.seen = commit
+        self._subscribe()  # the spaces of embedded charms, now that they are known
         self.enqueue(
             {"type": "mount", "view": view.name, "commit": commit, "root": view.table.root}
         )
@@ -210,9 +228,8 @@ class ViewProtocol:
         self.enqueue({"type": "ack", "id": id, "commit": commit})
 
     def _close(self, id: str, frame: dict[str, Any]) -> None:
-        view = self.views.pop(_view_name(frame), None)
-        if view is not None and not any(v.space == view.space for v in self.views.values()):
-            self.unsubscribers.pop(view.space)()
+        if self.views.pop(_view_name(frame), None) is not None:
+            self._subscribe()
         self.enqueue({"type": "ack", "id": id, "commit": None})
 
     async def _event(self, id: str, frame: dict[str, Any]) -> None:
@@ -253,11 +270,11 @@ class ViewProtocol:
             self.runtime.scheduler.dispatch(target, event, self.principal, delivery, send=send)
         result = await delivery
         if not result.ok:
-            await self._refresh()  # the charm's error cell, if the handler failed
+            await self._shown(stream.space, self._head(stream.space))  # the charm's error cell
             self.enqueue({"type": "nack", "id": id, "error": _handler_error(result.error)})
             return
         commit = result.seq or self._head(stream.space)
-        await self._refresh()
+        await self._shown(stream.space, commit)
         self.enqueue({"type": "ack", "id": id, "commit": commit})
 
     async def _edit(self, id: str, frame: dict[str, Any]) -> None:
@@ -292,7 +309,7 @@ class ViewProtocol:
             if tx.state == "open":
                 tx.abort()
             raise
-        await self._refresh()
+        await self._shown(cell.space, commit or self._head(cell.space))
         self.enqueue({"type": "ack", "id": id, "commit": commit})
 
     # --- rendering ----------------------------------------------------------------------
@@ -311,7 +328,7 @@ class ViewProtocol:
 
     def _render(self, view: View) -> Table:
         try:
-            return build(render_ui(view.charm, self.principal))
+            return render(self.runtime, self.principal, view.charm.result.address.key(UI_KEY))
         except ValueError as error:
             raise BadRequestError(f"The charm's UI cannot be shown: {error}.") from None
 
@@ -330,45 +347,122 @@ class ViewProtocol:
             view.jobs = jobs
             self.enqueue({"type": "jobs", "view": view.name, "jobs": jobs})
 
+    def _subscribe(self) -> None:
+        """Listen to every space a view shows (embedded charms' too), and to no other.
+
+        A space is only listened to if the user may read it: what the page is
+        shown is read as the user, so another space's commits concern it only then.
+        """
+        wanted: set[SpaceDID] = set()
+        for view in self.views.values():
+            wanted.add(view.space)
+            wanted.update(view.table.spaces)
+        for space in [s for s in self.unsubscribers if s not in wanted]:
+            self.unsubscribers.pop(space)()
+            self.notified.pop(space, None)
+        for space in wanted - self.unsubscribers.keys():
+            try:
+                require(self.runtime, space, self.principal, Capability.READ, "show a charm")
+            except CharmspaceError:
+                continue
+            self.notified[space] = self._head(space)
+            self.unsubscribers[space] = self.runtime.storage.subscribe(space, self._notified)
+
     def _notified(self, change: Change) -> None:
         # The committing thread: only schedule (storage holds the space's commit order).
-        self.loop.call_soon_threadsafe(self._changed, change.space, change.seq)
+        self.loop.call_soon_threadsafe(self._changed, change)
 
-    def _changed(self, space: SpaceDID, seq: int) -> None:
-        if all(v.seen >= seq for v in self.views.values() if v.space == space):
-            return  # already shown: rendered after that commit (an event's own, say)
-        self.dirty.add(space)
+    def _changed(self, change: Change) -> None:
+        """Note what ``change`` changed in each view; one refresh per loop turn shows it all."""
+        space = change.space
+        if space not in self.unsubscribers:
+            return
+        if change.seq > self.notified.get(space, 0):
+            self.notified[space] = change.seq
+        keys = {(space, id) for id in change.ids}
+        for view in self.views.values():
+            if view.space == space:
+                view.check_error = True
+            if view.table.affected(space, change.ids) or (
+                view.table.root is None and view.space == space
+            ):
+                view.changed |= keys
         if not self.refresh_scheduled:
             self.refresh_scheduled = True
-            self.loop.call_soon(lambda: self.loop.create_task(self._refresh()))
+            self.loop.call_soon(self._refresh)
 
-    async def _refresh(self) -> None:
-        """Re-render the views whose space changed; one patch per view, if anything changed."""
+    async def _shown(self, space: SpaceDID, commit: int) -> None:
+        """Send the patches of ``commit`` and of the derived values it changes, in that order.
+
+        The commit's own cells are shown at once; then the wait (bounded) for
+        the space's propagation of the commit, and the patches of what it
+        derived: all before the ``ack`` that names the commit.
+        """
+        await self._heard(space, commit)
+        self._refresh()
+        try:
+            await asyncio.wait_for(self.runtime.propagated(space, commit), PROPAGATION_WAIT)
+        except TimeoutError:
+            log.info(
+                "acknowledging a commit before its derived values settled", extra={"space": space}
+            )
+        for followed in list(self.unsubscribers):
+            await self._heard(followed, self._head(followed))
+        self._refresh()
+
+    async def _heard(self, space: SpaceDID, seq: int) -> None:
+        """Wait (briefly) until the notice of ``space``'s commit ``seq`` arrived."""
+        if space not in self.unsubscribers:
+            return
+        for _ in range(1000):
+            if self.notified.get(space, 0) >= seq:
+                return
+            await asyncio.sleep(0.001)
+
+    def _refresh(self) -> None:
+        """Patch each view with what changed since its last patch: one patch per view."""
         self.refresh_scheduled = False
+        resubscribe = False
         for view in list(self.views.values()):
-            if self.views.get(view.name) is not view:
+            if not view.changed and not view.check_error:
                 continue
-            commit = self._head(view.space)
-            try:
-                table = self._render(view)
-            except CharmspaceError as error:
-                self.enqueue({"type": "error", "view": view.name, "error": error_body(error)})
-                continue
-            except Exception:
-                log.exception("re-rendering view %s failed", view.name)
-                self.enqueue({"type": "error", "view": view.name, "error": _INTERNAL})
-                continue
-            ops = diff(view.table.root, table.root)
-            view.table = table
-            view.seen = commit
-            if ops and ops[0]["op"] == "root":
-                self.enqueue(
-                    {"type": "mount", "view": view.name, "commit": commit, "root": table.root}
-                )
-            elif ops:
-                self.enqueue({"type": "patch", "view": view.name, "commit": commit, "ops": ops})
-            self._send_error(view)
-        self.dirty.clear()
+            changed, view.changed = view.changed, set()
+            if changed:
+                before = view.table.spaces
+                commit = self._head(view.space)
+                try:
+                    ops = view.table.update(
+                        self.runtime,
+                        self.principal,
+                        view.charm.result.address.key(UI_KEY),
+                        changed,
+                    )
+                except Exception as error:  # shown as the view's error; next commit, a new mount
+                    view.table = Table(None)
+                    if isinstance(error, CharmspaceError):
+                        body = error_body(error)
+                    elif isinstance(error, ValueError):  # too many nodes, say
+                        shown = BadRequestError(f"The charm's UI cannot be shown: {error}.")
+                        body = error_body(shown)
+                    else:
+                        log.exception("re-rendering view %s failed", view.name)
+                        body = _INTERNAL
+                    self.enqueue({"type": "error", "view": view.name, "error": body})
+                    continue
+                view.seen = commit
+                if ops and ops[0]["op"] == "root":
+                    root = view.table.root
+                    self.enqueue(
+                        {"type": "mount", "view": view.name, "commit": commit, "root": root}
+                    )
+                elif ops:
+                    self.enqueue({"type": "patch", "view": view.name, "commit": commit, "ops": ops})
+                resubscribe = resubscribe or view.table.spaces != before
+            if view.check_error:
+                view.check_error = False
+                self._send_error(view)
+        if resubscribe:
+            self._subscribe()
 
     def _head(self, space: SpaceDID) -> int:
         return self.runtime.storage.head(space, self.principal)
