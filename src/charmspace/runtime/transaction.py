@@ -147,7 +147,10 @@ class Transaction:
         cached = self._cache.get(key, _ABSENT)
         if cached is not _ABSENT:
             return cached  # type: ignore[return-value]
-        rev = self.runtime.storage.read(space, id, self.principal)
+        storage = self.runtime.storage
+        if storage.unsettled(space, id):
+            storage.settle(space)  # the older value would only conflict at commit
+        rev = storage.read(space, id, self.principal)
         if track and key not in self._reads:
             self._reads[key] = rev.seq
         if space == self.home and (self.writer is None or self.writer == space):
@@ -467,6 +470,7 @@ class Transaction:
             if space == self.writer:
                 continue
             try:
+                storage.settle(space)  # validated against every commit, durable or not
                 storage.head(space, self.principal)
                 for (s, id), seen in self._reads.items():
                     if s == space:
