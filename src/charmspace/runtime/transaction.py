@@ -393,10 +393,10 @@ class Transaction:
         self._before_commit.append(callback)
 
     def on_applied(self, callback: Callable[[], None]) -> None:
-        """Run ``callback()`` once the commit is applied: later transactions see it.
+        """Run ``callback()`` once the commit is applied: later commits are validated against it.
 
-        With a grouped commit that is before it is durable; if the group then
-        fails, the ``on_abort`` callbacks run.
+        With a grouped commit that is before it is durable (and before anyone
+        reads it); if the group then fails, the ``on_abort`` callbacks run.
         """
         self._check_open()
         self._on_applied.append(callback)
