@@ -21,7 +21,9 @@ from charmspace.errors import (
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, CommitResult, link_to
 from charmspace.storage import Capability, entity_id
+from charmspace.testing import ManualFlush
 from charmspace.types import SpaceDID
+from charmspace.values import getpath
 
 PASSPHRASE = "runtime suite: user"  # the conftest's USER, for a runtime in another process
 USER = Identity.from_passphrase(PASSPHRASE)
@@ -529,3 +531,94 @@ async def test_a_row_read_that_changed_before_the_commit_conflicts(
             tx.write_row(space, "box", "k", 3)
     row = runtime.storage.row(space, "box", "k", runtime.principal)
     assert row is not None and row.value == 2
+
+
+# --- a commit is seen only once it is durable -------------------------------------------
+
+
+async def _pending_handler_commit(
+    runtime: Runtime, space: SpaceDID
+) -> tuple[Cell[int], Any, ManualFlush, int]:
+    """A counter whose handler set 1, applied but (on SQLite) not durable; and the head before."""
+    unit = runtime.unit(space, "durable counter")
+    value = unit.cell("value", 0)
+
+    def set_one(_event: Any, *, value: Cell[int]) -> None:
+        value.set(1)
+
+    stream = unit.handler("set", set_one, state={"value": value})
+    await unit.start()
+    await runtime.idle()
+    runtime.storage.flush_scheduler = manual = ManualFlush()
+    head = runtime.storage.head(space, USER.did)
+    delivery = stream.send({})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return value, delivery, manual, head
+
+
+async def test_a_handler_commit_is_seen_by_others_only_once_durable(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    value, delivery, manual, head = await _pending_handler_commit(runtime, space)
+    storage, address = runtime.storage, value.address
+    if storage.backend.batches:  # applied, validated against, but not seen yet
+        assert storage.head(space, USER.did) == head
+        assert not delivery.done  # the writer's own wait is not over either
+        rev = storage.read(space, address.id, USER.did)
+        assert getpath(rev.value, address.path) == 0 and rev.seq <= head
+        assert storage.log(space, USER.did, since=head) == []
+        manual.run()
+    assert delivery.done and delivery.result is not None and delivery.result.ok
+    assert storage.head(space, USER.did) == delivery.result.seq == head + 1
+    assert [e.seq for e in storage.log(space, USER.did, since=head)] == [head + 1]
+    assert value.get() == 1
+
+
+async def test_a_transaction_never_reads_a_value_that_is_not_durable(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    """It makes the pending group durable first: an older value would only conflict."""
+    value, delivery, _manual, _head = await _pending_handler_commit(runtime, space)
+    async with runtime.edit():
+        assert value.get() == 1
+        assert delivery.done  # the value it read was durable when it read it
+    assert delivery.result is not None and delivery.result.ok
+
+
+async def test_a_read_that_raced_a_pending_commit_conflicts_and_runs_again(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    """Commits are validated against pending ones: two increments never lose one."""
+    unit = runtime.unit(space, "racing counter")
+    value = unit.cell("value", 0)
+    gate = asyncio.Event()
+    runs: list[int] = []
+
+    async def slow_increment(_event: Any, *, value: Cell[int]) -> None:
+        seen = value.get()
+        runs.append(seen)
+        await gate.wait()
+        value.set(seen + 1)
+
+    def increment(_event: Any, *, value: Cell[int]) -> None:
+        value.set(value.get() + 1)
+
+    slow = unit.handler("slow", slow_increment, state={"value": value})
+    other = runtime.unit(space, "another writer")  # a charm of its own: not queued behind slow
+    fast = other.handler("fast", increment, state={"value": value})
+    await unit.start()
+    await other.start()
+    runtime.storage.flush_scheduler = manual = ManualFlush()
+    slow_call = asyncio.create_task(slow.call({}))
+    await asyncio.sleep(0.01)
+    fast.send({})
+    await asyncio.sleep(0.01)  # fast's commit is applied; on SQLite not durable yet
+    gate.set()
+    while not slow_call.done():
+        manual.run()
+        await asyncio.sleep(0.001)
+    result = slow_call.result()
+    manual.run()
+    assert result.ok and value.get() == 2
+    assert runs[0] == 0 and runs[-1] == 1  # ran again after the conflict, on the durable value

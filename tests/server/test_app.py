@@ -11,6 +11,7 @@ from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
 from charmspace.signing import b64encode
 from charmspace.storage.proof import creation_proof
+from charmspace.testing import ManualFlush
 
 
 async def test_health_and_meta_need_no_signature(served: InProcess) -> None:
@@ -211,3 +212,54 @@ async def test_openapi_documents_every_route_and_the_signature(served: InProcess
         "/api/spaces/{space}/docs/{id}",
     } <= paths
     assert "CharmspaceSignature" in schema["components"]["securitySchemes"]
+
+
+async def test_wait_commit_answers_once_durable_and_no_read_sees_the_commit_before(
+    served: InProcess, alice: AsyncClient
+) -> None:
+    """A handler's commit is applied at once but seen by no request before it is durable."""
+    charm = (await alice.charms.create("counter"))["id"]
+    await alice.stream(alice.did, charm, "increment").call({})
+    runtime = served.app.state.runtime
+    await runtime.idle()  # the derived value's commit too
+    head = await alice.spaces.head(alice.did)
+    usual, manual = runtime.storage.flush_scheduler, ManualFlush()
+    runtime.storage.flush_scheduler = manual
+    posting = asyncio.create_task(alice.stream(alice.did, charm, "increment").send({}, wait=True))
+    for _ in range(200):  # until the handler's commit is applied (not durable: not flushed)
+        if runtime.storage.durable_head(alice.did) < runtime.storage.backend.head(alice.did):
+            break
+        await asyncio.sleep(0.005)
+    assert runtime.storage.durable_head(alice.did) < runtime.storage.backend.head(alice.did)
+    assert not posting.done()
+    assert await alice.spaces.head(alice.did) == head
+    assert await alice.spaces.log(alice.did, since=head) == []
+    manual.run()
+    result = await posting
+    assert result["ok"] and result["seq"] == head + 1
+    assert await alice.spaces.head(alice.did) == head + 1
+    assert await alice.cell(alice.did, charm, "value").get() == 2
+    runtime.storage.flush_scheduler = usual
+    manual.run()
+
+
+async def test_a_cell_read_makes_a_pending_commit_durable_before_answering(
+    served: InProcess, alice: AsyncClient
+) -> None:
+    charm = (await alice.charms.create("counter"))["id"]
+    await alice.stream(alice.did, charm, "increment").call({})
+    runtime = served.app.state.runtime
+    await runtime.idle()
+    usual = runtime.storage.flush_scheduler
+    runtime.storage.flush_scheduler = ManualFlush()  # never run: only the read settles
+    posting = asyncio.create_task(alice.stream(alice.did, charm, "increment").send({}, wait=True))
+    for _ in range(200):
+        if runtime.storage.durable_head(alice.did) < runtime.storage.backend.head(alice.did):
+            break
+        await asyncio.sleep(0.005)
+    assert runtime.storage.durable_head(alice.did) < runtime.storage.backend.head(alice.did)
+    assert not posting.done()
+    assert await alice.cell(alice.did, charm, "value").get() == 2  # the only flush: the read's
+    assert (await posting)["ok"]
+    runtime.storage.flush_scheduler = usual
+    runtime.storage.flush()

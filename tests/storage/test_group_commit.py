@@ -30,24 +30,65 @@ def grouped(storage: Storage) -> ManualFlush:
     return scheduler
 
 
-def test_grouped_commits_are_seen_at_once_and_announced_when_durable(
+def test_grouped_commits_are_validated_at_once_and_seen_when_durable(
     storage: Storage, space: SpaceDID, owner: DID, grouped: ManualFlush
 ) -> None:
     changes: list[Change] = []
     storage.subscribe(space, changes.append)
     durable: list[object] = []
+    storage.commit(Commit(space, owner, {Y: "before"}))
     first = storage.commit(Commit(space, owner, {X: 1}), on_durable=durable.append)
     second = storage.commit(
         Commit(space, owner, {X: 2}, reads={X: first}), on_durable=durable.append
     )
-    assert (first, second) == (1, 2)
-    assert storage.read(space, X, owner).value == 2  # this process sees it already
+    assert (first, second) == (2, 3)  # the second was validated against the first
     if storage.backend.batches:
-        assert changes == [] and durable == []
+        assert changes[1:] == [] and durable == []
         assert len(grouped.requested) == 1  # one flush for the whole group
+        # Nothing of the group is seen before it is durable: not the value,
+        # not the head, not the log, not a point-in-time read past it.
+        assert storage.read(space, X, owner) == storage.read(space, X, owner, at=1)
+        assert storage.read(space, X, owner).value is None
+        assert storage.read(space, X, owner, at=3).value is None
+        assert storage.read(space, Y, owner).value == "before"
+        assert storage.head(space, owner) == 1
+        assert [e.seq for e in storage.log(space, owner)] == [1]
+        assert storage.unsettled(space, X) and not storage.unsettled(space, Y)
     grouped.run()
-    assert [c.seq for c in changes] == [1, 2]
+    assert storage.read(space, X, owner).value == 2
+    assert storage.read(space, X, owner, at=2).value == 1
+    assert storage.head(space, owner) == 3
+    assert [e.seq for e in storage.log(space, owner)] == [1, 2, 3]
+    assert [c.seq for c in changes] == [1, 2, 3]
     assert durable == [None, None]
+    assert not storage.unsettled(space, X)
+
+
+def test_a_commit_that_read_the_durable_value_conflicts_with_a_pending_one(
+    storage: Storage, space: SpaceDID, owner: DID, grouped: ManualFlush
+) -> None:
+    durable: list[object] = []
+    storage.commit(Commit(space, owner, {X: 1}), on_durable=durable.append)
+    seen = storage.read(space, X, owner).seq  # 0 on SQLite: the group is pending
+    if storage.backend.batches:
+        with pytest.raises(ConflictError):
+            storage.commit(Commit(space, owner, {X: 99}, reads={X: seen}))
+    grouped.run()
+    assert storage.read(space, X, owner).value == 1
+    assert durable == [None]
+
+
+def test_settle_makes_the_group_durable_now(
+    storage: Storage, space: SpaceDID, owner: DID, grouped: ManualFlush
+) -> None:
+    durable: list[object] = []
+    storage.commit(Commit(space, owner, {X: 1}), on_durable=durable.append)
+    storage.settle(space)
+    assert durable == [None]
+    assert storage.read(space, X, owner).value == 1
+    assert not storage.unsettled(space, X)
+    grouped.run()  # nothing left to do
+    assert durable == [None]
 
 
 def test_a_conflict_inside_a_group_writes_nothing_and_keeps_the_group(

@@ -18,6 +18,7 @@ from charmspace.types import EntityId, SpaceDID
 
 if TYPE_CHECKING:
     from charmspace.runtime.runtime import Runtime
+    from charmspace.runtime.transaction import CommitResult, Transaction
     from charmspace.runtime.unit import Unit
 
 
@@ -47,6 +48,15 @@ class SpaceHost:
         for action in unit.actions:
             self.propagator.remove(action)
         self.units.pop(unit.id, None)
+
+    async def commit(self, tx: Transaction) -> CommitResult:
+        """Commit ``tx`` (which writes this space) and return once it is durable.
+
+        Through the runtime's :class:`~charmspace.storage.interface.SpaceStore`:
+        the commit joins the space's group, and nobody — this caller included —
+        sees it before it is durable.
+        """
+        return await tx.commit_to(self.runtime.store)
 
     def stop(self) -> None:
         self.propagator.stop()

@@ -37,6 +37,7 @@ from charmspace.runtime.transaction import (
 from charmspace.runtime.unit import HandlerSpec, Unit
 from charmspace.storage import Change, Storage, open_storage
 from charmspace.storage.ids import entity_id
+from charmspace.storage.interface import AsyncStorage, SpaceStore
 from charmspace.storage.proof import creation_proof
 from charmspace.types import DID, EntityId, JSONValue, PathSegment, SpaceDID
 
@@ -109,7 +110,14 @@ class Edit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        tx = self.tx
+        if exc is not None or tx.state != "open" or tx.writer is None:
+            self.__exit__(exc_type, exc, tb)
+            return
+        if self._token is not None:
+            context.leave(self._token)
+            self._token = None
+        await tx.runtime.host(tx.writer).commit(tx)
 
 
 class Runtime:
@@ -138,6 +146,8 @@ class Runtime:
         elif storage.service is None:
             storage.service = self.service.did
         self.storage = storage
+        self.store: SpaceStore = AsyncStorage(storage)
+        """Storage as the space hosts use it: a commit through it returns once it is durable."""
         self.clock: Clock = clock or SystemClock()
         self.random = random or random_module.Random()
         self.call_timeout = call_timeout

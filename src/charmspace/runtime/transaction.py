@@ -15,6 +15,7 @@ result when it reads again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from charmspace.values import FrozenDict, FrozenList, freeze, getpath, list_inde
 if TYPE_CHECKING:
     from charmspace.runtime.outbox import Staged
     from charmspace.runtime.runtime import Runtime
+    from charmspace.storage.interface import SpaceStore
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,10 @@ class Transaction:
         cached = self._cache.get(key, _ABSENT)
         if cached is not _ABSENT:
             return cached  # type: ignore[return-value]
-        rev = self.runtime.storage.read(space, id, self.principal)
+        storage = self.runtime.storage
+        if storage.unsettled(space, id):
+            storage.settle(space)  # the older value would only conflict at commit
+        rev = storage.read(space, id, self.principal)
         if track and key not in self._reads:
             self._reads[key] = rev.seq
         if space == self.home and (self.writer is None or self.writer == space):
@@ -428,10 +433,10 @@ class Transaction:
         self._before_commit.append(callback)
 
     def on_applied(self, callback: Callable[[], None]) -> None:
-        """Run ``callback()`` once the commit is applied: later transactions see it.
+        """Run ``callback()`` once the commit is applied: later commits are validated against it.
 
-        With a grouped commit that is before it is durable; if the group then
-        fails, the ``on_abort`` callbacks run.
+        With a grouped commit that is before it is durable (and before anyone
+        reads it); if the group then fails, the ``on_abort`` callbacks run.
         """
         self._check_open()
         self._on_applied.append(callback)
@@ -451,32 +456,12 @@ class Transaction:
         sends — run once it is durable; ``result.ok`` is False if it could not
         be written after all.
         """
-        self._check_open()
-        for callback in self._before_commit:
-            callback(self)
-        if self._noop_spaces:
-            self._validate_noop_spaces()
-        if not self._writes and not self._rows:
-            self.state = "committed"
-            self.result = EMPTY_COMMIT
-            self._run_applied()
-            self._run_after_commit(EMPTY_COMMIT)
+        commit = self._seal()
+        if commit is None:
             if on_durable is not None:
                 on_durable(EMPTY_COMMIT)
             return EMPTY_COMMIT
-        space = self.writer
-        assert space is not None
-        reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
-        writes = {id: v for (s, id), v in self._writes.items()}
-        commit = Commit(
-            space,
-            self.principal,
-            writes,  # type: ignore[arg-type]
-            reads,
-            self.meta,
-            self._rows,  # type: ignore[arg-type]
-            {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
-        )
+        space = commit.space
         settled: list[BaseException | None] = []
 
         def durable(error: BaseException | None) -> None:
@@ -500,6 +485,84 @@ class Transaction:
             self._settle(settled[0], on_durable)
         return self.result
 
+    async def commit_to(self, store: SpaceStore) -> CommitResult:
+        """Commit through ``store``; return once durable, or raise having written nothing.
+
+        How a space's host commits (:meth:`SpaceHost.commit`): the commit joins
+        the space's group and the caller resumes only when no crash can undo it.
+        The after-commit callbacks run then. A caller cancelled meanwhile gets
+        ``CancelledError`` at once; the commit still completes (or fails) and
+        its callbacks (or abort callbacks) run when it does.
+        """
+        commit = self._seal()
+        if commit is None:
+            return EMPTY_COMMIT
+        self.state = "committing"
+        applying = asyncio.ensure_future(store.apply(commit))
+        try:
+            seq = await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            if not applying.done():
+                applying.add_done_callback(lambda done: self._applied_in_background(done, commit))
+                raise
+            seq = -1
+        except BaseException as e:
+            self._failed(e)
+            raise
+        if seq < 0:  # the caller was cancelled just as the commit ended
+            self._applied_in_background(applying, commit)
+            raise asyncio.CancelledError
+        return self._applied(commit.space, seq)
+
+    def _seal(self) -> Commit | None:
+        """Run the before-commit callbacks and validate no-op spaces; the commit to make.
+
+        None for a transaction that wrote nothing: it is committed here.
+        """
+        self._check_open()
+        for callback in self._before_commit:
+            callback(self)
+        if self._noop_spaces:
+            self._validate_noop_spaces()
+        if not self._writes and not self._rows:
+            self.state = "committed"
+            self.result = EMPTY_COMMIT
+            self._run_applied()
+            self._run_after_commit(EMPTY_COMMIT)
+            return None
+        space = self.writer
+        assert space is not None
+        reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
+        writes = {id: v for (s, id), v in self._writes.items()}
+        return Commit(
+            space,
+            self.principal,
+            writes,  # type: ignore[arg-type]
+            reads,
+            self.meta,
+            self._rows,  # type: ignore[arg-type]
+            {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
+        )
+
+    def _applied(self, space: SpaceDID, seq: int) -> CommitResult:
+        self.state = "committed"
+        self.result = CommitResult(True, space, seq)
+        self._run_applied()
+        self._run_after_commit(self.result)
+        return self.result
+
+    def _failed(self, error: BaseException) -> None:
+        self.state = "open"  # so that abort runs its callbacks
+        self.abort(rerun=self.rerun_on_conflict and isinstance(error, ConflictError))
+
+    def _applied_in_background(self, done: asyncio.Future[int], commit: Commit) -> None:
+        if done.cancelled():
+            self._failed(asyncio.CancelledError())
+        elif done.exception() is not None:
+            self._failed(done.exception())  # type: ignore[arg-type]
+        else:
+            self._applied(commit.space, done.result())
+
     def _validate_noop_spaces(self) -> None:
         """Raise ConflictError (aborting) if a read of a space written only by no-op
         writes changed since; the writer space's reads are validated by storage.
@@ -515,6 +578,7 @@ class Transaction:
             if space == self.writer:
                 continue
             try:
+                storage.settle(space)  # validated against every commit, durable or not
                 storage.head(space, self.principal)
                 for (s, id), seen in self._reads.items():
                     if s == space:

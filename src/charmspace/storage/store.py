@@ -116,10 +116,12 @@ class Storage:
         self._locks_guard = threading.Lock()
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
         self._pending: dict[SpaceDID, list[tuple[Change, OnDurable]]] = {}
+        self._unsettled: dict[SpaceDID, set[EntityId]] = {}
+        """Per space with a group in flight: the ids its commits wrote (reads of them go back)."""
         self._flush_requested = False
         self.retention = retention or Retention()
         """The policy of every space that has none of its own (:meth:`set_retention`)."""
-        self._floors: list[Floor] = []
+        self._floors: list[Floor] = [self._durable_floor]
         self.pruner = Pruner(backend, self.retention, clock, self._floors, prune_interval)
         self.flush_scheduler: Callable[[Callable[[], None]], None] | None = None
         """Set by an event loop owner (the runtime) to run ``flush`` soon, e.g. ``loop.call_soon``.
@@ -283,15 +285,57 @@ class Storage:
     def read(
         self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
     ) -> Revision:
-        """The document's current value and seq, or as of commit ``at``. Needs READ."""
+        """The document's latest durable value and seq, or as of commit ``at``. Needs READ.
+
+        A grouped commit still being made durable is not seen: a reader that
+        acted on its value (answered a client, wrote another space) would have
+        acted on a value that never existed if the group then failed or the
+        process died first. Its documents read as of the last durable commit.
+        """
         if type(principal) is not str or not principal:
             self._require_principal(principal, space, "read")
         self._check_id(space, id)
+        unsettled = self._unsettled.get(space)
+        if unsettled and (id in unsettled if at is None else True):
+            durable = self.durable_head(space)
+            if at is None or at > durable:
+                at = durable
         return self.backend.read(space, id, at, _Reader(self, principal))
 
+    def unsettled(self, space: SpaceDID, id: EntityId) -> bool:
+        """Whether a grouped commit of ``space`` that wrote ``id`` is not durable yet.
+
+        The runtime's own bookkeeping (no data, hence no principal): a
+        transaction about to read such a document makes the group durable first
+        (:meth:`settle`), since the older value it would read otherwise could
+        only make its commit conflict and its handler run again.
+        """
+        unsettled = self._unsettled.get(space)
+        return unsettled is not None and id in unsettled
+
+    def settle(self, space: SpaceDID) -> None:
+        """Make the space's group of commits durable now, rather than at the next :meth:`flush`.
+
+        If the group cannot be written its owners hear of it (as from
+        :meth:`flush`) and the caller goes on to read what is durable.
+        """
+        if not self._pending.get(space):
+            return
+        settle: list[Settle] = []
+        try:
+            with self._commit_lock(space):
+                self._flush_locked(space, settle)
+        except Exception:
+            log.exception("a group of commits could not be written", extra={"space": space})
+        finally:
+            _run(settle)
+
     def head(self, space: SpaceDID, principal: DID) -> int:
-        """The seq of the space's latest commit (0 for an empty space)."""
+        """The seq of the space's latest durable commit (0 for an empty space)."""
         self._check(space, principal, Capability.READ, "read")
+        pending = self._pending.get(space)
+        if pending:
+            return pending[0][0].seq - 1
         return self.backend.head(space)
 
     def durable_head(self, space: SpaceDID) -> int:
@@ -318,10 +362,11 @@ class Storage:
         every error case nothing is written.
 
         With ``on_durable`` the commit may be *grouped*: it is applied now (later
-        reads in this process see it, later commits are validated against it),
-        and made durable together with the others of this moment by
-        :meth:`flush`; then subscribers are notified and ``on_durable(None)`` is
-        called — or ``on_durable(error)`` if the group could not be written.
+        commits are validated against it, so one that read an older value
+        conflicts), and made durable together with the others of this moment
+        by :meth:`flush`; only then do reads see it, subscribers hear of it and
+        ``on_durable(None)`` is called — or ``on_durable(error)`` if the group
+        could not be written.
 
         The commit's rows (:class:`~charmspace.storage.model.Row`) are written
         with its documents, atomically, recording ``commit.principal`` as their
@@ -362,6 +407,7 @@ class Storage:
                 if defer:
                     assert on_durable is not None
                     self._pending.setdefault(space, []).append((change, on_durable))
+                    self._unsettled.setdefault(space, set()).update(change.ids)
                 else:
                     settle = self._durable(space)
                     if documents:
@@ -411,6 +457,7 @@ class Storage:
         the lock still held.
         """
         pending = self._pending.pop(space, None)
+        self._unsettled.pop(space, None)
         if not pending:
             return []
         for change, _ in pending:
@@ -419,6 +466,7 @@ class Storage:
         return [(on_durable, None) for _, on_durable in pending]
 
     def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
+        self._unsettled.pop(space, None)
         return [(on_durable, error) for _, on_durable in self._pending.pop(space, None) or ()]
 
     def _check_id(self, space: SpaceDID, id: object) -> None:
@@ -558,9 +606,13 @@ class Storage:
     def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
     ) -> list[LogEntry]:
-        """Commits after seq ``since``, oldest first: who, when, which ids (no values)."""
+        """Durable commits after seq ``since``, oldest first: who, when, which ids (no values)."""
         self._check(space, principal, Capability.READ, "read the log")
-        return self.backend.log(space, since, limit)
+        entries = self.backend.log(space, since, limit)
+        if self._pending.get(space):
+            durable = self.durable_head(space)
+            entries = [entry for entry in entries if entry.seq <= durable]
+        return entries
 
     def committer(self, space: SpaceDID, seq: int, principal: DID) -> DID | None:
         """Who made commit ``seq`` of ``space``, as storage recorded it (needs READ).
@@ -628,6 +680,10 @@ class Storage:
         finally:
             _run(settle)
         self.pruner.written(space)
+
+    def _durable_floor(self, space: SpaceDID) -> int | None:
+        """Keep the history a read of a space with a group in flight is served from."""
+        return self.durable_head(space) if self._pending.get(space) else None
 
     def add_floor(self, floor: Floor) -> Callable[[], None]:
         """Never prune a space past ``floor(space)``; returns a function that removes it.

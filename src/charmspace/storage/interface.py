@@ -1,0 +1,140 @@
+"""The asynchronous storage interface a space's host needs, and its in-process implementation.
+
+Why asynchronous: a database server (PostgreSQL) answers over the network, so
+opening a space, reading, committing and listing the log are waits, not
+calls. The :class:`~charmspace.storage.store.Storage` facade over memory and
+SQLite answers in microseconds (reads come from a cache, a commit is one short
+SQLite transaction), so :class:`AsyncStorage` gives it this interface without
+moving work to threads.
+
+Why :meth:`SpaceStore.apply` returns only once the commit is durable: no one
+else sees a commit before then (see :meth:`Storage.read`), so a caller that
+went on earlier could answer a client with a value that never existed.
+
+Why a lease: for several processes to serve one directory (or one database),
+each space must have one host at a time, which runs its handlers and derived
+values. In one process the lease only orders hosts of this process; storage
+stays correct without it (commits are validated atomically everywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from charmspace.storage.model import Commit, LogEntry, Revision, SpaceRecord
+from charmspace.storage.store import Storage
+from charmspace.types import DID, EntityId, SpaceDID
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right of ``holder`` to host ``space`` until ``expires`` (a ``time.time()``)."""
+
+    space: SpaceDID
+    holder: DID
+    expires: float
+
+
+class SpaceStore(Protocol):
+    """What a space's host asks of storage. Every call acts as ``principal``.
+
+    A backend on a database server implements it directly (an async driver,
+    ``SELECT … FOR UPDATE`` or a seq check for the optimistic validation, an
+    advisory lock or a lease row for :meth:`lease`); the runtime never sees
+    which backend it runs on.
+    """
+
+    async def open_space(self, space: SpaceDID, principal: DID) -> SpaceRecord:
+        """The space's owner and ACL (needs READ); ``SpaceNotFoundError`` if there is none."""
+        ...
+
+    async def head(self, space: SpaceDID, principal: DID) -> int:
+        """The seq of the space's latest durable commit."""
+        ...
+
+    async def read(
+        self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
+    ) -> Revision:
+        """The document as of the latest durable commit, or as of commit ``at``."""
+        ...
+
+    async def apply(self, commit: Commit) -> int:
+        """Validate and write ``commit``; return its seq once it is durable (0: nothing written).
+
+        Raises :class:`~charmspace.errors.ConflictError` if a document it read
+        changed since — durable or not, so two writers never both win — and
+        every other refusal of :meth:`Storage.commit`, having written nothing.
+        """
+        ...
+
+    async def log(
+        self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
+    ) -> list[LogEntry]:
+        """Durable commits after seq ``since``, oldest first."""
+        ...
+
+    def lease(
+        self, space: SpaceDID, holder: DID, *, seconds: float = 30.0
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Hold the right to host ``space`` while the block runs (waits for the current holder)."""
+        ...
+
+
+class AsyncStorage:
+    """:class:`SpaceStore` over a :class:`Storage` (memory or SQLite), in one process.
+
+    Reads answer from the facade at once. :meth:`apply` commits at once and is
+    durable when it returns, making the space's open group durable with it.
+    The lease is a lock per space, held in this process only: another process
+    on the same directory is not kept out (SQLite's write lock and the
+    optimistic check keep the data right; two hosts would only both run the
+    space's derived values).
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._leases: dict[SpaceDID, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"AsyncStorage({self.storage!r})"
+
+    async def open_space(self, space: SpaceDID, principal: DID) -> SpaceRecord:
+        return self.storage.space(space, principal)
+
+    async def head(self, space: SpaceDID, principal: DID) -> int:
+        return self.storage.head(space, principal)
+
+    async def read(
+        self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
+    ) -> Revision:
+        return self.storage.read(space, id, principal, at=at)
+
+    async def apply(self, commit: Commit) -> int:
+        # Durable when the facade returns: one COMMIT (tens of µs with synchronous=NORMAL;
+        # B1 in docs/benchmarks.md), which makes the space's open group durable with it.
+        # Not grouped: a group holds the space's write lock until the next event-loop
+        # turn, and another Storage on the same directory in this thread would wait
+        # for it with the loop blocked.
+        return self.storage.commit(commit)
+
+    async def log(
+        self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
+    ) -> list[LogEntry]:
+        return self.storage.log(space, principal, since=since, limit=limit)
+
+    def lease(
+        self, space: SpaceDID, holder: DID, *, seconds: float = 30.0
+    ) -> AbstractAsyncContextManager[Lease]:
+        return self._lease(space, holder, seconds)
+
+    @asynccontextmanager
+    async def _lease(self, space: SpaceDID, holder: DID, seconds: float) -> AsyncIterator[Lease]:
+        self.storage.space(space, holder)  # only someone who may read the space hosts it
+        lock = self._leases.setdefault(space, asyncio.Lock())
+        async with lock:
+            yield Lease(space, holder, time.time() + seconds)
