@@ -8,7 +8,8 @@ the refresh cycle shows within a minute.
 
 One :class:`DemoClock` is the runtime's, the Google client's and the fakes'
 time. It runs with the wall clock, and ``POST /_demo/clock {"advance": s}``
-moves it ahead (to watch a token expire without waiting). Request signatures
+moves it ahead (to watch a token expire without waiting). ``GET /_demo/status``
+counts the fakes' calls; ``POST /_demo/faults`` makes the fake Google fail. Request signatures
 and browser sessions keep real time: they never read this clock. None of this
 exists unless the server was started with ``--demo``.
 """
@@ -109,6 +110,7 @@ class DemoWorld:
             routes=[
                 Route("/clock", self._advance, methods=["POST"]),
                 Route("/status", self._status, methods=["GET"]),
+                Route("/faults", self._faults, methods=["POST"]),
                 Mount("/google", self.google),
                 Mount("/gmail", self.gmail),
                 Mount("/llm", self.llm),
@@ -175,17 +177,29 @@ class DemoWorld:
             or not isinstance(seconds, int | float)
             or not 0 < seconds <= MAX_ADVANCE
         ):
-            return JSONResponse(
-                {
-                    "error": {
-                        "type": "BadRequest",
-                        "message": 'Send {"advance": SECONDS}: a number of seconds greater '
-                        f"than 0 and at most {int(MAX_ADVANCE)}.",
-                    }
-                },
-                status_code=400,
+            return _bad_request(
+                'Send {"advance": SECONDS}: a number of seconds greater than 0 and at most '
+                f"{int(MAX_ADVANCE)}."
             )
         await self.clock.advance(float(seconds))
+        return JSONResponse(self._state())
+
+    async def _faults(self, request: Request) -> JSONResponse:
+        """Make the fake Google fail as Google can: ``{"drop": true}`` breaks its token
+        endpoint's connections, ``{"invalid_grant": true}`` refuses refreshes; false heals."""
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        if (
+            not isinstance(body, dict)
+            or not body
+            or not set(body) <= {"drop", "invalid_grant"}
+            or not all(isinstance(v, bool) for v in body.values())
+        ):
+            return _bad_request('Send {"drop": true|false} and/or {"invalid_grant": true|false}.')
+        self.google.drop = body.get("drop", self.google.drop)
+        self.google.invalid_grant = body.get("invalid_grant", self.google.invalid_grant)
         return JSONResponse(self._state())
 
     async def _status(self, request: Request) -> JSONResponse:
@@ -198,4 +212,9 @@ class DemoWorld:
             "google_calls": dict(self.google.calls),
             "gmail_calls": dict(self.gmail.calls),
             "llm_requests": len(self.llm.requests),
+            "faults": {"drop": self.google.drop, "invalid_grant": self.google.invalid_grant},
         }
+
+
+def _bad_request(message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": "BadRequest", "message": message}}, status_code=400)
