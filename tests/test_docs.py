@@ -438,9 +438,10 @@ OUTSIDE = [
     (re.compile(r"(?<![\w./-])shared/"), "the shared/ folder, which is not in the repository"),
     (re.compile(r"https?://\S+"), "a web address"),
     # An absolute path, except the kernel's (/proc/cpuinfo is on every machine) and the
-    # server's HTTP routes (/api/spaces/{space}/log is a URL template, not a file).
+    # server's HTTP routes (/api/spaces/{space}/log is a URL template, not a file;
+    # /_demo/ holds the demo server's fakes).
     (
-        re.compile(r"(?<![\w:/.~}-])~?/(?!proc/|sys/|dev/|api/)[A-Za-z_][\w.-]*/"),
+        re.compile(r"(?<![\w:/.~}-])~?/(?!proc/|sys/|dev/|api/|_demo/)[A-Za-z_][\w.-]*/"),
         "an absolute path",
     ),
 ]

@@ -214,6 +214,13 @@ class FakeGoogle:
         """Every access and refresh token this fake has issued (to look for leaks)."""
         return [*self._access, *self._grants]
 
+    def expire(self, token: str) -> None:
+        """End an access token's life now, while its holder still thinks it valid (as when
+        Google's clock and ours disagree): Gmail then refuses it with 401."""
+        access = self._access.get(token)
+        if access is not None:
+            access.expires_at = min(access.expires_at, self.clock.now())
+
     def issue(self, scope: list[str] | None = None) -> dict[str, Any]:
         """A grant made without the browser dance: the token response a sign-in would give."""
         grant = _Grant("1//" + secrets.token_urlsafe(32), list(scope or []), self.user.email)
