@@ -123,6 +123,12 @@ def test_the_control_routes_refuse_what_they_cannot_do(user: DemoUser) -> None:
         answer = user.http.post(f"/_demo/{path}", json=body)
         assert answer.status_code == 400, (path, body, answer.text)
         assert "Send {" in answer.json()["error"]["message"]
+    # A body another site's page could send without asking first (not JSON) is refused.
+    plain = user.http.post(
+        "/_demo/clock", content=b'{"advance": 600}', headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 400
+    assert user.demo("status")["offset"] == 0
 
 
 def test_a_server_without_demo_has_no_fakes_and_no_clock_control(tmp_path: Path) -> None:

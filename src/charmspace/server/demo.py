@@ -167,10 +167,7 @@ class DemoWorld:
             )
 
     async def _advance(self, request: Request) -> JSONResponse:
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         seconds = body.get("advance") if isinstance(body, dict) else None
         if (
             isinstance(seconds, bool)
@@ -187,10 +184,7 @@ class DemoWorld:
     async def _faults(self, request: Request) -> JSONResponse:
         """Make the fake Google fail as Google can: ``{"drop": true}`` breaks its token
         endpoint's connections, ``{"invalid_grant": true}`` refuses refreshes; false heals."""
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         if (
             not isinstance(body, dict)
             or not body
@@ -214,6 +208,17 @@ class DemoWorld:
             "llm_requests": len(self.llm.requests),
             "faults": {"drop": self.google.drop, "invalid_grant": self.google.invalid_grant},
         }
+
+
+async def _json_body(request: Request) -> Any:
+    """The JSON body, or None. Only ``application/json``: a page on another site cannot
+    send that without the browser asking first (and nothing here answers that ask)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return None
+    try:
+        return await request.json()
+    except ValueError:
+        return None
 
 
 def _bad_request(message: str) -> JSONResponse:
