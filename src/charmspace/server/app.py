@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -26,7 +27,6 @@ from charmspace.integrations.services import Services, configure
 from charmspace.patterns.registry import installed_patterns
 from charmspace.server import errors
 from charmspace.server.auth import Verifier
-from charmspace.server.demo import BANNER, PREFIX, DemoWorld
 from charmspace.server.middleware import RequestGate
 from charmspace.server.reload import PatternsDirectory
 from charmspace.server.routes import (
@@ -42,6 +42,9 @@ from charmspace.server.routes import (
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
+if TYPE_CHECKING:
+    from charmspace.server.demo import DemoWorld
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     demo: DemoWorld | None = None
     if settings.demo:
+        # Imported only here: a production server never loads the fakes.
+        from charmspace.server.demo import BANNER, DemoWorld
+
         assert settings.public_url is not None  # the settings refuse demo mode without it
         demo = DemoWorld(settings.public_url)
         settings = settings.model_copy(
@@ -113,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oauth.redirect_uri = settings.public_url + google_oauth.CALLBACK
     app.state.demo = demo
     if demo:  # only here: a production server has no fakes and no clock control
-        app.mount(PREFIX, demo.app, name="demo")
+        app.mount(demo.prefix, demo.app, name="demo")
     app.include_router(meta.router)
     app.include_router(spaces.router)
     app.include_router(charms.router)

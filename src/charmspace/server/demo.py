@@ -117,6 +117,8 @@ class DemoWorld:
             ]
         )
 
+    prefix = PREFIX
+
     @property
     def url(self) -> str:
         return self.base + PREFIX
