@@ -23,6 +23,10 @@ right before the opening fence; several may stand on consecutive lines):
   this interpreter's bin directory (the repository's ``.venv/bin``) first on PATH.
 - ``<!-- from the repository root -->``: the sh block runs in the repository's root
   instead (``bash scripts/demo``); such a block must not write into the repository.
+- ``<!-- serves -->``: the sh block starts a server that runs until stopped. It runs
+  with ``CHARMSPACE_PORT`` set to a free port and ``HOME`` and ``CHARMSPACE_DATA`` in
+  a scratch directory; it must answer ``/_health`` there, then it is stopped with
+  Ctrl-C (SIGINT to its process group) and must exit with status 0.
 - ``<!-- not run: REASON -->``: the block is not run (reported as a skip with REASON).
   Only for a block that runs this test suite itself (``bash scripts/test``).
 - A fence without a language (```) is output or a drawing, not code; any other
@@ -34,14 +38,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +60,7 @@ FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*(?P<body>.*?)\s*-->\s*$")
 FILE_BLOCK = re.compile(r"#\s*(?P<name>[\w.-]+\.py)\s*")
 TIMEOUT = 60
-MARKER_NAMES = ("continues", "raises", "not run", "from the repository root")
+MARKER_NAMES = ("continues", "raises", "not run", "from the repository root", "serves")
 
 
 @dataclass
@@ -82,6 +90,10 @@ class Block:
     @property
     def from_root(self) -> bool:
         return "from the repository root" in self.markers
+
+    @property
+    def serves(self) -> bool:
+        return "serves" in self.markers
 
     @property
     def not_run(self) -> str | None:
@@ -220,6 +232,8 @@ def run_sh(block: Block, work: Path, scratch: Path) -> Outcome:
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if block.serves:
+        return run_server(block, script, env, work, scratch)
     try:
         done = subprocess.run(
             ["bash", "-euo", "pipefail", str(script)],
@@ -235,6 +249,56 @@ def run_sh(block: Block, work: Path, scratch: Path) -> Outcome:
         output = f"{done.stdout}{done.stderr}"
         return Outcome(stdout=done.stdout, error=f"exit {done.returncode}:\n{output}")
     return Outcome(stdout=done.stdout)
+
+
+def run_server(
+    block: Block, script: Path, env: dict[str, str], work: Path, scratch: Path
+) -> Outcome:
+    """Start the block's server, wait for ``/_health``, press Ctrl-C: it must exit cleanly."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    home = scratch / f"home_{block.index}"
+    home.mkdir(exist_ok=True)
+    env = {
+        **{k: v for k, v in env.items() if not k.startswith("CHARMSPACE_")},
+        "HOME": str(home),
+        "CHARMSPACE_PORT": str(port),
+        "CHARMSPACE_DATA": str(home / "data"),
+    }
+    log = scratch / f"{block.doc.stem}_block_{block.index}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["bash", "-euo", "pipefail", str(script)],
+            cwd=ROOT if block.from_root else work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    healthy = False
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while not healthy and time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/_health", timeout=1)
+                healthy = answer.json() == {"ok": True}
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
+        try:
+            status = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            status = process.wait()
+    output = log.read_text(errors="replace")
+    if not healthy:
+        return Outcome(stdout=output, error=f"the server never answered /_health:\n{output}")
+    if status != 0:
+        return Outcome(stdout=output, error=f"exit {status} after Ctrl-C:\n{output}")
+    return Outcome(stdout=output)
 
 
 def run_doc(doc: Path, work: Path, scratch: Path) -> dict[int, Outcome]:
@@ -339,8 +403,8 @@ def marker_misuse(block: Block) -> str | None:
     python_only = ("continues", "raises")
     if block.language != "python" and any(m.split(":")[0] in python_only for m in block.markers):
         return "continues and raises are for python blocks"
-    if block.language != "sh" and block.from_root:
-        return "from the repository root is for sh blocks"
+    if block.language != "sh" and (block.from_root or block.serves):
+        return "from the repository root and serves are for sh blocks"
     if block.file_name is not None and block.markers:
         return f"a file block ({block.file_name}) is written, not run: it takes no marker"
     return None
@@ -374,9 +438,10 @@ OUTSIDE = [
     (re.compile(r"(?<![\w./-])shared/"), "the shared/ folder, which is not in the repository"),
     (re.compile(r"https?://\S+"), "a web address"),
     # An absolute path, except the kernel's (/proc/cpuinfo is on every machine) and the
-    # server's HTTP routes (/api/spaces/{space}/log is a URL template, not a file).
+    # server's HTTP routes (/api/spaces/{space}/log is a URL template, not a file;
+    # /_demo/ holds the demo server's fakes).
     (
-        re.compile(r"(?<![\w:/.~}-])~?/(?!proc/|sys/|dev/|api/)[A-Za-z_][\w.-]*/"),
+        re.compile(r"(?<![\w:/.~}-])~?/(?!proc/|sys/|dev/|api/|_demo/)[A-Za-z_][\w.-]*/"),
         "an absolute path",
     ),
 ]

@@ -4,7 +4,9 @@ The auth charm here is a stand-in of the contract's shape (tag ``#googleAuth``,
 result ``auth`` and ``refresh``; ``{"stale_token": …}`` events; failures as
 ``IntegrationError(reason)``), with :class:`TokenIssuer` standing in for
 Google's token endpoint. Fake Gmail and the scripted LLM are served over real
-HTTP on loopback ports.
+HTTP on loopback ports. :func:`google_world` swaps the stand-ins for the real
+``google_auth`` charm and ``FakeGoogle`` (served over HTTP too), whose live
+tokens are the ones the fake Gmail accepts.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.integrations.backoff import Backoff
 from charmspace.integrations.google.gmail import GMAIL_READONLY, GmailClient, needs_refresh
+from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings
 from charmspace.integrations.llm import LLMClient
 from charmspace.integrations.services import Services, configure, services_of
 from charmspace.library.gmail_agentic_search import gmail_agentic_search
+from charmspace.library.google_auth import google_auth
 from charmspace.patterns import Charm, Default, handler, now, pattern
 from charmspace.runtime import Cell, FakeClock
 from charmspace.testing._serve import serve_asgi
 from charmspace.testing.gmail import FakeGmail
+from charmspace.testing.google import FakeGoogle
 from charmspace.testing.llm import Policy, ScriptedLLM, Step
 
 USER = Identity.from_passphrase("gmail suite: user")
@@ -199,3 +204,81 @@ async def gmail_world(
     finally:
         await runtime.close()
         ISSUER.remove(issuer)
+
+
+@dataclass
+class GoogleWorld:
+    """The real ``google_auth`` charm, signed in at a fake Google served over HTTP, whose
+    live tokens are what the fake Gmail accepts."""
+
+    runtime: Runtime
+    clock: FakeClock
+    google: FakeGoogle
+    gmail: FakeGmail
+    auth_charm: Charm
+
+    def sign_in(self) -> dict[str, Any]:
+        """What the OAuth callback writes: a token Google issued, with its refresh token."""
+        return self.store(self.google.issue([GMAIL_READONLY]), self.clock.now())
+
+    def store(self, issued: dict[str, Any], issued_at: float) -> dict[str, Any]:
+        """Write a token Google issued at ``issued_at`` into the auth charm."""
+        auth = {
+            "token": issued["access_token"],
+            "token_type": "Bearer",
+            "scope": [GMAIL_READONLY],
+            "expires_in": self.google.lifetime,
+            "expires_at": int((issued_at + self.google.lifetime) * 1000),
+            "refresh_token": issued["refresh_token"],
+            "user": {"email": self.google.user.email},
+        }
+        with self.runtime.edit():
+            self.auth_charm["auth"].set(auth)
+        return auth
+
+    async def search_charm(self, goal: str = "invoice", budget: int = 5) -> Charm:
+        space = self.runtime.create_space(name="gmail")
+        return await self.runtime.charms.create(
+            gmail_agentic_search, space=space, inputs={"goal": goal, "budget": budget}
+        )
+
+
+@asynccontextmanager
+async def google_world(
+    storage_url: str, script: Sequence[Step] | Policy, *, lifetime: int = 3600
+) -> AsyncIterator[GoogleWorld]:
+    """Like :func:`gmail_world`, with Google's side real: ``google_auth`` and ``FakeGoogle``."""
+    clock = FakeClock()
+    google = FakeGoogle(clock, lifetime=lifetime)
+    gmail = FakeGmail(google.check_access_token, clock)
+    llm = ScriptedLLM(script, api_key=LLM_KEY)
+    runtime = Runtime(storage_url, identity=USER, clock=clock, random=random.Random(0))
+    try:
+        with ExitStack() as stack:
+            google_url = stack.enter_context(serve_asgi(google))
+            gmail_url = stack.enter_context(serve_asgi(gmail))
+            llm_url = stack.enter_context(serve_asgi(llm))
+            settings = GoogleSettings(
+                client_id=google.client_id,
+                client_secret=google.client_secret,
+                **FakeGoogle.urls(google_url),
+            )
+            withdraw = runtime.services.provide(GoogleOAuth, GoogleOAuth(settings, clock=clock))
+            stack.callback(withdraw)
+            auth_space = runtime.create_space(name="google-auth")
+            auth_charm = await runtime.charms.create(google_auth, space=auth_space)
+            await runtime.favorites().add(auth_charm)
+            client = LLMClient(
+                base_url=f"{llm_url}/v1",
+                model="scripted",
+                api_key=SecretStr(LLM_KEY),
+                now=clock.now,
+                rng=random.Random(2),
+            )
+            configure(runtime, Services(llm=client, gmail_base_url=gmail_url))
+            try:
+                yield GoogleWorld(runtime, clock, google, gmail, auth_charm)
+            finally:
+                await services_of(runtime).aclose()
+    finally:
+        await runtime.close()

@@ -203,3 +203,12 @@ def test_a_dropped_connection_is_dropped_for_real_over_http() -> None:
     with serve_asgi(fake) as base, pytest.raises(httpx.RemoteProtocolError):
         httpx.post(f"{base}/token", data={"grant_type": "refresh_token"})
     assert fake.calls["refresh_token"] == 1
+
+
+def test_expire_ends_a_token_now_and_gmail_would_refuse_it() -> None:
+    google = FakeGoogle(FakeClock())
+    token = google.issue()["access_token"]
+    assert google.check_access_token(token) == "valid"
+    google.expire(token)
+    assert google.check_access_token(token) == "expired"
+    google.expire("not-a-token")  # unknown: nothing to end

@@ -215,6 +215,14 @@ def serve(
             "code, keeping their stored state.",
         ),
     ] = None,
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo",
+            help="Demo mode, offline: a fake Google, a fake Gmail and a scripted LLM in the "
+            "server, and a Google Auth charm and a Gmail search to try them with.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API server until Ctrl-C or SIGTERM.
 
@@ -234,5 +242,6 @@ def serve(
         "log_json": log_json,
         "patterns": patterns,
         "reload": reload,
+        "demo": demo,
     }
     run(settings_from(given))

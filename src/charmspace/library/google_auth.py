@@ -198,6 +198,7 @@ def _needs_sign_in(auth: Any, error: Any) -> bool:
 
 def _build(auth: Any, selected_scopes: Any, margin: Any, title: str, cap: int) -> dict[str, Any]:
     builder = active_builder("google_auth")
+    address = auth.address
     url = cell("")
     last_error = Ref(builder.runtime, builder.unit.error_address, f"{title}.error")
     refresh_stream = refresh.bind(auth=auth, lifetime=cap, margin=margin)
@@ -257,9 +258,17 @@ def _build(auth: Any, selected_scopes: Any, margin: Any, title: str, cap: int) -
                 h(
                     "stack",
                     {},
+                    # The shell starts the sign-in through the server's login route
+                    # and goes to the URL it answers (see docs/google.md).
                     h(
                         "oauth-button",
-                        {"id": "sign-in", "on_click": sign_in_stream},
+                        {
+                            "id": "sign-in",
+                            "data_auth_space": address.space,
+                            "data_auth_id": address.id,
+                            "data_auth_path": list(address.path),
+                            "data_scopes": scopes,
+                        },
                         "Sign in with Google",
                     ),
                     if_else(url, go_to_google, None),

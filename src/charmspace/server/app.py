@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -41,12 +42,28 @@ from charmspace.server.routes import (
 from charmspace.server.sessions import SessionStore
 from charmspace.server.settings import Settings
 
+if TYPE_CHECKING:
+    from charmspace.server.demo import DemoWorld
+
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The server application; its runtime opens when the lifespan starts."""
     settings = settings or Settings()
+    demo: DemoWorld | None = None
+    if settings.demo:
+        # Imported only here: a production server never loads the fakes.
+        from charmspace.server.demo import BANNER, DemoWorld
+
+        assert settings.public_url is not None  # the settings refuse demo mode without it
+        demo = DemoWorld(settings.public_url)
+        settings = settings.model_copy(
+            update={
+                "google": demo.google_settings(settings.google),
+                "demo_banner": settings.demo_banner or BANNER,
+            }
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,9 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             identity=Identity.generate(),
             service=service,
             call_timeout=settings.call_timeout,
+            clock=demo.clock if demo else None,
         )
         # The LLM key and the Gmail URL stay here, with the host: charms ask for clients.
-        services = Services.from_environment()
+        services = demo.services() if demo else Services.from_environment()
         configure(runtime, services)
         app.state.runtime = runtime
         # One Google client per server, shared by the routes and the google_auth charms'
@@ -71,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # installed changes only with a restart (or a --reload): once, here.
         app.state.patterns = installed_patterns()
         log.info("storage %s open; server identity %s", runtime.storage, service.did)
+        if demo:
+            await demo.seed(runtime, load_or_create(settings.local_identity_path))
+            log.info("demo mode: fake Google, Gmail and LLM under %s", demo.url)
         patterns.start(app, runtime)
         try:
             yield
@@ -91,11 +112,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
     app.state.sessions = sessions = SessionStore(path=settings.data / "sessions.json")
     app.state.settings = settings
-    app.state.google_oauth = oauth = GoogleOAuth(settings.google)
-    if settings.google.public_url:
-        oauth.redirect_uri = settings.google.public_url.rstrip("/") + google_oauth.CALLBACK
-    elif settings.port:
-        oauth.redirect_uri = f"http://{settings.host}:{settings.port}{google_oauth.CALLBACK}"
+    app.state.google_oauth = oauth = GoogleOAuth(
+        settings.google, clock=demo.clock if demo else None
+    )
+    if settings.public_url:
+        oauth.redirect_uri = settings.public_url + google_oauth.CALLBACK
+    app.state.demo = demo
+    if demo:  # only here: a production server has no fakes and no clock control
+        app.mount(demo.prefix, demo.app, name="demo")
     app.include_router(meta.router)
     app.include_router(spaces.router)
     app.include_router(charms.router)

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         default="",
         description="A notice every page of the web shell shows at the top (demo mode).",
     )
+    demo: bool = Field(
+        default=False,
+        description="Demo mode: serve a fake Google, a fake Gmail and a scripted LLM under "
+        "/_demo/, point the integrations at them, and seed a Google Auth charm and a Gmail "
+        "search for the local user (offline; never for real use).",
+    )
     log_json: bool = Field(default=False, description="Log JSON lines instead of text.")
     google: GoogleSettings = Field(
         default_factory=GoogleSettings,
@@ -100,7 +106,24 @@ class Settings(BaseSettings):
             )
         if self.reload and self.patterns is None:
             raise ValueError("reload watches the patterns directory: give --patterns DIR too")
+        if self.demo and not self.port and not self.google.public_url:
+            raise ValueError(
+                "demo mode needs to know the server's URL: give --port (not 0) or "
+                "CHARMSPACE_GOOGLE_PUBLIC_URL"
+            )
         return self
+
+    @property
+    def public_url(self) -> str | None:
+        """The URL browsers reach the server at: the configured one, else host and port."""
+        if self.google.public_url:
+            return self.google.public_url.rstrip("/")
+        if not self.port:
+            return None
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def storage_url(self) -> str:

@@ -349,10 +349,11 @@ class FakeGmail:
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             query.setdefault(key, []).append(value)
+        # The path inside this app: mounted under a prefix (as the demo server does),
+        # the scope's path still starts with it.
+        path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
         return self._record(
-            self.answer(
-                request.method, request.url.path, query, request.headers.get("authorization")
-            )
+            self.answer(request.method, path, query, request.headers.get("authorization"))
         )
 
     async def _profile(self, request: Request) -> Response:

@@ -143,7 +143,8 @@ class FakeGoogle:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.drop and scope["type"] == "http" and scope["path"] in _DROPPED:
+        path = scope.get("path", "").removeprefix(scope.get("root_path", ""))
+        if self.drop and scope["type"] == "http" and path in _DROPPED:
             await self._drop(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -161,11 +162,12 @@ class FakeGoogle:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if scope["path"] == "/token":
+        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        if path == "/token":
             grant = dict(parse_qsl(body.decode("utf-8", "replace"))).get("grant_type", "")
             self.calls[grant or "unknown"] += 1
         else:
-            self.calls[scope["path"].rsplit("/", 1)[-1]] += 1
+            self.calls[path.rsplit("/", 1)[-1]] += 1
         await self._delay()
         await send(
             {
@@ -211,6 +213,13 @@ class FakeGoogle:
     def issued_tokens(self) -> list[str]:
         """Every access and refresh token this fake has issued (to look for leaks)."""
         return [*self._access, *self._grants]
+
+    def expire(self, token: str) -> None:
+        """End an access token's life now, while its holder still thinks it valid (as when
+        Google's clock and ours disagree): Gmail then refuses it with 401."""
+        access = self._access.get(token)
+        if access is not None:
+            access.expires_at = min(access.expires_at, self.clock.now())
 
     def issue(self, scope: list[str] | None = None) -> dict[str, Any]:
         """A grant made without the browser dance: the token response a sign-in would give."""

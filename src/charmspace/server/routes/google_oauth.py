@@ -14,7 +14,7 @@ import html
 import json
 import logging
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -120,14 +120,16 @@ async def login(
     return LoginURL(url=url)
 
 
-def _page(ok: bool, message: str, reason: str = "") -> HTMLResponse:
+def _page(ok: bool, message: str, reason: str = "", back: str = "/") -> HTMLResponse:
+    """The page the browser lands on; ``back`` is where in the shell its link returns to."""
     title = "Signed in with Google" if ok else "Google sign-in failed"
     detail = f'<p id="reason">Reason: <code>{html.escape(reason)}</code></p>' if reason else ""
     return HTMLResponse(
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{title}</title></head><body><h1>{title}</h1>"
         f'<p id="message">{html.escape(message)}</p>{detail}'
-        "<p>You can close this page and return to charmspace.</p></body></html>",
+        f'<p><a id="back" href="{html.escape(back, quote=True)}">Back to charmspace</a></p>'
+        "</body></html>",
         status_code=200 if ok else 400,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
@@ -146,24 +148,28 @@ async def callback(
         record = oauth.take_login(state)
     except IntegrationError as e:
         return _page(False, str(e), e.reason)
+    back = "/" + quote(record.auth_cell.space, safe=":")  # the auth charm's space in the shell
     if error:
-        return _page(False, "Google did not sign you in; nothing was changed.", error)
+        return _page(False, "Google did not sign you in; nothing was changed.", error, back)
     if not code:
         return _page(
-            False, "Google sent no authorization code; start the sign-in again.", "missing_code"
+            False,
+            "Google sent no authorization code; start the sign-in again.",
+            "missing_code",
+            back,
         )
     try:
         auth = await oauth.finish_login(record, code)
     except IntegrationError as e:
         log.warning("a Google sign-in failed: %s", e.reason)
-        return _page(False, str(e), e.reason)
+        return _page(False, str(e), e.reason, back)
     try:
         _write(runtime, record.principal, record.auth_cell, to_json(auth))
     except CharmspaceError as e:
         log.warning("a Google sign-in could not be stored: %s", type(e).__name__)
-        return _page(False, f"The sign-in could not be stored: {e}", "write_refused")
+        return _page(False, f"The sign-in could not be stored: {e}", "write_refused", back)
     email = auth["user"].get("email", "")
-    return _page(True, f"Signed in as {email}." if email else "Signed in.")
+    return _page(True, f"Signed in as {email}." if email else "Signed in.", back=back)
 
 
 def _write(runtime: Any, principal: DID, address: Address, value: JSONValue) -> None:

@@ -362,6 +362,33 @@ function listen(view, entry) {
       send({ type: "event", id, view: view.name, node: entry.node.id, name, detail }, true);
     });
   }
+  if (entry.tag === "oauth-button") e.addEventListener("click", () => signInWithGoogle(entry));
+}
+
+// A Google sign-in button names its auth cell (data_auth_space, data_auth_id,
+// data_auth_path) and scopes (data_scopes): the server starts the sign-in as this
+// session's user and answers the provider's URL, the only place the page then goes
+// (and only over http or https). A button without them is a plain button.
+const GOOGLE_LOGIN = "/api/integrations/google-oauth/login";
+
+async function signInWithGoogle(entry) {
+  const props = entry.node.props || {};
+  const space = props.data_auth_space;
+  const id = props.data_auth_id;
+  const path = props.data_auth_path;
+  if (typeof space !== "string" || typeof id !== "string" || !Array.isArray(path)) return;
+  const scopes = Array.isArray(props.data_scopes) ? props.data_scopes.filter((s) => typeof s === "string") : [];
+  entry.el.disabled = true;
+  clearFieldError(entry);
+  try {
+    const answer = await api("POST", GOOGLE_LOGIN, { auth_cell: { "/": { "link@1": { space, id, path } } }, scopes });
+    const target = new URL(String(answer && answer.url), location.href);
+    if (target.protocol !== "https:" && target.protocol !== "http:") throw new Error("The sign-in address is not a web address.");
+    location.assign(target.href);
+  } catch (error) {
+    entry.el.disabled = false;
+    showFieldError(entry, `Could not start the Google sign-in: ${error.message}`);
+  }
 }
 
 // --- mount and patch ---------------------------------------------------------------
