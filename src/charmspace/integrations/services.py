@@ -9,7 +9,6 @@ keeps secrets out of cells and lets tests point every charm at the fakes.
 from __future__ import annotations
 
 import random
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,19 +78,21 @@ class Services:
         return cls(llm=llm, gmail_base_url=GmailSettings().base_url)
 
 
-_services: weakref.WeakKeyDictionary[Runtime, Services] = weakref.WeakKeyDictionary()
-
-
 def configure(runtime: Runtime, services: Services) -> None:
-    """Give ``runtime``'s charms these services (replacing what they had)."""
-    _services[runtime] = services
+    """Give ``runtime``'s charms these services (replacing what they had).
+
+    Kept with the runtime's other lent objects (``runtime.services``), so it
+    lives and dies with the runtime and never leaks between runtimes.
+    """
+    runtime.services.provide(Services, services)
 
 
 def services_of(runtime: Runtime) -> Services:
     """The services configured for ``runtime`` (none configured: no LLM, Google's Gmail)."""
-    found = _services.get(runtime)
+    found = runtime.services.get(Services)
     if found is None:
-        found = _services[runtime] = Services()
+        found = Services()
+        runtime.services.provide(Services, found)
     return found
 
 
