@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
-import stat
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.errors import IntegrationError
 from charmspace.integrations.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
+from charmspace.integrations.secret_file import read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +63,9 @@ class LLMSettings(BaseSettings):
             return self.api_key
         if self.api_key_file is None:
             return None
-        path = self.api_key_file
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-            if mode & 0o077:
-                raise IntegrationError(
-                    "llm_key_file",
-                    f"The LLM API key file {path} has mode {mode:04o}, so other users can read "
-                    f"it; it was not used. Run `chmod 600 {path}`.",
-                )
-            return SecretStr(path.read_text().strip())
-        except OSError as e:
-            raise IntegrationError(
-                "llm_key_file", f"The LLM API key file {path} cannot be read ({e.strerror})."
-            ) from None
+        return SecretStr(
+            read_secret_file(self.api_key_file, what="LLM API key", reason="llm_key_file")
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import logging
 import secrets
-import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.errors import IntegrationError
+from charmspace.integrations.secret_file import read_secret_file
 from charmspace.runtime.address import Address
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.secrets import SECRET
@@ -155,19 +155,7 @@ class GoogleSettings(BaseSettings):
         path = self.client_secret_file
         if path is None:
             return self.client_secret.get_secret_value()
-        try:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise IntegrationError(
-                    "config",
-                    f"The client secret file {path} may be read by other users "
-                    f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}",
-                )
-            return path.read_text().strip()
-        except OSError as error:
-            raise IntegrationError(
-                "config", f"The client secret file {path} cannot be read ({error.strerror})."
-            ) from None
+        return read_secret_file(path, what="client secret", reason="config")
 
 
 @dataclass(frozen=True, slots=True)
