@@ -26,7 +26,7 @@ from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.integrations.backoff import Backoff
 from charmspace.integrations.google.gmail import GMAIL_READONLY, GmailClient, needs_refresh
-from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings
+from charmspace.integrations.google.oauth import EMPTY_AUTH, GoogleOAuth, GoogleSettings
 from charmspace.integrations.llm import LLMClient
 from charmspace.integrations.services import Services, configure, services_of
 from charmspace.library.gmail_agentic_search import gmail_agentic_search
@@ -98,17 +98,6 @@ def refresh_google_token(event: dict[str, Any], *, auth: Cell[dict[str, Any]]) -
     if current.get("token") and current["token"] != stale and not needs_refresh(current, now()):
         return
     auth.set({**current, **ISSUER[-1].refresh(str(current.get("refresh_token", "")))})
-
-
-EMPTY_AUTH: dict[str, Any] = {
-    "token": "",
-    "token_type": "",
-    "scope": [],
-    "expires_in": 0,
-    "expires_at": 0,
-    "refresh_token": "",
-    "user": {},
-}
 
 
 @pattern(tags=["#googleAuth"])
