@@ -254,9 +254,11 @@ class Scheduler:
                     tx.commit()  # a redelivery after a crash: applied once already
                     self._finish(event, EMPTY_COMMIT, None)
                     return yielded
+                tx.may_read_pending = not spec.is_async  # commit dependencies: no I/O
                 state = spec.bind(tx)
                 value = spec.fn(payload, **state)
                 if spec.is_async or asyncio.iscoroutine(value):
+                    tx.stop_reading_pending()
                     yielded = True
                     value = await value
                 value = to_json(value)

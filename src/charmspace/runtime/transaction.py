@@ -72,6 +72,17 @@ class Transaction:
     constructing one. Cells used inside the block write through it.
     ``rerun_on_conflict`` says the scheduler runs the handler again if the
     commit conflicts: that run's staged sends then vanish quietly (see :meth:`abort`).
+
+    **Commit dependencies.** A transaction reads only durable commits, except
+    one with ``may_read_pending``: it reads what a grouped commit of its home
+    space wrote before that group is durable, and so depends on it. That is
+    safe because such a transaction cannot act on the value before the group
+    is durable: its reads of that space are validated when it commits (in the
+    same group or a later one, so it fails if the group does, which rolls
+    back what it read), its answer, sends and jobs wait for its own
+    durability, and the scheduler grants it only to a handler that does not
+    await (no I/O while it depends). A commit that wrote nothing or wrote
+    another space makes the group durable and checks its reads first.
     """
 
     __slots__ = (
@@ -88,6 +99,7 @@ class Transaction:
         "allowed_derived",
         "confine",
         "home",
+        "may_read_pending",
         "meta",
         "principal",
         "rerun_on_conflict",
@@ -130,6 +142,10 @@ class Transaction:
         self._on_applied: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[Transaction], None]] = []
         self.staged: Staged | None = None
+        self.may_read_pending = False
+        """Whether this transaction may read its home space's pending commits (and so
+        depend on them): set by the scheduler for a handler that cannot await
+        (see :meth:`read_doc`)."""
 
     def __repr__(self) -> str:
         return f"<Transaction {self.state} writer={self.writer} principal={self.principal}>"
@@ -154,10 +170,15 @@ class Transaction:
         if cached is not _ABSENT:
             return cached  # type: ignore[return-value]
         storage = self.runtime.storage
+        pending = False
         if storage.unsettled(space, id):
-            storage.settle(space)  # the older value would only conflict at commit
-        rev = storage.read(space, id, self.principal)
-        if track and key not in self._reads:
+            if self.may_read_pending and space == self.home:
+                pending = True  # a commit dependency (see the class docstring)
+                self._noop_spaces.add(space)  # validated at commit whatever it writes
+            else:
+                storage.settle(space)  # the older value would only conflict at commit
+        rev = storage.read(space, id, self.principal, pending=pending)
+        if (track or pending) and key not in self._reads:
             self._reads[key] = rev.seq
         if space == self.home and (self.writer is None or self.writer == space):
             self._cache[key] = rev.value
@@ -204,7 +225,11 @@ class Transaction:
                     return None
                 seen = self._row_reads.get((space, box, key), 0)
                 return Row(written, self.principal, seen + 1)  # type: ignore[arg-type]
-        row = self.runtime.storage.row(space, box, key, self.principal)
+        storage = self.runtime.storage
+        pending = self.may_read_pending and space == self.home and storage.rows_unsettled(space)
+        if pending:
+            self._noop_spaces.add(space)  # a commit dependency, as in read_doc
+        row = storage.row(space, box, key, self.principal, pending=pending)
         self._row_reads.setdefault((space, box, key), 0 if row is None else row.version)
         return row
 
@@ -224,6 +249,18 @@ class Transaction:
             raise WriteIsolationError(self.confine, space)
         if self.writer is not None and space != self.writer:
             raise WriteIsolationError(self.writer, space)
+
+    def stop_reading_pending(self) -> None:
+        """From now on read durable commits only; make those read so far durable.
+
+        For a handler about to await (I/O may follow): what it does next may be
+        seen outside before its own commit is, so it must not rest on a value
+        that could still vanish.
+        """
+        if self.may_read_pending:
+            self.may_read_pending = False
+            if self.home is not None:
+                self.runtime.storage.settle(self.home)
 
     @property
     def reads(self) -> dict[DocKey, int]:
@@ -564,8 +601,10 @@ class Transaction:
             self._applied(commit.space, done.result())
 
     def _validate_noop_spaces(self) -> None:
-        """Raise ConflictError (aborting) if a read of a space written only by no-op
-        writes changed since; the writer space's reads are validated by storage.
+        """Raise ConflictError (aborting) if a read of a space that storage will not
+        validate changed since: one written only by no-op writes, or one whose
+        pending commits this transaction read but does not write (its group is
+        made durable first). The writer space's reads are validated by storage.
 
         Why checking one document after another is enough: each read seq was
         seen before the first check, so a document found unchanged at its check
@@ -585,6 +624,13 @@ class Transaction:
                         actual = storage.read(space, id, self.principal).seq
                         if actual != seen:
                             raise ConflictError(space, id, seen, actual)
+                for (s, box, key), seen in self._row_reads.items():
+                    if s == space:
+                        row = storage.row(space, box, key, self.principal)
+                        if (0 if row is None else row.version) != seen:
+                            raise ConflictError(
+                                space, f"row {box} {key}", seen, row and row.version
+                            )
             except BaseException as e:
                 self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
                 raise

@@ -118,6 +118,8 @@ class Storage:
         self._pending: dict[SpaceDID, list[tuple[Change, OnDurable]]] = {}
         self._unsettled: dict[SpaceDID, set[EntityId]] = {}
         """Per space with a group in flight: the ids its commits wrote (reads of them go back)."""
+        self._rows_unsettled: set[SpaceDID] = set()
+        """The spaces whose group in flight wrote rows (reads of rows settle it first)."""
         self._flush_requested = False
         self.retention = retention or Retention()
         """The policy of every space that has none of its own (:meth:`set_retention`)."""
@@ -283,7 +285,13 @@ class Storage:
     # --- documents ---------------------------------------------------------------------
 
     def read(
-        self, space: SpaceDID, id: EntityId, principal: DID, *, at: int | None = None
+        self,
+        space: SpaceDID,
+        id: EntityId,
+        principal: DID,
+        *,
+        at: int | None = None,
+        pending: bool = False,
     ) -> Revision:
         """The document's latest durable value and seq, or as of commit ``at``. Needs READ.
 
@@ -291,12 +299,17 @@ class Storage:
         acted on its value (answered a client, wrote another space) would have
         acted on a value that never existed if the group then failed or the
         process died first. Its documents read as of the last durable commit.
+
+        ``pending=True`` reads what such a commit wrote: only for a transaction
+        that depends on it (its own commit is validated against that seq, so it
+        fails if the group does, and it answers no one before it is durable;
+        see ``docs/architecture.md``, commit dependencies).
         """
         if type(principal) is not str or not principal:
             self._require_principal(principal, space, "read")
         self._check_id(space, id)
         unsettled = self._unsettled.get(space)
-        if unsettled and (id in unsettled if at is None else True):
+        if unsettled and not pending and (id in unsettled if at is None else True):
             durable = self.durable_head(space)
             if at is None or at > durable:
                 at = durable
@@ -312,6 +325,10 @@ class Storage:
         """
         unsettled = self._unsettled.get(space)
         return unsettled is not None and id in unsettled
+
+    def rows_unsettled(self, space: SpaceDID) -> bool:
+        """Whether a grouped commit of ``space`` that wrote rows is not durable yet."""
+        return space in self._rows_unsettled
 
     def settle(self, space: SpaceDID) -> None:
         """Make the space's group of commits durable now, rather than at the next :meth:`flush`.
@@ -408,6 +425,8 @@ class Storage:
                     assert on_durable is not None
                     self._pending.setdefault(space, []).append((change, on_durable))
                     self._unsettled.setdefault(space, set()).update(change.ids)
+                    if prepared.rows:
+                        self._rows_unsettled.add(space)
                 else:
                     settle = self._durable(space)
                     if documents:
@@ -458,6 +477,7 @@ class Storage:
         """
         pending = self._pending.pop(space, None)
         self._unsettled.pop(space, None)
+        self._rows_unsettled.discard(space)
         if not pending:
             return []
         for change, _ in pending:
@@ -467,6 +487,7 @@ class Storage:
 
     def _fail_pending(self, space: SpaceDID, error: BaseException) -> list[Settle]:
         self._unsettled.pop(space, None)
+        self._rows_unsettled.discard(space)
         return [(on_durable, error) for _, on_durable in self._pending.pop(space, None) or ()]
 
     def _check_id(self, space: SpaceDID, id: object) -> None:
@@ -587,20 +608,31 @@ class Storage:
             return None
         return PreparedWrite(id, value, None, delta=text, base=base, size=size)
 
-    def row(self, space: SpaceDID, box: str, key: str, principal: DID) -> Row | None:
-        """The row ``key`` of ``box`` with who wrote it, or None (needs READ)."""
+    def row(
+        self, space: SpaceDID, box: str, key: str, principal: DID, *, pending: bool = False
+    ) -> Row | None:
+        """The row ``key`` of ``box`` with who wrote it, or None (needs READ).
+
+        Durable rows only, as for :meth:`read`: rows keep no history to read an
+        older version from, so a group of commits that wrote rows is made
+        durable first (``pending=True``: as :meth:`read`'s, for a dependent reader).
+        """
         self._require_principal(principal, space, "read")
         self._check_row_key(space, (box, key))
+        if not pending and space in self._rows_unsettled:
+            self.settle(space)
         return self.backend.row(space, box, key, _Reader(self, principal))
 
     def rows(
         self, space: SpaceDID, box: str, principal: DID, *, limit: int = -1
     ) -> list[tuple[str, Row]]:
-        """The rows of ``box`` with their keys, in key order (needs READ); -1: all of them."""
+        """The durable rows of ``box`` with their keys, in key order (needs READ); -1: all."""
         self._require_principal(principal, space, "read")
         self._check_id(space, box)
         if type(limit) is not int:
             raise InvalidIdError(space, box, "the number of rows to list must be an integer")
+        if space in self._rows_unsettled:
+            self.settle(space)
         return self.backend.rows(space, box, _Reader(self, principal), limit)
 
     def log(

@@ -1,0 +1,134 @@
+"""Commit dependencies: a handler that does not await may build on a pending commit.
+
+On SQLite, the commits of one loop turn are made durable together (group
+commit). A synchronous handler may read what a commit of its own space still
+in that group wrote, so a charm's queue of events shares one ``COMMIT``. It
+answers no one before its own commit is durable, and it fails if the group
+does. A handler that awaits reads durable values only: what it does with them
+(I/O) may be seen outside at once.
+
+Memory has no groups (every commit is durable when made), so these tests run
+on SQLite only; the behaviour they guard does not exist on memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charmspace import Runtime
+from charmspace.errors import DiskFullError
+from charmspace.identity import Identity
+from charmspace.runtime import Cell
+from charmspace.storage.backends.sqlite import SQLiteBackend
+from charmspace.types import SpaceDID
+
+USER = Identity.from_passphrase("commit dependencies: user")
+
+
+@pytest.fixture
+async def sqlite_runtime(tmp_path: Path) -> Any:
+    rt = Runtime(f"sqlite:///{tmp_path / 'store'}", identity=USER)
+    yield rt
+    await rt.close()
+
+
+def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many SQLite ``COMMIT``s each space's groups took (one entry per COMMIT)."""
+    commits: list[int] = []
+    real = SQLiteBackend._commit_batch
+
+    def counted(self: SQLiteBackend, conn: Any) -> None:
+        commits.append(conn.batch)
+        real(self, conn)
+
+    monkeypatch.setattr(SQLiteBackend, "_commit_batch", counted)
+    return commits
+
+
+def fail_next_group(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the next group's COMMIT fail as a full disk would; returns the sizes of failed groups."""
+    failed: list[int] = []
+    real = SQLiteBackend._commit_batch
+
+    def failing(self: SQLiteBackend, conn: Any) -> None:
+        if not failed:
+            failed.append(conn.batch)
+            self._abandon_batch(conn)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, conn)
+
+    monkeypatch.setattr(SQLiteBackend, "_commit_batch", failing)
+    return failed
+
+
+async def counter(runtime: Runtime, space: SpaceDID) -> tuple[Cell[Any], Any]:
+    unit = runtime.unit(space, "counter")
+    value = unit.cell("value", 0)
+
+    def increment(event: Any, *, value: Cell[int]) -> int:
+        value.set(value.get() + 1)
+        return value.get()
+
+    stream = unit.handler("increment", increment, state={"value": value})
+    await unit.start()
+    return value, stream
+
+
+async def test_events_that_build_on_each_other_share_one_commit(
+    sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = sqlite_runtime.create_space(name="home")
+    value, stream = await counter(sqlite_runtime, space)
+    commits = count_commits(monkeypatch)
+    deliveries = [stream.send({}) for _ in range(20)]
+    await sqlite_runtime.idle()
+    assert [d.result.ok for d in deliveries if d.result] == [True] * 20
+    assert value.get() == 20
+    handler_commits = sum(commits)
+    assert handler_commits >= 20  # every event committed…
+    assert len(commits) < 10  # …in a few groups, not one COMMIT each
+
+
+async def test_no_one_is_answered_with_a_value_a_failed_group_lost(
+    sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = sqlite_runtime.create_space(name="home")
+    value, stream = await counter(sqlite_runtime, space)
+    failed = fail_next_group(monkeypatch)
+    lost = await asyncio.gather(*(stream.call({}) for _ in range(10)))
+    kept = await asyncio.gather(*(stream.call({}) for _ in range(5)))
+    await sqlite_runtime.idle()
+    assert failed == [10]  # one group held ten events, each building on the one before
+    assert [(r.ok, type(r.error)) for r in lost] == [(False, DiskFullError)] * 10
+    # The next events start from what is durable: no answer names a value that was lost.
+    assert [r.value for r in kept] == [1, 2, 3, 4, 5]
+    assert value.get() == 5
+
+
+async def test_a_handler_that_awaits_never_acts_on_a_pending_value(
+    sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = sqlite_runtime.create_space(name="home")
+    value, stream = await counter(sqlite_runtime, space)
+    outside: list[int] = []  # what an HTTP call with the value would have told the world
+    reporter = sqlite_runtime.unit(space, "reporter")
+
+    async def report(event: Any, *, value: Cell[int]) -> None:
+        outside.append(value.get())
+        await asyncio.sleep(0)
+
+    report_stream = reporter.handler("report", report, state={"value": value})
+    await reporter.start()
+    fail_next_group(monkeypatch)
+    increment = stream.send({})  # pending: its group will fail
+    reported = report_stream.send({})
+    await sqlite_runtime.idle()
+    assert increment.result is not None and not increment.result.ok
+    assert reported.result is not None and reported.result.ok
+    assert outside == [0]  # the increment that was lost was never shown
+    assert value.get() == 0
