@@ -51,7 +51,7 @@ def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def fail_next_group(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make the next group's COMMIT fail as a full disk would; returns the sizes of failed groups."""
+    """Fail the next group's COMMIT as a full disk would; returns the sizes of failed groups."""
     failed: list[int] = []
     real = SQLiteBackend._commit_batch
 
