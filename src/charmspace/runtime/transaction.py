@@ -627,10 +627,9 @@ class Transaction:
                 for (s, box, key), seen in self._row_reads.items():
                     if s == space:
                         row = storage.row(space, box, key, self.principal)
-                        if (0 if row is None else row.version) != seen:
-                            raise ConflictError(
-                                space, f"row {box} {key}", seen, row and row.version
-                            )
+                        version = 0 if row is None else row.version
+                        if version != seen:
+                            raise ConflictError(space, f"row {box} {key}", seen, version)
             except BaseException as e:
                 self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
                 raise
