@@ -569,8 +569,9 @@ async def test_a_handler_commit_is_seen_by_others_only_once_durable(
         assert getpath(rev.value, address.path) == 0 and rev.seq <= head
         assert storage.log(space, USER.did, since=head) == []
         manual.run()
-    assert delivery.done and delivery.result is not None and delivery.result.ok
-    assert storage.head(space, USER.did) == delivery.result.seq == head + 1
+    result = await delivery
+    assert result.ok
+    assert storage.head(space, USER.did) == result.seq == head + 1
     assert [e.seq for e in storage.log(space, USER.did, since=head)] == [head + 1]
     assert value.get() == 1
 
@@ -579,11 +580,12 @@ async def test_a_transaction_never_reads_a_value_that_is_not_durable(
     runtime: Runtime, space: SpaceDID
 ) -> None:
     """It makes the pending group durable first: an older value would only conflict."""
-    value, delivery, _manual, _head = await _pending_handler_commit(runtime, space)
+    value, delivery, _manual, head = await _pending_handler_commit(runtime, space)
     async with runtime.edit():
         assert value.get() == 1
-        assert delivery.done  # the value it read was durable when it read it
-    assert delivery.result is not None and delivery.result.ok
+        # the value it read was durable when it read it
+        assert runtime.storage.head(space, USER.did) == head + 1
+    assert (await delivery).ok
 
 
 async def test_a_read_that_raced_a_pending_commit_conflicts_and_runs_again(

@@ -39,10 +39,26 @@ async def test_apply_makes_a_pending_group_durable_with_it(
     storage.commit(Commit(space, owner, {Y: "grouped"}), on_durable=durable.append)
     if storage.backend.batches:
         assert (await store.read(space, Y, owner)).value is None  # pending: not seen
-    assert await store.apply(Commit(space, owner, {X: "direct"})) == 2
+    assert await store.apply(Commit(space, owner, {X: "direct"}), grouped=False) == 2
     assert durable == [None]
     assert (await store.read(space, Y, owner)).value == "grouped"
     assert [e.seq for e in await store.log(space, owner)] == [1, 2]
+
+
+async def test_a_grouped_apply_answers_when_its_group_is_durable(
+    storage: Storage, store: AsyncStorage, space: SpaceDID, owner: DID
+) -> None:
+    flush = ManualFlush()
+    storage.flush_scheduler = flush
+    first = store.apply(Commit(space, owner, {X: 1}))
+    second = store.apply(Commit(space, owner, {X: 2}, reads={X: 1}))  # builds on the first
+    if storage.backend.batches:
+        await asyncio.sleep(0)
+        assert not first.done() and not second.done()  # applied in order, not durable yet
+        assert (await store.read(space, X, owner)).value is None
+        flush.run()
+    assert (await first, await second) == (1, 2)
+    assert (await store.read(space, X, owner)).value == 2
 
 
 async def test_apply_refuses_a_stale_read_and_writes_nothing(

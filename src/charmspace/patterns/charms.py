@@ -230,7 +230,7 @@ class Charms:
             )
             tx.write(bucket, {"charms": entries})
             try:
-                tx.commit()
+                await tx.commit_to(runtime.store)
                 break
             except ConflictError:
                 if attempt + 1 == CREATE_ATTEMPTS:

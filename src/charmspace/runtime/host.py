@@ -52,11 +52,11 @@ class SpaceHost:
     async def commit(self, tx: Transaction) -> CommitResult:
         """Commit ``tx`` (which writes this space) and return once it is durable.
 
-        Through the runtime's :class:`~charmspace.storage.interface.SpaceStore`:
-        the commit joins the space's group, and nobody — this caller included —
-        sees it before it is durable.
+        Through the runtime's :class:`~charmspace.storage.interface.SpaceStore`,
+        as a commit of its own (an edit from outside holds no lock past its
+        call); nobody — this caller included — sees it before it is durable.
         """
-        return await tx.commit_to(self.runtime.store)
+        return await tx.commit_to(self.runtime.store, grouped=False)
 
     def stop(self) -> None:
         self.propagator.stop()

@@ -116,7 +116,6 @@ class Propagator:
         self._timed: dict[float, set[Action]] = defaultdict(set)
         self._tickers: dict[float, asyncio.Task[None]] = {}
         self._log: deque[Change] = deque()
-        self._own: dict[int, frozenset[EntityId]] = {}
         self.processed: dict[SpaceDID, int] = {}
         """The watermark: the last seq of each followed space whose change was taken in."""
         self._dirty_docs: set[DocKey] = set()
@@ -177,14 +176,12 @@ class Propagator:
             if change.seq <= self.processed.get(change.space, 0):
                 continue  # already taken in (a space followed twice over a restart)
             self.processed[change.space] = change.seq
-            own = self._own.pop(change.seq, None) if change.space == self.space else None
             for id in change.ids:
                 key = (change.space, id)
-                if key in self._by_dep and (own is None or id not in own):
+                # An output is written only by this propagator, whose wave computed
+                # what reads it already (in order, from the wave's overlay).
+                if key in self._by_dep and key not in self._by_output:
                     self._dirty_docs.add(key)
-        done = self.processed.get(self.space, 0)
-        for seq in [seq for seq in self._own if seq <= done]:
-            del self._own[seq]  # an own commit whose change needed no pass (or never came)
 
     def on_time(self, action: Action, resolution: float) -> None:
         """Recompute ``action`` every ``resolution`` seconds of the runtime clock."""
@@ -288,8 +285,8 @@ class Propagator:
             if not stale:
                 break
             affected = self._affected(set(), stale)
-        if overlay:
-            await asyncio.gather(*self._commit(overlay))
+        if overlay:  # the next wave starts from a snapshot that holds these (or not: logged)
+            await asyncio.gather(*self._commit(overlay), return_exceptions=True)
 
     def _affected(self, changed: set[DocKey], forced: set[Action]) -> set[Action]:
         affected = set(forced)
@@ -406,7 +403,7 @@ class Propagator:
                 self.runtime.unfollow(space, self)
                 self.processed.pop(space, None)
 
-    def _commit(self, overlay: dict[DocKey, JSONValue]) -> list[asyncio.Future[None]]:
+    def _commit(self, overlay: dict[DocKey, JSONValue]) -> list[asyncio.Future[int]]:
         """Commit a wave's outputs, one commit per creator, each as that creator.
 
         The commits join the space's group like a handler's (no write of their
@@ -418,34 +415,26 @@ class Propagator:
             action = self._by_output.get(key)
             if action is not None:  # else removed while the wave ran
                 by_creator[action.unit.creator][key[1]] = value
-        storage = self.runtime.storage
-        waits: list[asyncio.Future[None]] = []
+        waits: list[asyncio.Future[int]] = []
         for creator, writes in by_creator.items():
-            durable = self.runtime.loop.create_future()
-
-            def settle(
-                error: BaseException | None, durable: asyncio.Future[None] = durable
-            ) -> None:
-                if error is not None:
-                    log.error(
-                        "derived values could not be written: %s",
-                        type(error).__name__,
-                        extra={"space": self.space},
-                    )
-                if not durable.done():
-                    durable.set_result(None)
-
             try:
-                seq = storage.commit(
-                    Commit(self.space, creator, writes, meta={"derived": True}), on_durable=settle
+                durable = self.runtime.store.apply(
+                    Commit(self.space, creator, writes, meta={"derived": True})
                 )
             except Exception:
                 log.exception("committing derived values failed", extra={"space": self.space})
                 continue
-            if seq > self.processed.get(self.space, 0):
-                self._own[seq] = frozenset(writes)
+            durable.add_done_callback(self._written)
             waits.append(durable)
         return waits
+
+    def _written(self, durable: asyncio.Future[int]) -> None:
+        if not durable.cancelled() and durable.exception() is not None:
+            log.error(
+                "derived values could not be written: %s",
+                type(durable.exception()).__name__,
+                extra={"space": self.space},
+            )
 
 
 def _call(action: Action) -> Any:

@@ -264,7 +264,8 @@ class Scheduler:
                 value = to_json(value)
                 if event.send is not None:
                     outbox.consume(tx, spec.unit, event.send)
-                tx.commit(on_durable=partial(self._durable, event, value))
+                durable = tx.submit(runtime.store)  # the next event need not wait for it
+                durable.add_done_callback(partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
                 if rerun:
@@ -288,15 +289,18 @@ class Scheduler:
             return yielded
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _durable(self, event: Event, value: JSONValue, result: CommitResult) -> None:
+    def _durable(
+        self, event: Event, value: JSONValue, durable: asyncio.Future[CommitResult]
+    ) -> None:
         """The handler's commit is durable (or could not be written): answer the sender."""
-        if result.ok:
-            self._finish(event, result, None, value)
+        error = asyncio.CancelledError() if durable.cancelled() else durable.exception()
+        if error is None:
+            self._finish(event, durable.result(), None, value)
         else:
             spec = event.target.spec
-            assert spec is not None and result.error is not None
-            self.runtime.report(spec.unit, spec.name, result.error)
-            self._finish(event, None, result.error)
+            assert spec is not None
+            self.runtime.report(spec.unit, spec.name, error)
+            self._finish(event, None, error)
 
     def _finish(
         self,

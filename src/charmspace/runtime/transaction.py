@@ -483,73 +483,71 @@ class Transaction:
         self._check_open()
         self._on_abort.append(callback)
 
-    def commit(self, on_durable: Callable[[CommitResult], None] | None = None) -> CommitResult:
-        """Make every write durable in the writer space, or raise and write nothing.
+    def commit(self) -> CommitResult:
+        """Make every write durable in the writer space now, or raise and write nothing.
 
-        Without ``on_durable`` the commit is durable when this returns. With it,
-        the commit may be grouped with others (see
-        :meth:`~charmspace.storage.Storage.commit`): it is applied now, and
-        ``on_durable(result)`` — and the after-commit callbacks, such as staged
-        sends — run once it is durable; ``result.ok`` is False if it could not
-        be written after all.
+        The synchronous path, for bookkeeping that cannot wait (an error cell, a
+        job's status) and for ``with runtime.edit()``: one storage commit of its
+        own, which also makes the space's open group durable. Work that can wait
+        commits through the host's store with :meth:`submit` or :meth:`commit_to`.
         """
         commit = self._seal()
         if commit is None:
-            if on_durable is not None:
-                on_durable(EMPTY_COMMIT)
             return EMPTY_COMMIT
-        space = commit.space
-        settled: list[BaseException | None] = []
-
-        def durable(error: BaseException | None) -> None:
-            settled.append(error)
-            if self.result is not None:  # else commit() is still returning; it settles then
-                self._settle(error, on_durable)
-
         try:
-            seq = self.runtime.storage.commit(
-                commit, on_durable=durable if on_durable is not None else None
-            )
+            seq = self.runtime.storage.commit(commit)
         except BaseException as e:
             self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
             raise
-        self.state = "committed"
-        self.result = CommitResult(True, space, seq)
-        self._run_applied()
-        if on_durable is None:
-            self._run_after_commit(self.result)
-        elif settled:
-            self._settle(settled[0], on_durable)
-        return self.result
+        return self._applied(commit.space, seq, durable=True)
 
-    async def commit_to(self, store: SpaceStore) -> CommitResult:
-        """Commit through ``store``; return once durable, or raise having written nothing.
+    def submit(self, store: SpaceStore, *, grouped: bool = True) -> asyncio.Future[CommitResult]:
+        """Hand the commit to ``store``; the returned future is done once it is durable.
 
-        How a space's host commits (:meth:`SpaceHost.commit`): the commit joins
-        the space's group and the caller resumes only when no crash can undo it.
-        The after-commit callbacks run then. A caller cancelled meanwhile gets
-        ``CancelledError`` at once; the commit still completes (or fails) and
-        its callbacks (or abort callbacks) run when it does.
+        How a space's host commits (:meth:`SpaceHost.commit`, the scheduler):
+        ``store`` validates commits in the order they are submitted and makes
+        each durable no earlier than those before it, so the caller may go on
+        (run the charm's next event) while this one joins the space's group.
+        What storage refuses at once (a conflict, no WRITE) is raised here,
+        having aborted; a failure later (the group could not be written) is
+        the future's exception, and the abort callbacks run then. The
+        after-commit callbacks (staged sends, jobs) run once it is durable.
         """
+        done: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
         commit = self._seal()
         if commit is None:
-            return EMPTY_COMMIT
+            done.set_result(EMPTY_COMMIT)
+            return done
         self.state = "committing"
-        applying = asyncio.ensure_future(store.apply(commit))
         try:
-            seq = await asyncio.shield(applying)
-        except asyncio.CancelledError:
-            if not applying.done():
-                applying.add_done_callback(lambda done: self._applied_in_background(done, commit))
-                raise
-            seq = -1
+            applying = store.apply(commit, grouped=grouped)
         except BaseException as e:
             self._failed(e)
             raise
-        if seq < 0:  # the caller was cancelled just as the commit ended
-            self._applied_in_background(applying, commit)
-            raise asyncio.CancelledError
-        return self._applied(commit.space, seq)
+        self._run_applied()
+
+        def settled(applied: asyncio.Future[int]) -> None:
+            error = asyncio.CancelledError() if applied.cancelled() else applied.exception()
+            if error is not None:
+                self._failed(error)
+                if not done.done():
+                    done.set_exception(error)
+                return
+            result = self._applied(commit.space, applied.result())
+            if not done.done():
+                done.set_result(result)
+
+        applying.add_done_callback(settled)
+        done.add_done_callback(_retrieved)  # a caller that stopped waiting is not an error
+        return done
+
+    async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
+        """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
+
+        A caller cancelled meanwhile gets ``CancelledError`` at once; the commit
+        still completes (or fails) and its callbacks (or abort callbacks) run when it does.
+        """
+        return await asyncio.shield(self.submit(store, grouped=grouped))
 
     def _seal(self) -> Commit | None:
         """Run the before-commit callbacks and validate no-op spaces; the commit to make.
@@ -581,24 +579,22 @@ class Transaction:
             {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
         )
 
-    def _applied(self, space: SpaceDID, seq: int) -> CommitResult:
+    def _applied(self, space: SpaceDID, seq: int, *, durable: bool = False) -> CommitResult:
+        """The commit is durable: it is committed, and the after-commit callbacks run.
+
+        ``durable``: applied and durable at once (:meth:`commit`), so the
+        on-applied callbacks run first.
+        """
         self.state = "committed"
         self.result = CommitResult(True, space, seq)
-        self._run_applied()
+        if durable:
+            self._run_applied()
         self._run_after_commit(self.result)
         return self.result
 
     def _failed(self, error: BaseException) -> None:
         self.state = "open"  # so that abort runs its callbacks
         self.abort(rerun=self.rerun_on_conflict and isinstance(error, ConflictError))
-
-    def _applied_in_background(self, done: asyncio.Future[int], commit: Commit) -> None:
-        if done.cancelled():
-            self._failed(asyncio.CancelledError())
-        elif done.exception() is not None:
-            self._failed(done.exception())  # type: ignore[arg-type]
-        else:
-            self._applied(commit.space, done.result())
 
     def _validate_noop_spaces(self) -> None:
         """Raise ConflictError (aborting) if a read of a space that storage will not
@@ -633,24 +629,6 @@ class Transaction:
             except BaseException as e:
                 self.abort(rerun=self.rerun_on_conflict and isinstance(e, ConflictError))
                 raise
-
-    def _settle(
-        self, error: BaseException | None, on_durable: Callable[[CommitResult], None] | None
-    ) -> None:
-        assert self.result is not None
-        if error is None:
-            self._run_after_commit(self.result)
-        else:
-            self.result = CommitResult(False, self.result.space, self.result.seq, error)
-            self._after_commit.clear()
-            dropped, self._on_abort = self._on_abort, []
-            for callback in dropped:
-                try:
-                    callback()
-                except Exception as error:  # user code: no message, no traceback
-                    log_error(log, "abort callback", error, {})
-        if on_durable is not None:
-            on_durable(self.result)
 
     def _run_applied(self) -> None:
         callbacks, self._on_applied = self._on_applied, []
@@ -694,6 +672,11 @@ class Transaction:
     def _check_open(self) -> None:
         if self.state != "open":
             raise TransactionClosedError(self.state)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _Absent:

@@ -304,7 +304,7 @@ class ViewProtocol:
                 tx.write(cell, to_json(value))
                 kept = sorted({number, *seen}, reverse=True)[:DEDUP_WINDOW]
                 tx.write(record, {"seen": kept})
-                commit = tx.commit().seq
+                commit = (await tx.commit_to(self.runtime.store)).seq
         except BaseException:
             if tx.state == "open":
                 tx.abort()

@@ -7,9 +7,12 @@ SQLite answers in microseconds (reads come from a cache, a commit is one short
 SQLite transaction), so :class:`AsyncStorage` gives it this interface without
 moving work to threads.
 
-Why :meth:`SpaceStore.apply` returns only once the commit is durable: no one
+Why :meth:`SpaceStore.apply` answers only once the commit is durable: no one
 else sees a commit before then (see :meth:`Storage.read`), so a caller that
-went on earlier could answer a client with a value that never existed.
+went on earlier could answer a client with a value that never existed. Why it
+is submitted at once and awaited apart: a host keeps running a charm's next
+events while a commit is in flight (in order), so many events share one
+durable write.
 
 Why a lease: for several processes to serve one directory (or one database),
 each space must have one host at a time, which runs its handlers and derived
@@ -63,12 +66,23 @@ class SpaceStore(Protocol):
         """The document as of the latest durable commit, or as of commit ``at``."""
         ...
 
-    async def apply(self, commit: Commit) -> int:
-        """Validate and write ``commit``; return its seq once it is durable (0: nothing written).
+    def apply(self, commit: Commit, *, grouped: bool = True) -> asyncio.Future[int]:
+        """Submit ``commit``; the future's result is its seq once durable (0: nothing written).
 
-        Raises :class:`~charmspace.errors.ConflictError` if a document it read
-        changed since — durable or not, so two writers never both win — and
-        every other refusal of :meth:`Storage.commit`, having written nothing.
+        Commits are validated in the order they are submitted, and each is
+        durable no earlier than those submitted before it. So a host may go on
+        while one is in flight: the next event of the same charm may read what
+        it wrote (a commit dependency) and is submitted after it.
+
+        Refusals (:class:`~charmspace.errors.ConflictError` if a document it
+        read changed since — durable or not, so two writers never both win —
+        and every other refusal of :meth:`Storage.commit`) are raised by the
+        call or set on the future; either way nothing of the commit is written.
+
+        ``grouped=False`` asks for a commit of its own, durable before the call
+        returns (with the space's open group): for an edit from outside, which
+        should hold no lock past its call. A backend whose commits are never
+        held open may ignore it.
         """
         ...
 
@@ -85,11 +99,21 @@ class SpaceStore(Protocol):
         ...
 
 
+def _resolve(durable: asyncio.Future[int], seq: int, error: BaseException | None) -> None:
+    if durable.done():
+        return
+    if error is None:
+        durable.set_result(seq)
+    else:
+        durable.set_exception(error)
+
+
 class AsyncStorage:
     """:class:`SpaceStore` over a :class:`Storage` (memory or SQLite), in one process.
 
-    Reads answer from the facade at once. :meth:`apply` commits at once and is
-    durable when it returns, making the space's open group durable with it.
+    Reads answer from the facade at once. :meth:`apply` validates and writes
+    at once; on SQLite the commit joins its space's group and is durable with
+    it (group commit), on memory at once.
     The lease is a lock per space, held in this process only: another process
     on the same directory is not kept out (SQLite's write lock and the
     optimistic check keep the data right; two hosts would only both run the
@@ -114,13 +138,27 @@ class AsyncStorage:
     ) -> Revision:
         return self.storage.read(space, id, principal, at=at)
 
-    async def apply(self, commit: Commit) -> int:
-        # Durable when the facade returns: one COMMIT (tens of µs with synchronous=NORMAL;
-        # B1 in docs/benchmarks.md), which makes the space's open group durable with it.
-        # Not grouped: a group holds the space's write lock until the next event-loop
-        # turn, and another Storage on the same directory in this thread would wait
-        # for it with the loop blocked.
-        return self.storage.commit(commit)
+    def apply(self, commit: Commit, *, grouped: bool = True) -> asyncio.Future[int]:
+        # Validated and written now, in the space's open SQLite write transaction;
+        # durable when the group is (its COMMIT at the end of this loop turn, or
+        # sooner if a reader settles it). Memory is durable at once.
+        durable: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        outcome: list[BaseException | None] = []
+
+        def settled(error: BaseException | None) -> None:
+            outcome.append(error)
+            if seq is not None:
+                _resolve(durable, seq, error)
+
+        seq: int | None = None
+        if not grouped:  # one COMMIT now: another Storage on the directory, in this
+            # thread, would otherwise wait for the group with the loop blocked
+            durable.set_result(self.storage.commit(commit))
+            return durable
+        seq = self.storage.commit(commit, on_durable=settled)
+        if outcome:  # durable already
+            _resolve(durable, seq, outcome[0])
+        return durable
 
     async def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000

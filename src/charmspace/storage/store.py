@@ -350,9 +350,9 @@ class Storage:
     def head(self, space: SpaceDID, principal: DID) -> int:
         """The seq of the space's latest durable commit (0 for an empty space)."""
         self._check(space, principal, Capability.READ, "read")
-        pending = self._pending.get(space)
-        if pending:
-            return pending[0][0].seq - 1
+        for change, _ in self._pending.get(space) or ():
+            if change.seq:  # a commit of rows only has none
+                return change.seq - 1
         return self.backend.head(space)
 
     def durable_head(self, space: SpaceDID) -> int:

@@ -197,7 +197,7 @@ async def set_cell(
     tx = Transaction(runtime, principal, meta={"edit": "api"})
     try:
         tx.write(address, to_json(body.value))
-        result = tx.commit()
+        result = await tx.commit_to(runtime.store)
     except BaseException:
         if tx.state == "open":
             tx.abort()
@@ -349,7 +349,7 @@ async def link_input(
         argument = docs_of(space, id)[0]
         doc = tx.read_doc(space, argument.id)
         tx.write_doc(space, argument.id, setpath(doc, (name,), link_to(source, redirect=redirect)))
-        result = tx.commit()
+        result = await tx.commit_to(runtime.store)
     except BaseException:
         if tx.state == "open":
             tx.abort()
