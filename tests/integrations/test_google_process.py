@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ from charmspace.identity import Identity
 from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings
 from charmspace.runtime import FakeClock
 from charmspace.runtime.secrets import MASK
-from charmspace.signing import sign_request
 from charmspace.testing._serve import serve_asgi
 from charmspace.testing.google import FakeGoogle
-from real_server import ServerProcess, free_port, start_server
+from real_server import ServerProcess, free_port, signed_upgrade, start_server
 
 ALICE = Identity.from_passphrase("google process: alice")
 BOB = Identity.from_passphrase("google process: bob")
@@ -68,11 +66,9 @@ def server(tmp_path: Path, google_env: dict[str, str], port: int) -> Iterator[Se
         assert server.stop() == 0, server.log_text()
 
 
-async def watch_auth(url: str, space: str, charm: str, who: Identity) -> Any:
+async def watch_auth(server: ServerProcess, space: str, charm: str, who: Identity) -> Any:
     """The auth cell's value as the live WebSocket sends it to ``who``."""
-    header = sign_request(who, "GET", "/api/ws", b"", int(time.time())).render()
-    ws_url = url.replace("http://", "ws://") + "/api/ws"
-    async with connect(ws_url, additional_headers={"Authorization": header}, proxy=None) as ws:
+    async with connect(server.ws_url, additional_headers=signed_upgrade(who), proxy=None) as ws:
         subscribe = {"op": "subscribe", "id": 1, "space": space, "charm": charm, "path": ["auth"]}
         await ws.send(json.dumps(subscribe))
         frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -86,13 +82,17 @@ def start_sign_in(http: httpx.Client) -> tuple[str, str]:
     charm = http.post(f"/api/spaces/{ALICE.did}/charms", json={"pattern": "google_auth"})
     charm.raise_for_status()
     charm_path = f"/api/spaces/{ALICE.did}/charms/{charm.json()['id']}"
-    # The UI's button: the handler asks the server's Google client for a login URL.
+    return charm_path, click_sign_in(http, charm_path)
+
+
+def click_sign_in(http: httpx.Client, charm_path: str) -> str:
+    """The UI's button: the handler asks the server's Google client for a login URL."""
     called = http.post(
         f"{charm_path}/streams/sign_in", params={"wait": "result"}, json={"event": {}}
     )
     assert called.status_code == 200 and called.json()["ok"], called.text
     login_url: str = http.get(f"{charm_path}/cells/login_url").json()["value"]
-    return charm_path, login_url
+    return login_url
 
 
 def consent(login_url: str, server: ServerProcess) -> str:
@@ -128,7 +128,7 @@ def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
         http.put(
             f"/api/spaces/{ALICE.did}/acl", json={"subject": BOB.did, "capability": "READ"}
         ).raise_for_status()
-    watched = asyncio.run(watch_auth(server.url, ALICE.did, charm_path.rsplit("/", 1)[1], BOB))
+    watched = asyncio.run(watch_auth(server, ALICE.did, charm_path.rsplit("/", 1)[1], BOB))
     assert watched["token"] == MASK and watched["refresh_token"] == MASK
     assert watched["user"]["email"] == "alice@example.com"
     text = server.log_text()
@@ -136,17 +136,23 @@ def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
         assert secret not in text
 
 
+def consented_then_stopped(tmp_path: Path, env: dict[str, str], port: int) -> tuple[str, str]:
+    """Alice starts a sign-in and consents, and the server stops before her browser is back:
+    her auth charm, and the callback URL Google sent her browser to."""
+    server = start_server(tmp_path, env=env, port=port)
+    try:
+        with httpx.Client(base_url=server.url, auth=SignedAuth(ALICE), timeout=10) as http:
+            charm_path, login_url = start_sign_in(http)
+        return charm_path, consent(login_url, server)
+    finally:
+        assert server.stop() == 0, server.log_text()
+
+
 def test_a_restart_between_the_sign_in_and_the_callback_loses_nothing(
     tmp_path: Path, google_env: dict[str, str], port: int, real_google: tuple[FakeGoogle, str]
 ) -> None:
     google, _ = real_google
-    first = start_server(tmp_path, env=google_env, port=port)
-    try:
-        with httpx.Client(base_url=first.url, auth=SignedAuth(ALICE), timeout=10) as http:
-            charm_path, login_url = start_sign_in(http)
-        back = consent(login_url, first)
-    finally:
-        assert first.stop() == 0, first.log_text()
+    charm_path, back = consented_then_stopped(tmp_path, google_env, port)
     kept = tmp_path / "data" / "google-sign-ins.json"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert parse_qs(urlsplit(back).query)["state"][0] not in kept.read_text()
@@ -165,13 +171,7 @@ def test_a_sign_in_the_restarted_server_lost_shows_a_page_that_says_to_start_aga
     tmp_path: Path, google_env: dict[str, str], port: int, real_google: tuple[FakeGoogle, str]
 ) -> None:
     google, _ = real_google
-    first = start_server(tmp_path, env=google_env, port=port)
-    try:
-        with httpx.Client(base_url=first.url, auth=SignedAuth(ALICE), timeout=10) as http:
-            charm_path, login_url = start_sign_in(http)
-        back = consent(login_url, first)
-    finally:
-        assert first.stop() == 0, first.log_text()
+    charm_path, back = consented_then_stopped(tmp_path, google_env, port)
     (tmp_path / "data" / "google-sign-ins.json").unlink()  # as if it could not be kept
     second = start_server(tmp_path, env=google_env, port=port)
     try:
@@ -184,11 +184,7 @@ def test_a_sign_in_the_restarted_server_lost_shows_a_page_that_says_to_start_aga
         with httpx.Client(base_url=second.url, auth=SignedAuth(ALICE), timeout=10) as http:
             auth = http.get(f"{charm_path}/cells/auth").json()["value"]
             assert auth["token"] == ""
-            # Starting again works.
-            http.post(
-                f"{charm_path}/streams/sign_in", params={"wait": "result"}, json={"event": {}}
-            ).raise_for_status()
-            again = http.get(f"{charm_path}/cells/login_url").json()["value"]
+            again = click_sign_in(http, charm_path)  # starting again works
             assert httpx.get(consent(again, second)).status_code == 200
             auth = http.get(f"{charm_path}/cells/auth").json()["value"]
         assert google.check_access_token(auth["token"]) == "valid"
