@@ -141,9 +141,9 @@ async def callback(
 ) -> HTMLResponse:
     """Where Google sends the browser back: finish the sign-in and say how it went.
 
-    A browser shows what this answers, so every failure is a page that says to
-    start the sign-in again, never a JSON error: the parameters are checked
-    here rather than by the query's schema.
+    A browser shows what this answers, so every failure is a page that says
+    what went wrong and what to do, never a JSON error: the parameters are
+    checked here rather than by the query's schema.
     """
     if len(state) > 200 or len(code) > 2000 or len(error) > 200:
         return _page(False, "This sign-in link is malformed; start the sign-in again.", "bad_link")
