@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from bench.cli import parser, run_and_print
+from bench.stats import percentile
 from charmspace import Runtime
 from charmspace.identity import Identity
 from charmspace.patterns import Default, handler, pattern
@@ -48,13 +49,6 @@ async def ping(event: dict[str, Any], *, target: Stream[dict[str, Any]], calls: 
 def caller(target: Stream[dict[str, Any]], calls: Default[int, 0]) -> dict[str, Any]:
     """Calls ``target`` once per ``ping``."""
     return {"calls": calls, "ping": ping.bind(target=target, calls=calls)}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by the nearest-rank method."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 async def one_round(n: int) -> dict[str, float]:

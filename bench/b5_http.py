@@ -18,11 +18,7 @@ measured in the same run (rounds alternate). The count is checked at the end.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +29,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, JsonValue
 
 from bench.cli import parser, run_and_print
+from bench.server import charmspace_serve, free_port, start, stop
+from bench.stats import percentile
 from charmspace.client import AsyncClient, SignedAuth
 from charmspace.identity import Identity
 
@@ -52,44 +50,6 @@ def noop_app() -> FastAPI:
         return {"ok": True}
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start(args: list[str], url: str, cwd: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
-    process = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env={**env, "HOME": str(cwd)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/_health", timeout=1)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{args} did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=20)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 async def _drive(
@@ -150,23 +110,11 @@ def _figures(elapsed: float, latencies: list[float], total: int) -> dict[str, fl
 def run(n: int = 500, rounds: int = 3) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="charmspace-b5-") as tmp:
         root = Path(tmp)
-        server_url = f"http://127.0.0.1:{_free_port()}"
-        noop_url = f"http://127.0.0.1:{_free_port()}"
-        server = _start(
-            [
-                sys.executable,
-                "-m",
-                "charmspace",
-                "serve",
-                "--port",
-                server_url.rsplit(":", 1)[1],
-                "--data",
-                str(root / "data"),
-            ],
-            server_url,
-            root,
-        )
-        noop = _start(
+        server_port, noop_port = free_port(), free_port()
+        server_url = f"http://127.0.0.1:{server_port}"
+        noop_url = f"http://127.0.0.1:{noop_port}"
+        server = start(charmspace_serve(server_port, root / "data"), server_url, root)
+        noop = start(
             [
                 sys.executable,
                 "-m",
@@ -174,7 +122,7 @@ def run(n: int = 500, rounds: int = 3) -> dict[str, object]:
                 "bench.b5_http:noop_app",
                 "--factory",
                 "--port",
-                noop_url.rsplit(":", 1)[1],
+                str(noop_port),
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -189,8 +137,8 @@ def run(n: int = 500, rounds: int = 3) -> dict[str, object]:
                 ours.append(asyncio.run(_server_round(server_url, n)))
                 base.append(asyncio.run(_noop_round(noop_url, n)))
         finally:
-            _stop(server)
-            _stop(noop)
+            stop(server)
+            stop(noop)
 
     def med(results: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in results)

@@ -18,20 +18,17 @@ itself took (its commit was durable when it answered).
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-from bench.b5_http import _free_port, _start, _stop, percentile
 from bench.cli import parser, run_and_print
+from bench.server import serving
+from bench.stats import percentile
+from bench.ws import connect_signed, frames, send
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
-from charmspace.signing import sign_request
 
 CLIENTS = 100
 
@@ -39,8 +36,7 @@ CLIENTS = 100
 async def _listen(
     ws: ClientConnection, receipts: dict[int, list[float]], complete: dict[int, asyncio.Event]
 ) -> None:
-    async for message in ws:
-        frame = json.loads(message)
+    async for frame in frames(ws):
         if frame.get("op") != "value":
             raise RuntimeError(f"unexpected frame {frame}")
         value = frame["value"]
@@ -59,16 +55,10 @@ async def _round(url: str, n: int) -> dict[str, float]:
         receipts: dict[int, list[float]] = {}
         complete: dict[int, asyncio.Event] = {}
         sockets: list[ClientConnection] = []
-        ws_url = url.replace("http://", "ws://") + "/api/ws"
-        subscribe = json.dumps(
-            {"op": "subscribe", "id": 1, "space": owner.did, "charm": charm, "path": ["value"]}
-        )
+        subscribe = {"op": "subscribe", "id": 1, "space": owner.did, "charm": charm}
         for _ in range(CLIENTS):
-            header = sign_request(owner, "GET", "/api/ws", b"", int(time.time())).render()
-            ws = await connect(
-                ws_url, additional_headers={"Authorization": header}, compression=None, proxy=None
-            )
-            await ws.send(subscribe)
+            ws = await connect_signed(url, owner)
+            await send(ws, {**subscribe, "path": ["value"]})
             sockets.append(ws)
         listeners = [asyncio.create_task(_listen(ws, receipts, complete)) for ws in sockets]
         try:
@@ -100,16 +90,8 @@ async def _round(url: str, n: int) -> dict[str, float]:
 
 
 def run(n: int = 200, rounds: int = 3) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="charmspace-b5ws-") as tmp:
-        root = Path(tmp)
-        url = f"http://127.0.0.1:{_free_port()}"
-        port = url.rsplit(":", 1)[1]
-        args = [sys.executable, "-m", "charmspace", "serve", "--port", port]
-        server = _start([*args, "--data", str(root / "data")], url, root)
-        try:
-            results = [asyncio.run(_round(url, n)) for _ in range(rounds)]
-        finally:
-            _stop(server)
+    with serving("charmspace-b5ws-") as url:
+        results = [asyncio.run(_round(url, n)) for _ in range(rounds)]
 
     def med(key: str) -> float:
         return round(statistics.median(r[key] for r in results), 2)

@@ -21,21 +21,16 @@ the derived values the commit changes (the notes' mapped list is recomputed).
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
-
-from bench.b5_http import _free_port, _start, _stop, percentile
 from bench.cli import parser, run_and_print
+from bench.server import serving
+from bench.stats import percentile
+from bench.ws import connect_signed, receive, send
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
-from charmspace.signing import sign_request
 
 NOTES = 200
 
@@ -54,25 +49,13 @@ def _find(node: dict[str, Any], tag: str) -> str:
 
 
 async def _clicks(url: str, owner: Identity, charm: str, tag: str, name: str, n: int) -> Any:
-    header = sign_request(owner, "GET", "/api/ws", b"", int(time.time())).render()
-    ws_url = url.replace("http://", "ws://") + "/api/ws"
-    async with connect(
-        ws_url, additional_headers={"Authorization": header}, compression=None, proxy=None
-    ) as ws:
-        await ws.send(json.dumps({"type": "hello", "v": 1, "tab": "bench"}))
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "open",
-                    "id": "bench:0",
-                    "view": "v",
-                    "charm": {"space": owner.did, "id": charm},
-                }
-            )
-        )
+    async with await connect_signed(url, owner) as ws:
+        await send(ws, {"type": "hello", "v": 1, "tab": "bench"})
+        charm_ref = {"space": owner.did, "id": charm}
+        await send(ws, {"type": "open", "id": "bench:0", "view": "v", "charm": charm_ref})
         root = None
         while True:
-            frame = json.loads(await ws.recv())
+            frame = await receive(ws)
             if frame["type"] == "mount":
                 root = frame["root"]
             if frame["type"] == "ack":
@@ -85,21 +68,20 @@ async def _clicks(url: str, owner: Identity, charm: str, tag: str, name: str, n:
             await asyncio.sleep(1 / 45)  # a tab may send at most 50 events a second
             id = f"bench:{i}"
             sent = time.perf_counter()
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "event",
-                        "id": id,
-                        "view": "v",
-                        "node": node,
-                        "name": name,
-                        "detail": {"data_index": 0},  # which note the checkbox toggles
-                    }
-                )
+            await send(
+                ws,
+                {
+                    "type": "event",
+                    "id": id,
+                    "view": "v",
+                    "node": node,
+                    "name": name,
+                    "detail": {"data_index": 0},  # which note the checkbox toggles
+                },
             )
             patched = acked = False
             while not (patched and acked):
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                frame = await receive(ws)
                 if frame["type"] == "patch" and not patched:
                     patched = True
                     to_patch.append(time.perf_counter() - sent)
@@ -135,16 +117,8 @@ async def _round(url: str, n: int) -> dict[str, float]:
 
 
 def run(n: int = 200, rounds: int = 3) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="charmspace-b6-") as tmp:
-        root = Path(tmp)
-        url = f"http://127.0.0.1:{_free_port()}"
-        port = url.rsplit(":", 1)[1]
-        args = [sys.executable, "-m", "charmspace", "serve", "--port", port]
-        server = _start([*args, "--data", str(root / "data")], url, root)
-        try:
-            results = [asyncio.run(_round(url, n)) for _ in range(rounds)]
-        finally:
-            _stop(server)
+    with serving("charmspace-b6-") as url:
+        results = [asyncio.run(_round(url, n)) for _ in range(rounds)]
     out: dict[str, object] = {"bench": "B6_shell"}
     for key in results[0]:
         out[key] = round(statistics.median(r[key] for r in results), 2)

@@ -9,7 +9,6 @@ fakes saw and moves the demo clock.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +23,6 @@ FINISHED = frozenset({"done", "failed", "stopped", "budget reached"})
 
 def start_demo(tmp_path: Path, **env: str) -> ServerProcess:
     return start_server(tmp_path, "--demo", env=env)
-
-
-def login_link(server: ServerProcess) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        match = re.search(r"http://\S+/login\?token=\S+", server.log_text())
-        if match:
-            return match.group()
-        time.sleep(0.02)
-    raise AssertionError(f"no login link printed:\n{server.log_text()}")
 
 
 def find_node(tree: Any, node_id: str) -> dict[str, Any] | None:
@@ -57,7 +46,7 @@ class DemoUser:
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.server.url, follow_redirects=True, timeout=15)
-        page = self.http.get(login_link(self.server))
+        page = self.http.get(self.server.login_link())
         assert page.status_code == 200, page.text
         self.headers = {
             "x-csrf-token": self.http.cookies["charmspace_csrf"],

@@ -7,6 +7,7 @@ and data in a temporary directory, and waits until ``/_health`` answers.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from charmspace.identity import Identity
+from charmspace.signing import sign_request
 
 
 def free_port() -> int:
@@ -38,8 +42,29 @@ class ServerProcess:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=15)
 
+    @property
+    def ws_url(self) -> str:
+        """Where the live API's WebSocket is (``/api/ws``)."""
+        return self.url.replace("http://", "ws://") + "/api/ws"
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def login_link(self) -> str:
+        """The one-time link the server prints once it listens (waits for the line)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            match = re.search(r"http://\S+/login\?token=\S+", self.log_text())
+            if match:
+                return match.group()
+            time.sleep(0.02)
+        raise AssertionError(f"no login link printed:\n{self.log_text()}")
+
+
+def signed_upgrade(identity: Identity) -> dict[str, str]:
+    """The headers of a WebSocket upgrade to ``/api/ws`` signed by ``identity`` (single use)."""
+    header = sign_request(identity, "GET", "/api/ws", b"", int(time.time()))
+    return {"Authorization": header.render()}
 
 
 def start_server(

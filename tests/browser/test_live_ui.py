@@ -205,7 +205,7 @@ def test_a_page_on_another_local_origin_cannot_open_the_websocket_with_the_cooki
                 ws.onerror = () => resolve('refused');
                 setTimeout(() => resolve('timeout'), 4000);
             })""",
-            shell.url.replace("http://", "ws://") + "/api/ws",
+            shell.server.ws_url,
         )
     finally:
         evil.shutdown()

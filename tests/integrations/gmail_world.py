@@ -108,8 +108,20 @@ def stand_in_google_auth(
     return {"auth": auth, "refresh": refresh_google_token.bind(auth=auth)}
 
 
+class WithSearch:
+    """What both worlds offer: a Gmail search charm in a space of its own."""
+
+    runtime: Runtime
+
+    async def search_charm(self, goal: str = "invoice", budget: int = 5) -> Charm:
+        space = self.runtime.create_space(name="gmail")
+        return await self.runtime.charms.create(
+            gmail_agentic_search, space=space, inputs={"goal": goal, "budget": budget}
+        )
+
+
 @dataclass
-class World:
+class World(WithSearch):
     runtime: Runtime
     clock: FakeClock
     issuer: TokenIssuer
@@ -141,12 +153,6 @@ class World:
             sleep=self.sleep,
             rng=random.Random(1),
             **options,
-        )
-
-    async def search_charm(self, goal: str = "invoice", budget: int = 5) -> Charm:
-        space = self.runtime.create_space(name="gmail")
-        return await self.runtime.charms.create(
-            gmail_agentic_search, space=space, inputs={"goal": goal, "budget": budget}
         )
 
 
@@ -196,7 +202,7 @@ async def gmail_world(
 
 
 @dataclass
-class GoogleWorld:
+class GoogleWorld(WithSearch):
     """The real ``google_auth`` charm, signed in at a fake Google served over HTTP, whose
     live tokens are what the fake Gmail accepts."""
 
@@ -224,12 +230,6 @@ class GoogleWorld:
         with self.runtime.edit():
             self.auth_charm["auth"].set(auth)
         return auth
-
-    async def search_charm(self, goal: str = "invoice", budget: int = 5) -> Charm:
-        space = self.runtime.create_space(name="gmail")
-        return await self.runtime.charms.create(
-            gmail_agentic_search, space=space, inputs={"goal": goal, "budget": budget}
-        )
 
 
 @asynccontextmanager

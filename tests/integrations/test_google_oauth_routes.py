@@ -154,14 +154,16 @@ async def test_a_reader_may_not_start_a_sign_in_for_her_cell(server: Server) -> 
     [
         ("state=forged-state&code=4/x", "unknown_state"),
         ("code=4/x", "unknown_state"),
+        (f"state={'s' * 201}&code=4/x", "bad_link"),
+        (f"state=forged-state&code={'c' * 2001}", "bad_link"),
     ],
 )
 async def test_a_forged_state_changes_nothing(server: Server, query: str, reason: str) -> None:
     before = await server.auth()
     async with server.client(None) as browser:
         page = await browser.get(f"{PREFIX}/callback?{query}")
-    assert page.status_code == 400
-    assert reason in page.text
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert reason in page.text and "start the sign-in again" in page.text
     assert await server.auth() == before
     assert server.google.calls["authorization_code"] == 0
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -24,20 +21,13 @@ from charmspace.identity import Identity
 from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings
 from charmspace.runtime import FakeClock
 from charmspace.runtime.secrets import MASK
-from charmspace.signing import sign_request
 from charmspace.testing._serve import serve_asgi
 from charmspace.testing.google import FakeGoogle
+from real_server import ServerProcess, free_port, signed_upgrade, start_server
 
 ALICE = Identity.from_passphrase("google process: alice")
 BOB = Identity.from_passphrase("google process: bob")
 PREFIX = "/api/integrations/google-oauth"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -48,60 +38,37 @@ def real_google() -> Iterator[tuple[FakeGoogle, str]]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, real_google: tuple[FakeGoogle, str]) -> Iterator[tuple[str, Path]]:
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def google_env(tmp_path: Path, real_google: tuple[FakeGoogle, str], port: int) -> dict[str, str]:
+    """The ``CHARMSPACE_GOOGLE_*`` settings of a server on ``port`` that uses the fake Google."""
     google, base = real_google
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = {
-        "CHARMSPACE_GOOGLE_CLIENT_ID": google.client_id,
-        "CHARMSPACE_GOOGLE_PUBLIC_URL": url,
-        **{f"CHARMSPACE_GOOGLE_{k.upper()}": v for k, v in FakeGoogle.urls(base).items()},
-    }
     secret = tmp_path / "client-secret"
     secret.write_text(google.client_secret)
     secret.chmod(0o600)
-    settings["CHARMSPACE_GOOGLE_CLIENT_SECRET_FILE"] = str(secret)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "charmspace",
-                "serve",
-                "--port",
-                str(port),
-                "--data",
-                str(tmp_path / "data"),
-            ],
-            cwd=tmp_path,
-            env={**clean, "HOME": str(tmp_path), **settings},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return {
+        "CHARMSPACE_GOOGLE_CLIENT_ID": google.client_id,
+        "CHARMSPACE_GOOGLE_CLIENT_SECRET_FILE": str(secret),
+        "CHARMSPACE_GOOGLE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **{f"CHARMSPACE_GOOGLE_{k.upper()}": v for k, v in FakeGoogle.urls(base).items()},
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path, google_env: dict[str, str], port: int) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path, env=google_env, port=port)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/_health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield url, log
+        yield server
     finally:
-        process.terminate()
-        assert process.wait(timeout=15) == 0, log.read_text()
+        assert server.stop() == 0, server.log_text()
 
 
-async def watch_auth(url: str, space: str, charm: str, who: Identity) -> Any:
+async def watch_auth(server: ServerProcess, space: str, charm: str, who: Identity) -> Any:
     """The auth cell's value as the live WebSocket sends it to ``who``."""
-    header = sign_request(who, "GET", "/api/ws", b"", int(time.time())).render()
-    ws_url = url.replace("http://", "ws://") + "/api/ws"
-    async with connect(ws_url, additional_headers={"Authorization": header}, proxy=None) as ws:
+    async with connect(server.ws_url, additional_headers=signed_upgrade(who), proxy=None) as ws:
         subscribe = {"op": "subscribe", "id": 1, "space": space, "charm": charm, "path": ["auth"]}
         await ws.send(json.dumps(subscribe))
         frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -109,27 +76,41 @@ async def watch_auth(url: str, space: str, charm: str, who: Identity) -> Any:
     return frame["value"]
 
 
+def start_sign_in(http: httpx.Client) -> tuple[str, str]:
+    """Alice's auth charm, and the login URL its "Sign in with Google" button asked for."""
+    http.post("/api/spaces", json={"space": ALICE.did}).raise_for_status()
+    charm = http.post(f"/api/spaces/{ALICE.did}/charms", json={"pattern": "google_auth"})
+    charm.raise_for_status()
+    charm_path = f"/api/spaces/{ALICE.did}/charms/{charm.json()['id']}"
+    return charm_path, click_sign_in(http, charm_path)
+
+
+def click_sign_in(http: httpx.Client, charm_path: str) -> str:
+    """The UI's button: the handler asks the server's Google client for a login URL."""
+    called = http.post(
+        f"{charm_path}/streams/sign_in", params={"wait": "result"}, json={"event": {}}
+    )
+    assert called.status_code == 200 and called.json()["ok"], called.text
+    login_url: str = http.get(f"{charm_path}/cells/login_url").json()["value"]
+    return login_url
+
+
+def consent(login_url: str, server: ServerProcess) -> str:
+    """Google's consent, approved at once: where it sends the browser back."""
+    answer = httpx.get(login_url)
+    assert answer.status_code == 302
+    back = answer.headers["location"]
+    assert back.startswith(f"{server.url}{PREFIX}/callback?")
+    return back
+
+
 def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
-    server: tuple[str, Path], real_google: tuple[FakeGoogle, str]
+    server: ServerProcess, real_google: tuple[FakeGoogle, str]
 ) -> None:
-    url, log = server
     google, _ = real_google
-    with httpx.Client(base_url=url, auth=SignedAuth(ALICE), timeout=10) as http:
-        http.post("/api/spaces", json={"space": ALICE.did}).raise_for_status()
-        charm = http.post(f"/api/spaces/{ALICE.did}/charms", json={"pattern": "google_auth"})
-        charm.raise_for_status()
-        charm_path = f"/api/spaces/{ALICE.did}/charms/{charm.json()['id']}"
-        # The UI's button: the handler asks the server's Google client for a login URL.
-        called = http.post(
-            f"{charm_path}/streams/sign_in", params={"wait": "result"}, json={"event": {}}
-        )
-        assert called.status_code == 200 and called.json()["ok"], called.text
-        login_url = http.get(f"{charm_path}/cells/login_url").json()["value"]
-        consent = httpx.get(login_url)  # Google's consent, approved at once
-        assert consent.status_code == 302
-        back = consent.headers["location"]
-        assert back.startswith(f"{url}{PREFIX}/callback?")
-        page = httpx.get(back)
+    with httpx.Client(base_url=server.url, auth=SignedAuth(ALICE), timeout=10) as http:
+        charm_path, login_url = start_sign_in(http)
+        page = httpx.get(consent(login_url, server))
         assert page.status_code == 200 and "alice@example.com" in page.text
         auth = http.get(f"{charm_path}/cells/auth").json()["value"]
         assert google.check_access_token(auth["token"]) == "valid"
@@ -147,12 +128,68 @@ def test_sign_in_then_a_consumer_refresh_through_the_charm_with_every_part_real(
         http.put(
             f"/api/spaces/{ALICE.did}/acl", json={"subject": BOB.did, "capability": "READ"}
         ).raise_for_status()
-    watched = asyncio.run(watch_auth(url, ALICE.did, charm.json()["id"], BOB))
+    watched = asyncio.run(watch_auth(server, ALICE.did, charm_path.rsplit("/", 1)[1], BOB))
     assert watched["token"] == MASK and watched["refresh_token"] == MASK
     assert watched["user"]["email"] == "alice@example.com"
-    text = log.read_text()
+    text = server.log_text()
     for secret in (auth["token"], auth["refresh_token"], new["token"], google.client_secret):
         assert secret not in text
+
+
+def consented_then_stopped(tmp_path: Path, env: dict[str, str], port: int) -> tuple[str, str]:
+    """Alice starts a sign-in and consents, and the server stops before her browser is back:
+    her auth charm, and the callback URL Google sent her browser to."""
+    server = start_server(tmp_path, env=env, port=port)
+    try:
+        with httpx.Client(base_url=server.url, auth=SignedAuth(ALICE), timeout=10) as http:
+            charm_path, login_url = start_sign_in(http)
+        return charm_path, consent(login_url, server)
+    finally:
+        assert server.stop() == 0, server.log_text()
+
+
+def test_a_restart_between_the_sign_in_and_the_callback_loses_nothing(
+    tmp_path: Path, google_env: dict[str, str], port: int, real_google: tuple[FakeGoogle, str]
+) -> None:
+    google, _ = real_google
+    charm_path, back = consented_then_stopped(tmp_path, google_env, port)
+    kept = tmp_path / "data" / "google-sign-ins.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert parse_qs(urlsplit(back).query)["state"][0] not in kept.read_text()
+    second = start_server(tmp_path, env=google_env, port=port)
+    try:
+        page = httpx.get(back)
+        assert page.status_code == 200 and "Signed in as alice@example.com." in page.text
+        with httpx.Client(base_url=second.url, auth=SignedAuth(ALICE), timeout=10) as http:
+            auth = http.get(f"{charm_path}/cells/auth").json()["value"]
+        assert google.check_access_token(auth["token"]) == "valid"
+    finally:
+        assert second.stop() == 0, second.log_text()
+
+
+def test_a_sign_in_the_restarted_server_lost_shows_a_page_that_says_to_start_again(
+    tmp_path: Path, google_env: dict[str, str], port: int, real_google: tuple[FakeGoogle, str]
+) -> None:
+    google, _ = real_google
+    charm_path, back = consented_then_stopped(tmp_path, google_env, port)
+    (tmp_path / "data" / "google-sign-ins.json").unlink()  # as if it could not be kept
+    second = start_server(tmp_path, env=google_env, port=port)
+    try:
+        page = httpx.get(back)
+        assert page.status_code == 400
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Google sign-in failed" in page.text and "start the sign-in again" in page.text
+        assert 'href="/"' in page.text  # "Back to charmspace"
+        assert google.calls["authorization_code"] == 0
+        with httpx.Client(base_url=second.url, auth=SignedAuth(ALICE), timeout=10) as http:
+            auth = http.get(f"{charm_path}/cells/auth").json()["value"]
+            assert auth["token"] == ""
+            again = click_sign_in(http, charm_path)  # starting again works
+            assert httpx.get(consent(again, second)).status_code == 200
+            auth = http.get(f"{charm_path}/cells/auth").json()["value"]
+        assert google.check_access_token(auth["token"]) == "valid"
+    finally:
+        assert second.stop() == 0, second.log_text()
 
 
 async def test_refresh_gives_up_on_a_slow_google_within_its_timeout(

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from charmspace.errors import IntegrationError
+from charmspace.identity import Identity
 from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings, skew_seconds
 from charmspace.runtime import FakeClock
+from charmspace.runtime.address import Address
 from charmspace.server import Settings
+
+ALICE = Identity.from_passphrase("oauth client: alice")
+AUTH_CELL = Address(ALICE.did, "of:auth", ("auth",))
 
 
 def test_settings_come_from_charmspace_google_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,6 +68,41 @@ async def test_a_missing_expiry_is_unknown_and_a_missing_scope_is_none() -> None
     info = await oauth.refresh("1//a-refresh-token")
     assert (info["expires_in"], info["expires_at"], info["scope"]) == (0, 0, None)
     assert info["refresh_token"] == "1//a-refresh-token"
+
+
+def _state_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["state"][0]
+
+
+def test_a_sign_in_in_progress_survives_a_new_client_and_the_file_holds_no_state(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "google-sign-ins.json"
+    settings = GoogleSettings(client_id="id", client_secret="secret")
+    clock = FakeClock()
+    before = GoogleOAuth(settings, clock=clock, logins_path=path)
+    kept = _state_of(before.start_login(AUTH_CELL, ALICE.did, [], "http://x/callback"))
+    used = _state_of(before.start_login(AUTH_CELL, ALICE.did, [], "http://x/callback"))
+    before.take_login(used)
+    assert kept not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    after = GoogleOAuth(settings, clock=clock, logins_path=path)
+    record = after.take_login(kept)
+    assert (record.auth_cell, record.principal) == (AUTH_CELL, ALICE.did)
+    with pytest.raises(IntegrationError) as reused:
+        GoogleOAuth(settings, clock=clock, logins_path=path).take_login(kept)
+    assert reused.value.reason == "unknown_state"
+    with pytest.raises(IntegrationError) as spent:
+        after.take_login(used)
+    assert spent.value.reason == "unknown_state"
+
+
+def test_an_unreadable_sign_ins_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "google-sign-ins.json"
+    path.write_text('{"abc": {"verifier": 1}}')
+    oauth = GoogleOAuth(GoogleSettings(client_id="id"), clock=FakeClock(), logins_path=path)
+    with pytest.raises(IntegrationError) as unknown:
+        oauth.take_login("abc")
+    assert unknown.value.reason == "unknown_state"
 
 
 def test_the_skew_is_the_margin_at_most_half_the_lifetime() -> None:

@@ -10,15 +10,18 @@ import pytest
 
 from charmspace import Runtime
 from charmspace.errors import (
+    AuthorizationError,
     CharmNotFoundError,
     NotAStreamError,
     PatternError,
     SchemaError,
     WriteIsolationError,
 )
+from charmspace.identity import Identity
 from charmspace.library.counter import counter
 from charmspace.patterns import Charm, CharmInfo, Default, cell, derive, handler, pattern, wish
 from charmspace.runtime import Cell, Stream
+from charmspace.storage import Capability
 
 OpenRuntime = Callable[[], Awaitable[Runtime]]
 
@@ -58,6 +61,16 @@ async def test_get_list_and_remove(runtime: Runtime) -> None:
     with pytest.raises(NotAStreamError):
         stream.send({"amount": 1})
     assert b["value"].get() == 2
+
+
+async def test_list_reads_as_the_principal_it_names(runtime: Runtime) -> None:
+    space = runtime.create_space(name="mine")
+    charm = await runtime.charms.create(counter, space=space)
+    bob = Identity.from_passphrase("patterns suite: bob")
+    with pytest.raises(AuthorizationError):
+        runtime.charms.list(space, principal=bob.did)
+    runtime.storage.set_acl(space, runtime.principal, bob.did, Capability.READ)
+    assert [info.id for info in runtime.charms.list(space, principal=bob.did)] == [charm.id]
 
 
 async def test_remove_deletes_derived_values_too(runtime: Runtime) -> None:

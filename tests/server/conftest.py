@@ -47,8 +47,10 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start servers; each is stopped with SIGTERM at the end and must exit with status 0."""
     started: list[ServerProcess] = []
 
-    def start(*extra: str, data: Path | None = None) -> ServerProcess:
-        server = start_server(tmp_path, *extra, data=data)
+    def start(
+        *extra: str, data: Path | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        server = start_server(tmp_path, *extra, data=data, env=env)
         started.append(server)
         return server
 

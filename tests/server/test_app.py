@@ -214,6 +214,37 @@ async def test_openapi_documents_every_route_and_the_signature(served: InProcess
     assert "CharmspaceSignature" in schema["components"]["securitySchemes"]
 
 
+async def test_openapi_names_the_charm_bodies_after_what_they_describe(served: InProcess) -> None:
+    async with served.raw() as http:
+        schema = (await http.get("/openapi.json")).json()
+    bodies = schema["components"]["schemas"]
+    assert sorted(name for name in bodies if name.startswith("Charm")) == [
+        "CharmInfo",
+        "CharmRef",
+        "CharmSummary",
+    ]
+    assert list(bodies["CharmInfo"]["properties"]) == [
+        "id",
+        "space",
+        "pattern",
+        "import_path",
+        "created_at",
+    ]
+    assert list(bodies["CharmSummary"]["properties"]) == [
+        "id",
+        "space",
+        "pattern",
+        "import_path",
+        "name",
+        "result",
+        "error",
+    ]
+    listed = schema["paths"]["/api/spaces/{space}/charms"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"]["items"] == {
+        "$ref": "#/components/schemas/CharmInfo"
+    }
+
+
 async def test_wait_commit_answers_once_durable_and_no_read_sees_the_commit_before(
     served: InProcess, alice: AsyncClient
 ) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,24 +20,18 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
 from charmspace.server.sessions import SESSION_COOKIE
-from charmspace.signing import b64encode, session_message, sign_request
-from real_server import ServerProcess, start_server
+from charmspace.signing import b64encode, session_message
+from real_server import ServerProcess, signed_upgrade, start_server
 
 TIMEOUT = 10.0
-
-
-def signed_upgrade(identity: Identity) -> dict[str, str]:
-    header = sign_request(identity, "GET", "/api/ws", b"", int(time.time()))
-    return {"Authorization": header.render()}
 
 
 @asynccontextmanager
 async def socket_to(
     server: ServerProcess, headers: dict[str, str], **options: Any
 ) -> AsyncIterator[ClientConnection]:
-    url = server.url.replace("http://", "ws://") + "/api/ws"
     async with connect(
-        url, additional_headers=headers, compression=None, proxy=None, **options
+        server.ws_url, additional_headers=headers, compression=None, proxy=None, **options
     ) as ws:
         yield ws
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import stat
 import time
@@ -106,21 +105,10 @@ async def test_sigterm_with_calls_in_flight_keeps_every_acknowledged_commit(
     assert len(acknowledged) <= value <= len(calls)
 
 
-def login_link(server: ServerProcess) -> str:
-    """The one-time link the server prints once it listens (waits for the line)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        match = re.search(r"http://\S+/login\?token=\S+", server.log_text())
-        if match:
-            return match.group()
-        time.sleep(0.02)
-    raise AssertionError(f"no login link printed:\n{server.log_text()}")
-
-
 def test_the_login_link_logs_in_as_the_local_identity_once(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    link = login_link(server)
+    link = server.login_link()
     key = tmp_path / ".config" / "charmspace" / "identity.pem"  # HOME is tmp_path
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     local = Identity.load(key)

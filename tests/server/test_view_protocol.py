@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,33 +11,25 @@ from typing import Any
 
 import httpx
 import pytest
-from test_process import login_link
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
-from charmspace.signing import sign_request
-from real_server import ServerProcess, free_port, start_server
+from real_server import ServerProcess, free_port, signed_upgrade
 
 TIMEOUT = 10.0
 PATTERNS = Path(__file__).parent / "shell_patterns"
 
 
 @pytest.fixture
-def shell_server(tmp_path: Path) -> Callable[..., ServerProcess]:
-    started: list[ServerProcess] = []
+def shell_server(server_factory: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    """Start servers that install the test patterns (``start(data=…)`` restarts on that data)."""
 
     def start(data: Path | None = None) -> ServerProcess:
-        env = {"CHARMSPACE_PATTERNS": str(PATTERNS)}
-        server = start_server(tmp_path, data=data, env=env)
-        started.append(server)
-        return server
+        return server_factory(data=data, env={"CHARMSPACE_PATTERNS": str(PATTERNS)})
 
-    yield start  # type: ignore[misc]
-    for server in started:
-        if server.process.poll() is None:
-            assert server.stop() == 0, server.log_text()
+    return start
 
 
 @pytest.fixture
@@ -91,17 +82,11 @@ class Page:
             before.append(received)
 
 
-def signed(identity: Identity) -> dict[str, str]:
-    return {
-        "Authorization": sign_request(identity, "GET", "/api/ws", b"", int(time.time())).render()
-    }
-
-
 @asynccontextmanager
 async def page(server: ServerProcess, tab: str = "t1", headers: Any = None) -> AsyncIterator[Page]:
-    url = server.url.replace("http://", "ws://") + "/api/ws"
+    headers = headers or signed_upgrade(ME)
     async with connect(
-        url, additional_headers=headers or signed(ME), compression=None, proxy=None
+        server.ws_url, additional_headers=headers, compression=None, proxy=None
     ) as ws:
         tab_page = Page(ws, tab)
         await ws.send(json.dumps({"type": "hello", "v": 1, "tab": tab}))
@@ -256,7 +241,7 @@ async def test_bad_frames_are_refused_with_reasons(
 async def test_another_origin_cannot_upgrade_with_the_session_cookie(
     server: ServerProcess, alice: AsyncClient
 ) -> None:
-    token = login_link(server).split("token=", 1)[1]
+    token = server.login_link().split("token=", 1)[1]
     async with httpx.AsyncClient(base_url=server.url) as browser:
         response = await browser.get(f"/login?token={token}")
         assert response.status_code == 303
@@ -267,8 +252,7 @@ async def test_another_origin_cannot_upgrade_with_the_session_cookie(
             pass
     assert refused.value.response.status_code == 403
     own = {"Cookie": cookie, "Origin": server.url}
-    url = server.url.replace("http://", "ws://") + "/api/ws"
-    async with connect(url, additional_headers=own, proxy=None) as ws:
+    async with connect(server.ws_url, additional_headers=own, proxy=None) as ws:
         await ws.send(json.dumps({"type": "hello", "v": 1, "tab": "t", "csrf": "wrong"}))
         bye = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert bye["type"] == "bye" and "csrf" in bye["reason"]
@@ -289,8 +273,7 @@ async def test_a_tab_sending_more_than_fifty_events_a_second_is_refused() -> Non
 async def test_frames_before_hello_end_the_connection(
     server: ServerProcess, alice: AsyncClient
 ) -> None:
-    url = server.url.replace("http://", "ws://") + "/api/ws"
-    async with connect(url, additional_headers=signed(ME), proxy=None) as ws:
+    async with connect(server.ws_url, additional_headers=signed_upgrade(ME), proxy=None) as ws:
         await ws.send(json.dumps({"type": "open", "id": "t:1", "view": "v", "charm": {}}))
         bye = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert (bye["type"], bye["seq"], bye["reason"]) == ("bye", 1, "send hello first")

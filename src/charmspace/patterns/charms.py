@@ -25,8 +25,9 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from charmspace.errors import (
     AuthorizationError,
@@ -70,8 +71,26 @@ SHOWN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:<>-]{0,199}")
 """What a stored pattern name may look like to be shown in an error or a log line."""
 
 
-@dataclass(frozen=True, slots=True)
-class CharmInfo:
+class CharmBase(BaseModel):
+    """A charm and its pattern: what every description of a charm starts with.
+
+    A pydantic model rather than a dataclass because the server answers with
+    these very classes (its ``GET`` of one charm extends this one), so each
+    field is declared once for Python and for the API.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: EntityId
+    space: SpaceDID
+    pattern: str
+    import_path: str = Field(
+        default="",
+        description="The pattern's module:function, which tells two patterns of one name apart.",
+    )
+
+
+class CharmInfo(CharmBase):
     """A charm as listed: id, space, pattern, and when it was created.
 
     ``pattern`` is the pattern's name; ``import_path`` (``module:function``)
@@ -79,11 +98,7 @@ class CharmInfo:
     was recorded).
     """
 
-    id: EntityId
-    space: SpaceDID
-    pattern: str
     created_at: float
-    import_path: str = ""
 
 
 class Charm:
@@ -354,21 +369,28 @@ class Charms:
         await self.get(address.space, record["id"])
         return self.runtime.handler_at(address)
 
-    def list(self, space: SpaceDID | None = None) -> builtins.list[CharmInfo]:
-        """The charms recorded in ``space`` (default: the user's home space)."""
+    def list(
+        self, space: SpaceDID | None = None, *, principal: DID | None = None
+    ) -> builtins.list[CharmInfo]:
+        """The charms recorded in ``space`` (default: the user's home space).
+
+        Read as ``principal`` (default: whom the calling code acts for), who
+        needs READ on the space.
+        """
         space = space or self.runtime.principal
         if not self.runtime.storage.has_space(space):
             return []
-        tx = Transaction(self.runtime, self.runtime.principal)
+        tx = Transaction(self.runtime, principal or self.runtime.acting())
         return [
             CharmInfo(
-                e["id"],
-                space,
-                e.get("pattern", "?"),
-                float(e.get("created_at", 0)),
-                str(e.get("import", "")),
+                id=e["id"],
+                space=space,
+                pattern=str(e.get("pattern", "?")),
+                import_path=str(e.get("import", "")),
+                created_at=float(e.get("created_at", 0)),
             )
             for e in index_entries(tx, space)
+            if isinstance(e.get("id"), str)
         ]
 
     async def remove(

@@ -113,7 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions = SessionStore(path=settings.data / "sessions.json")
     app.state.settings = settings
     app.state.google_oauth = oauth = GoogleOAuth(
-        settings.google, clock=demo.clock if demo else None
+        settings.google,
+        clock=demo.clock if demo else None,
+        logins_path=settings.data / "google-sign-ins.json",
     )
     if settings.public_url:
         oauth.redirect_uri = settings.public_url + google_oauth.CALLBACK

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from charmspace.patterns.charms import CharmBase
+from charmspace.patterns.charms import CharmInfo as CharmInfo  # a charm as listed: the same here
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -60,25 +63,9 @@ class CreateCharm(Model):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
 
 
-class CharmInfo(Model):
-    id: str
-    space: str
-    pattern: str
-    import_path: str = Field(
-        default="",
-        description="The pattern's module:function, which tells two patterns of one name apart.",
-    )
-    created_at: float
+class CharmSummary(CharmBase):
+    """One charm as ``GET`` shows it: its pattern, name, result and last error."""
 
-
-class CharmSummary(Model):
-    id: str
-    space: str
-    pattern: str
-    import_path: str = Field(
-        default="",
-        description="The pattern's module:function, which tells two patterns of one name apart.",
-    )
     name: JsonValue = Field(description="The charm's $NAME, if it has one.")
     result: JsonValue = Field(description="The result, links resolved, without $NAME and $UI.")
     error: JsonValue = Field(description="The last error a handler or derived value raised.")

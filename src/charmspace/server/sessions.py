@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
@@ -38,6 +36,7 @@ from typing import Generic, TypeVar
 
 from charmspace.errors import IdentityError
 from charmspace.identity import parse_did, verify
+from charmspace.private_json import load_private_json, save_private_json
 from charmspace.server.errors import AuthenticationError
 from charmspace.signing import b64decode, session_message
 from charmspace.types import DID
@@ -193,15 +192,13 @@ class SessionStore:
             self._save()
 
     def _load(self, path: Path) -> None:
+        entries = load_private_json(path, what="sessions")
+        now = self.clock()
         try:
-            entries = json.loads(path.read_text(encoding="utf-8"))
-            now = self.clock()
-            for digest, (did, csrf, expires) in entries.items():
+            for digest, (did, csrf, expires) in (entries or {}).items():
                 if float(expires) > now:
                     self.kept[str(digest)] = (str(did), str(csrf), float(expires))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):
             log.warning("ignoring the unreadable sessions file %s: browsers log in again", path)
 
     def _save(self) -> None:
@@ -211,15 +208,7 @@ class SessionStore:
             ((d, v) for d, v in self.kept.items() if v[2] > now), key=lambda item: item[1][2]
         )
         self.kept = dict(live[-self.max_sessions :])
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({d: list(v) for d, v in self.kept.items()}, out)
-            os.replace(temporary, self.path)
-        except OSError:
-            log.warning("could not save sessions to %s: a restart will log browsers out", self.path)
+        save_private_json(self.path, {d: list(v) for d, v in self.kept.items()}, what="sessions")
 
     def login_token(self, did: DID) -> str:
         """A single-use token that opens a session for ``did`` (the one-time login link)."""

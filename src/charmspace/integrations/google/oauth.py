@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.errors import IntegrationError
 from charmspace.integrations.secret_file import read_secret_file
+from charmspace.private_json import load_private_json, save_private_json
 from charmspace.runtime.address import Address
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.secrets import SECRET
@@ -169,11 +170,18 @@ class LoginRecord:
     expires: float
 
 
+_KEPT_LOGINS = TypeAdapter(dict[str, LoginRecord])
+
+
 class GoogleOAuth:
     """The OAuth client of one server: sign-in states, code exchange, refresh, revoke.
 
     ``transport`` lets tests route calls to an in-process fake; the default is
-    the network.
+    the network. With ``logins_path``, sign-ins in progress are also kept in
+    that file (mode 0600), so a restart between ``login`` and ``callback`` does
+    not break them: Google sends the browser back to whichever process answers
+    then. The file is keyed by a SHA-256 of each state, never the state itself,
+    so reading it is not enough to finish someone's sign-in.
     """
 
     def __init__(
@@ -182,11 +190,15 @@ class GoogleOAuth:
         *,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        logins_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
-        self._logins: dict[str, LoginRecord] = {}
+        self._logins_path = logins_path
+        self._logins: dict[str, LoginRecord] = {}  # sha256(state) -> record
+        if logins_path is not None:
+            self._logins = self._load_logins(logins_path)
         self._inflight: dict[str, asyncio.Task[TokenInfo]] = {}
         self._answers: dict[str, tuple[float, TokenInfo]] = {}
         self.redirect_uri: str | None = None
@@ -222,9 +234,6 @@ class GoogleOAuth:
             )
         state = secrets.token_urlsafe(32)
         verifier = generate_token(64)
-        self._logins[state] = LoginRecord(
-            verifier, auth_cell, principal, redirect_uri, now + STATE_LIFETIME
-        )
         scope = " ".join(dict.fromkeys([*IDENTITY_SCOPES, *scopes]))
         client = self._client(scope=scope, redirect_uri=redirect_uri, code_challenge_method="S256")
         url, _ = client.create_authorization_url(
@@ -234,16 +243,21 @@ class GoogleOAuth:
             access_type="offline",
             prompt="consent",
         )
+        self._logins[_digest(state)] = LoginRecord(
+            verifier, auth_cell, principal, redirect_uri, now + STATE_LIFETIME
+        )
+        self._save_logins()
         return str(url)
 
     def take_login(self, state: str) -> LoginRecord:
         """The record of ``state``, removed (a state is used once); IntegrationError if none."""
-        record = self._logins.pop(state, None)
+        record = self._logins.pop(_digest(state), None)
         if record is None:
             raise IntegrationError(
                 "unknown_state",
                 "This sign-in link is unknown or was already used; start the sign-in again.",
             )
+        self._save_logins()
         if record.expires <= self.clock.now():
             raise IntegrationError(
                 "expired_state", "This sign-in took longer than 10 minutes; start it again."
@@ -253,6 +267,23 @@ class GoogleOAuth:
     def _forget_expired(self, now: float) -> None:
         for state in [s for s, r in self._logins.items() if r.expires <= now]:
             del self._logins[state]
+
+    def _load_logins(self, path: Path) -> dict[str, LoginRecord]:
+        kept = load_private_json(path, what="Google sign-ins")
+        if kept is None:
+            return {}
+        try:
+            logins = _KEPT_LOGINS.validate_python(kept)
+        except ValidationError:
+            log.warning("ignoring the unreadable Google sign-ins file %s", path)
+            return {}
+        now = self.clock.now()
+        return {digest: record for digest, record in logins.items() if record.expires > now}
+
+    def _save_logins(self) -> None:
+        if self._logins_path is not None:
+            kept = _KEPT_LOGINS.dump_python(self._logins, mode="json")
+            save_private_json(self._logins_path, kept, what="Google sign-ins")
 
     async def finish_login(self, record: LoginRecord, code: str) -> Auth:
         """Exchange ``code`` (with the record's verifier) and read who signed in: a whole Auth."""
@@ -405,6 +436,10 @@ class GoogleOAuth:
             log.warning("revoking at Google failed: HTTP %s", response.status_code)
             return False
         return True
+
+
+def _digest(state: str) -> str:
+    return hashlib.sha256(state.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _unreachable(what: str) -> IntegrationError:

@@ -10,7 +10,6 @@ from charmspace.errors import AuthorizationError, CharmspaceError, PatternError,
 from charmspace.facade import Runtime
 from charmspace.identity import parse_did
 from charmspace.patterns.charms import Charm
-from charmspace.patterns.index import index_entries
 from charmspace.patterns.markers import NAME, UI
 from charmspace.runtime import Stream
 from charmspace.runtime.address import is_stream_marker, link_to
@@ -64,18 +63,7 @@ async def list_charms(
 ) -> list[CharmInfo]:
     """The charms recorded in the space (needs READ)."""
     require(runtime, space, principal, Capability.READ, "list charms")
-    tx = Transaction(runtime, principal)
-    return [
-        CharmInfo(
-            id=str(e["id"]),
-            space=space,
-            pattern=str(e.get("pattern", "?")),
-            import_path=str(e.get("import", "")),
-            created_at=float(e.get("created_at", 0)),
-        )
-        for e in index_entries(tx, space)
-        if isinstance(e.get("id"), str)
-    ]
+    return runtime.charms.list(space, principal=principal)
 
 
 @router.post("", status_code=201)

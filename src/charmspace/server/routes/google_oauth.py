@@ -16,7 +16,7 @@ import logging
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,13 +137,16 @@ def _page(ok: bool, message: str, reason: str = "", back: str = "/") -> HTMLResp
 
 @router.get("/callback", response_class=HTMLResponse)
 async def callback(
-    runtime: RuntimeDep,
-    oauth: OAuthDep,
-    state: Annotated[str, Query(max_length=200)] = "",
-    code: Annotated[str, Query(max_length=2000)] = "",
-    error: Annotated[str, Query(max_length=200)] = "",
+    runtime: RuntimeDep, oauth: OAuthDep, state: str = "", code: str = "", error: str = ""
 ) -> HTMLResponse:
-    """Where Google sends the browser back: finish the sign-in and say how it went."""
+    """Where Google sends the browser back: finish the sign-in and say how it went.
+
+    A browser shows what this answers, so every failure is a page that says
+    what went wrong and what to do, never a JSON error: the parameters are
+    checked here rather than by the query's schema.
+    """
+    if len(state) > 200 or len(code) > 2000 or len(error) > 200:
+        return _page(False, "This sign-in link is malformed; start the sign-in again.", "bad_link")
     try:
         record = oauth.take_login(state)
     except IntegrationError as e:

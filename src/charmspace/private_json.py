@@ -1,0 +1,49 @@
+"""Small JSON files of the data directory that only their owner can read (mode 0600).
+
+The server keeps a few things across a restart that are not documents of a
+space: browser sessions, Google sign-ins in progress. Each is one small file,
+replaced whole on every change (written to a temporary file, then renamed), so
+a crash leaves the old contents or the new, never half of them.
+
+Why a failure only logs: what these files keep is a convenience across a
+restart (a browser stays logged in, a sign-in can finish). A server that cannot
+write one keeps working from memory; the worst a restart then does is ask the
+user to start again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def load_private_json(path: Path, *, what: str) -> Any:
+    """The JSON value in ``path``; None (logged, naming ``what``) if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("ignoring the unreadable %s file %s: starting without it", what, path)
+        return None
+
+
+def save_private_json(path: Path, value: Any, *, what: str) -> bool:
+    """Replace ``path`` with ``value`` as JSON, mode 0600; False (logged) if it could not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # a leftover temporary file would keep its own
+            json.dump(value, out)
+        os.replace(temporary, path)
+    except OSError:
+        log.warning("could not save the %s file %s: a restart forgets it", what, path)
+        return False
+    return True
