@@ -15,8 +15,8 @@ from in_process import InProcess
 
 from charmspace.client import AsyncClient, SignedAuth
 from charmspace.identity import Identity
-from charmspace.server.auth import NonceCache, Verifier
-from charmspace.server.errors import AuthenticationError, ServerBusyError
+from charmspace.server.auth import Verifier
+from charmspace.server.errors import AuthenticationError
 from charmspace.signing import SignedHeader, parse_header, sign_request
 
 
@@ -218,19 +218,8 @@ def test_header_parsing_refuses_anything_irregular() -> None:
     assert parse_header(good.replace("Charmspace", "charmspace")) is None
 
 
-def test_nonces_are_forgotten_after_their_window_and_capped() -> None:
-    cache = NonceCache(capacity=2)
-    assert cache.add(("a", "1"), expires=10, now=0)
-    assert not cache.add(("a", "1"), expires=10, now=5)
-    assert cache.add(("a", "2"), expires=10, now=5)
-    with pytest.raises(ServerBusyError):
-        cache.add(("a", "3"), expires=20, now=6)
-    assert cache.add(("a", "3"), expires=20, now=11)  # the first two expired
-    assert len(cache) == 1
-
-
 def test_the_verifier_remembers_a_nonce_only_for_a_valid_signature() -> None:
-    verifier = Verifier(skew=300, max_nonces=10, clock=lambda: 1000.0)
+    verifier = Verifier(skew=300, max_nonces=10, max_nonces_per_did=10, clock=lambda: 1000.0)
     alice = Identity.generate()
     header = sign_request(alice, "GET", "/api/x", b"", 1000, "n" * 16)
     forged = SignedHeader(alice.did, 1000, "n" * 16, b"\0" * 64)
