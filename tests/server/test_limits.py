@@ -12,13 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_live import log_in, signed_upgrade, socket_to
 from websockets.exceptions import InvalidStatus
 
 from charmspace.identity import Identity
 from charmspace.server.sessions import SESSION_COOKIE
 from charmspace.signing import b64encode, session_message, sign_request
 from real_server import ServerProcess, start_server
-from test_live import log_in, signed_upgrade, socket_to
 
 LIMITS = {
     "CHARMSPACE_MAX_NONCES_PER_DID": "25",
@@ -100,11 +100,11 @@ async def test_logging_in_again_ends_only_the_own_oldest_session(server: ServerP
     alice, mallory = Identity.generate(), Identity.generate()
     alice_cookie = await log_in(server, alice)
     first, *_ = [await log_in(server, mallory) for _ in range(5)]
-    with httpx.Client(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         http.cookies.set(SESSION_COOKIE, alice_cookie)
-        assert http.get("/api/session").json()["did"] == alice.did
+        assert (await http.get("/api/session")).json()["did"] == alice.did
         http.cookies.set(SESSION_COOKIE, first)
-        ended = http.get("/api/session")
+        ended = await http.get("/api/session")
         assert (ended.status_code, ended.json()["error"]["reason"]) == (401, "session")
 
 

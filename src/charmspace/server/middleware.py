@@ -84,7 +84,7 @@ class RequestGate:
         sessions: SessionStore,
         max_body_bytes: int,
         max_json_depth: int,
-        max_websockets_per_did: int = 32,
+        max_websockets_per_did: int,
     ) -> None:
         self.app = app
         self.verifier = verifier

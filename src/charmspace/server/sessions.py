@@ -19,9 +19,11 @@ server. Each client address holds at most ``max_challenges_per_address``
 unanswered challenges (more is a 429), so one flooding client does not push
 out everyone else's; each DID holds at most ``max_sessions_per_did`` sessions,
 and logging in once more ends its own oldest, so one identity logging in over
-and over ends only its own sessions, never another user's. Sessions are also kept in a file of the data directory (when the
-server has one), so a restart does not log browsers out: an open page
-reconnects and carries on. The file holds a SHA-256 of each session id, never
+and over ends only its own sessions, never another user's.
+
+Sessions are also kept in a file of the data directory (when the server has
+one), so a restart does not log browsers out: an open page reconnects and
+carries on. The file holds a SHA-256 of each session id, never
 the id itself, so reading it does not let anyone act as a logged-in browser.
 """
 
@@ -31,9 +33,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -313,7 +315,8 @@ class SessionStore:
         for digest, (did, _, _) in gone.items():
             if digest in self.kept:
                 continue
-            id = self.by_did.get(did, {}).get(digest)
+            mine = self.by_did.get(did)
+            id = mine.get(digest) if mine is not None else None
             if id is None or self.sessions.get(id) is None:
                 self._unindex(did, digest)  # only the file held it
         try:
