@@ -5,6 +5,7 @@ Each refusal is checked against the space's log head: a 401 or 403 never commits
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -293,29 +294,36 @@ SKEW = 5
     per_did=st.integers(1, 4),
     steps=st.lists(
         st.tuples(
-            st.sampled_from(["a", "b", "c", "d"]),
-            st.sampled_from(["n1", "n2", "n3", "n4", "n5"]),
-            st.integers(-SKEW, SKEW),  # the request's time, from the server's
+            st.sampled_from(["a", "b", "c", "replay"]),  # who sends, or a replay of a request
+            st.integers(-SKEW, SKEW),  # the request's time, from the server's (or: which replay)
             st.sampled_from([0.0, 0.0, 0.5, 1.0, 3.0]),  # the server's clock moves on
         ),
         max_size=80,
     ),
 )
 def test_no_request_is_ever_accepted_twice_and_memory_stays_bounded(
-    capacity: int, per_did: int, steps: list[tuple[str, str, int, float]]
+    capacity: int, per_did: int, steps: list[tuple[str, int, float]]
 ) -> None:
     """Whatever the cache forgets, a signed request (did, nonce, ts) is accepted at most once.
 
-    Each step sends a request or replays an earlier one, within the clock window
-    (the verifier refuses the rest before the cache sees them).
+    Each step sends a new request, or replays one accepted earlier, if it is
+    still within the clock window (the verifier refuses the rest before the
+    cache sees them); after each, every accepted request is replayed too.
     """
     cache = NonceCache(capacity, per_did, skew=SKEW)
     now = 1000.0
+    sent: list[tuple[str, str, int]] = []
     accepted: set[tuple[str, str, int]] = set()
-    for did, nonce, offset, tick in steps:
+    for n, (who, offset, tick) in enumerate(steps):
         now += tick
-        earlier = [key for key in accepted if key[:2] == (did, nonce) and abs(now - key[2]) <= SKEW]
-        ts = earlier[0][2] if earlier and offset % 2 else int(now) + offset
+        if who == "replay":
+            if not sent:
+                continue
+            request = sent[offset % len(sent)]
+        else:
+            request = (who, f"nonce-{n}", int(now) + offset)
+            sent.append(request)
+        did, nonce, ts = request
         if abs(now - ts) > SKEW:
             continue
         try:
@@ -324,7 +332,13 @@ def test_no_request_is_ever_accepted_twice_and_memory_stays_bounded(
             assert busy.retry_after is not None and busy.retry_after >= 0
             continue
         if fresh:
-            assert (did, nonce, ts) not in accepted, "a replay was accepted"
-            accepted.add((did, nonce, ts))
+            assert request not in accepted, "a replay was accepted"
+            accepted.add(request)
+        else:
+            assert request in accepted  # only a replay is refused as one
         assert len(cache) <= capacity
         assert cache.held(did) <= per_did
+        for earlier in accepted:  # and every replay still in the window is refused now
+            if abs(now - earlier[2]) <= SKEW:
+                with contextlib.suppress(ServerBusyError):
+                    assert not cache.add(*earlier, now), f"the replay of {earlier} was accepted"

@@ -33,14 +33,6 @@ class _Ledger:
     """Requests of this DID signed at or before this time are refused: the nonces
     of some of them were forgotten to make room."""
 
-    def drop_stale(self) -> None:
-        """Pop the heap's entries of nonces already forgotten (they are always its oldest)."""
-        while self.heap and self.nonces.get(self.heap[0][1]) != self.heap[0][0]:
-            heapq.heappop(self.heap)
-
-    def oldest(self) -> int:
-        self.drop_stale()
-        return self.heap[0][0]
 
 
 class NonceCache:
@@ -78,8 +70,10 @@ class NonceCache:
         self.skew = skew
         self._ledgers: dict[str, _Ledger] = {}
         self._size = 0
-        self._expiry: list[tuple[int, str, str]] = []  # (ts, did, nonce): the order they expire
-        self._stale = 0  # entries of _expiry already forgotten by eviction
+        # One entry per DID: (the time of its oldest nonce when queued, did). When it
+        # comes up, the DID's expired nonces go and it is queued again, so nothing
+        # here changes when a nonce is forgotten early and the heap never goes stale.
+        self._expiry: list[tuple[int, str]] = []
         self._by_count: dict[int, set[str]] = {}  # how many nonces a DID holds -> the DIDs
         self._most = 0
 
@@ -114,20 +108,21 @@ class NonceCache:
                     limit="nonce_floor",
                     retry_after=max(0, ledger.floor + 1 - math.floor(now)),
                 )
+            self._expire(did, ledger, now)
             if len(ledger.nonces) >= self.per_did:
                 raise ServerBusyError(
                     f"This identity sent more than {self.per_did} signed requests within "
                     f"the {self.skew:g} s replay window; slow down and retry later.",
                     limit="nonces_per_did",
-                    retry_after=self._until_expired(ledger.oldest(), now),
+                    retry_after=self._until_expired(ledger.heap[0][0], now),
                 )
         if self._size >= self.capacity:
             self._evict(now)
         if ledger is None:
             ledger = self._ledgers[did] = _Ledger()
+            heapq.heappush(self._expiry, (ts, did))
         ledger.nonces[nonce] = ts
         heapq.heappush(ledger.heap, (ts, nonce))
-        heapq.heappush(self._expiry, (ts, did, nonce))
         self._size += 1
         self._recount(did, len(ledger.nonces) - 1, len(ledger.nonces))
         return True
@@ -137,44 +132,50 @@ class NonceCache:
         return max(1, math.floor(ts + self.skew - now) + 1)
 
     def _prune(self, now: float) -> None:
+        """Forget the nonces whose time is outside the window, DID by DID.
+
+        A DID's entry in ``_expiry`` comes up no later than its oldest nonce
+        expires (a nonce signed earlier than those before it is forgotten when
+        the entry comes up, a little late, which is safe); the DID's expired
+        nonces go, and its entry is queued again for its new oldest.
+        """
         expiry = self._expiry
         while expiry and expiry[0][0] + self.skew < now:
-            ts, did, nonce = heapq.heappop(expiry)
-            ledger = self._ledgers.get(did)
-            if ledger is None or ledger.nonces.get(nonce) != ts:
-                self._stale -= 1  # evicted before it expired
-                continue
-            self._forget(did, ledger, nonce)
-            ledger.drop_stale()
-            if not ledger.nonces:
-                # Its floor is older than the nonce that just expired: the clock
-                # check refuses everything it would, so the floor can go too.
+            _, did = heapq.heappop(expiry)
+            ledger = self._ledgers[did]
+            self._expire(did, ledger, now)
+            if ledger.heap:
+                heapq.heappush(expiry, (ledger.heap[0][0], did))
+            else:
+                # Its floor is no later than a nonce that expired (see the class
+                # docstring): the clock check refuses all it would, so it goes too.
                 del self._ledgers[did]
+
+    def _expire(self, did: str, ledger: _Ledger, now: float) -> None:
+        while ledger.heap and ledger.heap[0][0] + self.skew < now:
+            self._forget(did, ledger)
 
     def _evict(self, now: float) -> None:
         """Forget the oldest nonce of the DID holding the most (see the class docstring)."""
         if self._most < 2:
-            oldest = self._expiry[0][0]
             raise ServerBusyError(
                 f"The server holds {self.capacity} nonces of as many identities within the "
                 "replay window and cannot take more yet; retry later.",
                 limit="nonces",
-                retry_after=self._until_expired(oldest, now),
+                retry_after=self._until_expired(self._expiry[0][0], now),
             )
         did = next(iter(self._by_count[self._most]))
         ledger = self._ledgers[did]
-        ledger.drop_stale()
-        ts, nonce = heapq.heappop(ledger.heap)
+        ts = self._forget(did, ledger)
         ledger.floor = ts if ledger.floor is None else max(ledger.floor, ts)
-        self._forget(did, ledger, nonce)
-        self._stale += 1
-        if self._stale > max(1024, self._size):
-            self._compact()
 
-    def _forget(self, did: str, ledger: _Ledger, nonce: str) -> None:
+    def _forget(self, did: str, ledger: _Ledger) -> int:
+        """Forget ``did``'s oldest nonce; its time."""
+        ts, nonce = heapq.heappop(ledger.heap)
         del ledger.nonces[nonce]
         self._size -= 1
         self._recount(did, len(ledger.nonces) + 1, len(ledger.nonces))
+        return ts
 
     def _recount(self, did: str, before: int, after: int) -> None:
         if before:
@@ -187,16 +188,6 @@ class NonceCache:
         if after:
             self._by_count.setdefault(after, set()).add(did)
             self._most = max(self._most, after)
-
-    def _compact(self) -> None:
-        """Rebuild the expiry heap without evicted entries, so it stays within 2 x capacity."""
-        self._expiry = [
-            (ts, did, nonce)
-            for did, ledger in self._ledgers.items()
-            for nonce, ts in ledger.nonces.items()
-        ]
-        heapq.heapify(self._expiry)
-        self._stale = 0
 
 
 class Verifier:
