@@ -8,7 +8,9 @@ forget one (the eviction path, with its periodic rebuild of the expiry heap).
 Reported: microseconds per ``add`` while filling and while evicting (median,
 p99, and the worst single call: one rebuild of the expiry heap happens in the
 run, and so do the interpreter's full garbage collections), and resident memory
-per remembered nonce (``/proc/self/statm``, before and after filling).
+per remembered nonce (``/proc/self/statm``, before and after filling). The
+baseline, measured in the same run: one Ed25519 verification of a request's
+signature, which every signed request costs before its nonce is looked at.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import secrets
 import statistics
 import time
 
+from charmspace.identity import Identity, verify
 from charmspace.server.auth import NonceCache
 from charmspace.server.errors import ServerBusyError
+from charmspace.signing import request_message, sign_request
 
 SKEW = 300.0
 
@@ -35,6 +39,19 @@ def rss_bytes() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def verify_us(n: int = 2000) -> float:
+    """Median microseconds of one request signature's verification: the baseline."""
+    me = Identity.generate()
+    header = sign_request(me, "GET", "/api/session", b"", 1_800_000_000, "n" * 22)
+    message = request_message("GET", "/api/session", b"", header.ts, header.nonce, me.did)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        verify(me.did, message, header.sig)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1e6, 2)
 
 
 def run(capacity: int, per_did: int, evictions: int) -> dict[str, object]:
@@ -85,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     capacity = 100_000 if args.quick else 1_000_000
     # Past ``capacity`` evictions the expiry heap is rebuilt once: the worst call shows it.
     result = run(capacity, per_did=10_000, evictions=capacity + capacity // 10)
-    print(json.dumps({"bench": "b10_nonces", **result}), flush=True)
+    print(json.dumps({"bench": "b10_nonces", **result, "verify_us_p50": verify_us()}), flush=True)
 
 
 if __name__ == "__main__":
