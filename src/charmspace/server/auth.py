@@ -34,7 +34,6 @@ class _Ledger:
     of some of them were forgotten to make room."""
 
 
-
 class NonceCache:
     """The nonces each DID used within the skew window, bounded per DID and in total.
 

@@ -250,13 +250,12 @@ class SessionStore:
         return Session(id, did, csrf, expires)
 
     def _end(self, did: DID, digest: str, id: str | None) -> None:
-        """End one session wherever it is held (memory, the file, the DID's index)."""
+        """End one session in memory and in the DID's index, and drop it from the
+        kept ones (the file is written with the session that replaces it)."""
         if id is not None:
             self.sessions.discard(id)
-        kept = self.kept.pop(digest, None) is not None
+        self.kept.pop(digest, None)
         self._unindex(did, digest)
-        if kept:
-            self._save()
 
     def _unindex(self, did: DID, digest: str) -> None:
         mine = self.by_did.get(did)
