@@ -54,8 +54,9 @@ class NonceCache:
     forgotten nonce of a DID has a time at or before its floor, so its replay is
     refused by the floor; a nonce that was never forgotten is still remembered
     and refused as a replay; and a DID's ledger (with its floor) is dropped only
-    once its last nonce expired, when the floor, older than that nonce, is
-    outside the skew window and the clock check refuses what it would have.
+    once all its nonces expired. One of them was signed no earlier than the
+    floor (forgetting takes the oldest and keeps at least one), so the floor is
+    outside the skew window by then and the clock check refuses what it would.
     The DID that floods pays: its floor rises, and a client that signs with the
     current time is hardly ever below it. Only when every DID holds a single
     nonce (as many flooding identities as the cache has room) is nothing safe
