@@ -66,6 +66,7 @@ def test_a_flooding_identity_is_refused_alone_and_no_replay_gets_in(
         assert (error["type"], error["limit"]) == ("ServerBusyError", "nonces_per_did")
         assert 290 <= int(refused.headers["retry-after"]) <= 301  # when its oldest expires
         assert "slow down" in error["message"]
+        assert error["principal"] == mallory.did
 
         # Fresh identities (free to mint) fill the server's total: the biggest holder,
         # mallory, forgets its oldest nonces; alice and the newcomers are served.
@@ -80,6 +81,10 @@ def test_a_flooding_identity_is_refused_alone_and_no_replay_gets_in(
         assert replayed.status_code == 429
         assert replayed.json()["error"]["limit"] == "nonce_floor"
         assert "sign the request again" in replayed.json()["error"]["message"]
+    # The request log names who was refused, and why: the operator sees who floods.
+    assert "429 " in server.log_text()
+    assert f"{mallory.did} refused: nonces_per_did" in server.log_text()
+    assert f"{alice.did} refused" not in server.log_text()
 
 
 async def test_open_websockets_are_bounded_per_identity(server: ServerProcess) -> None:

@@ -106,6 +106,7 @@ class NonceCache:
                     f"The server forgot this identity's nonces up to time {ledger.floor} "
                     "to make room: sign the request again with the current time.",
                     limit="nonce_floor",
+                    principal=did,
                     retry_after=max(0, ledger.floor + 1 - math.floor(now)),
                 )
             self._expire(did, ledger, now)
@@ -114,6 +115,7 @@ class NonceCache:
                     f"This identity sent more than {self.per_did} signed requests within "
                     f"the {self.skew:g} s replay window; slow down and retry later.",
                     limit="nonces_per_did",
+                    principal=did,
                     retry_after=self._until_expired(ledger.heap[0][0], now),
                 )
         if self._size >= self.capacity:

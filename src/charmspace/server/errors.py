@@ -46,11 +46,21 @@ class ServerBusyError(CharmspaceError):
     ``limit`` names the limit (``nonces_per_did``, ``websockets_per_did``, …; see
     docs/server.md) and ``retry_after``, when known, says in how many seconds
     the same request may succeed; it is also sent as the ``Retry-After`` header.
+    ``principal`` is the DID that reached it, when the limit is one DID's (its
+    signature was verified, so the request log can name who floods).
     """
 
-    def __init__(self, message: str, *, limit: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        retry_after: int | None = None,
+        principal: str | None = None,
+    ) -> None:
         self.limit = limit
         self.retry_after = retry_after
+        self.principal = principal
         super().__init__(message)
 
 

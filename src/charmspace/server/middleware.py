@@ -125,7 +125,12 @@ class RequestGate:
                 body = await self._read_body(scope, receive)
                 principal = self._authenticate(scope, body)
             except CharmspaceError as error:
-                refused = getattr(error, "reason", None) or type(error).__name__
+                refused = (
+                    getattr(error, "reason", None)
+                    or getattr(error, "limit", None)
+                    or type(error).__name__
+                )
+                principal = getattr(error, "principal", None)  # a verified DID over its limit
                 await _send_error(send_logged, error)
                 return
             scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
@@ -167,13 +172,19 @@ class RequestGate:
                     "already: close a page or a client's watch, then retry.",
                     limit="websockets_per_did",
                     retry_after=5,
+                    principal=principal,
                 )
         except CharmspaceError as error:
+            refused = getattr(error, "reason", None) or getattr(error, "limit", None)
             log.info(
                 "websocket %s refused: %s",
                 scope["path"],
-                getattr(error, "reason", type(error).__name__),
-                extra={"path": scope["path"], "refused": getattr(error, "reason", None)},
+                refused or type(error).__name__,
+                extra={
+                    "path": scope["path"],
+                    "refused": refused,
+                    "principal": getattr(error, "principal", None),
+                },
             )
             await _deny_upgrade(scope, receive, send, error)
             return
