@@ -5,12 +5,15 @@ Each refusal is checked against the space's log head: a 401 or 403 never commits
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from in_process import InProcess
 
 from charmspace.client import AsyncClient, SignedAuth
@@ -218,19 +221,8 @@ def test_header_parsing_refuses_anything_irregular() -> None:
     assert parse_header(good.replace("Charmspace", "charmspace")) is None
 
 
-def test_nonces_are_forgotten_after_their_window_and_capped() -> None:
-    cache = NonceCache(capacity=2)
-    assert cache.add(("a", "1"), expires=10, now=0)
-    assert not cache.add(("a", "1"), expires=10, now=5)
-    assert cache.add(("a", "2"), expires=10, now=5)
-    with pytest.raises(ServerBusyError):
-        cache.add(("a", "3"), expires=20, now=6)
-    assert cache.add(("a", "3"), expires=20, now=11)  # the first two expired
-    assert len(cache) == 1
-
-
 def test_the_verifier_remembers_a_nonce_only_for_a_valid_signature() -> None:
-    verifier = Verifier(skew=300, max_nonces=10, clock=lambda: 1000.0)
+    verifier = Verifier(skew=300, max_nonces=10, max_nonces_per_did=10, clock=lambda: 1000.0)
     alice = Identity.generate()
     header = sign_request(alice, "GET", "/api/x", b"", 1000, "n" * 16)
     forged = SignedHeader(alice.did, 1000, "n" * 16, b"\0" * 64)
@@ -238,3 +230,115 @@ def test_the_verifier_remembers_a_nonce_only_for_a_valid_signature() -> None:
         verifier.verify("GET", "/api/x", b"", forged.render())
     assert len(verifier.nonces) == 0
     assert verifier.verify("GET", "/api/x", b"", header.render()) == alice.did
+
+
+# The nonce cache: per-DID caps, the total cap, and why forgetting never lets a replay in.
+
+
+def test_a_did_over_its_cap_is_refused_alone() -> None:
+    cache = NonceCache(capacity=100, per_did=3, skew=300)
+    for n in range(3):
+        assert cache.add("mallory", f"m{n}", 1000, now=1000)
+    with pytest.raises(ServerBusyError) as refused:
+        cache.add("mallory", "m3", 1000, now=1000)
+    assert refused.value.limit == "nonces_per_did"
+    assert refused.value.retry_after == 301  # when its oldest nonce is outside the window
+    assert cache.add("alice", "a0", 1000, now=1000)  # anyone else is served
+    assert cache.add("mallory", "m3", 1301, now=1301)  # its old nonces expired
+    assert cache.held("mallory") == 1
+
+
+def test_when_full_the_biggest_holder_forgets_its_oldest_and_its_floor_rises() -> None:
+    cache = NonceCache(capacity=4, per_did=10, skew=300)
+    for n, ts in enumerate((1000, 1001, 1002)):
+        assert cache.add("mallory", f"m{n}", ts, now=1002)
+    assert cache.add("alice", "a0", 1002, now=1002)
+    assert cache.add("bob", "b0", 1003, now=1003)  # full: mallory's oldest goes
+    assert len(cache) == 4
+    assert (cache.held("mallory"), cache.floor("mallory")) == (2, 1000)
+    with pytest.raises(ServerBusyError) as refused:  # its replay: refused by the floor
+        cache.add("mallory", "m0", 1000, now=1003)
+    assert refused.value.limit == "nonce_floor"
+    assert not cache.add("alice", "a0", 1002, now=1003)  # everyone else's replays: remembered
+    assert not cache.add("mallory", "m1", 1001, now=1003)
+    assert cache.add("mallory", "m9", 1003, now=1003)  # signed after the floor: fine
+
+
+def test_when_every_did_holds_one_nonce_nothing_is_forgotten() -> None:
+    cache = NonceCache(capacity=2, per_did=10, skew=300)
+    assert cache.add("a", "n" * 16, 1000, now=1000)
+    assert cache.add("b", "n" * 16, 1000, now=1000)
+    with pytest.raises(ServerBusyError) as refused:
+        cache.add("c", "n" * 16, 1000, now=1000)
+    assert (refused.value.limit, refused.value.retry_after) == ("nonces", 301)
+    assert cache.add("c", "n" * 16, 1301, now=1301)
+    assert len(cache) == 1
+
+
+def test_a_nonce_is_remembered_until_its_time_is_outside_the_window() -> None:
+    cache = NonceCache(capacity=10, per_did=10, skew=300)
+    assert cache.add("a", "early", 700, now=1000)  # signed 300 s ago: the oldest accepted
+    assert not cache.add("a", "early", 700, now=1000)
+    assert cache.add("a", "late", 1300, now=1000)  # 300 s ahead: remembered until 1600
+    assert not cache.add("a", "late", 1300, now=1600)
+    assert cache.add("a", "other", 1600, now=1600.5)
+    assert cache.held("a") == 1  # both expired
+
+
+SKEW = 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    capacity=st.integers(1, 6),
+    per_did=st.integers(1, 4),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "replay"]),  # who sends, or a replay of a request
+            st.integers(-SKEW, SKEW),  # the request's time, from the server's (or: which replay)
+            st.sampled_from([0.0, 0.0, 0.5, 1.0, 3.0]),  # the server's clock moves on
+        ),
+        max_size=80,
+    ),
+)
+def test_no_request_is_ever_accepted_twice_and_memory_stays_bounded(
+    capacity: int, per_did: int, steps: list[tuple[str, int, float]]
+) -> None:
+    """Whatever the cache forgets, a signed request (did, nonce, ts) is accepted at most once.
+
+    Each step sends a new request, or replays one accepted earlier, if it is
+    still within the clock window (the verifier refuses the rest before the
+    cache sees them); after each, every accepted request is replayed too.
+    """
+    cache = NonceCache(capacity, per_did, skew=SKEW)
+    now = 1000.0
+    sent: list[tuple[str, str, int]] = []
+    accepted: set[tuple[str, str, int]] = set()
+    for n, (who, offset, tick) in enumerate(steps):
+        now += tick
+        if who == "replay":
+            if not sent:
+                continue
+            request = sent[offset % len(sent)]
+        else:
+            request = (who, f"nonce-{n}", int(now) + offset)
+            sent.append(request)
+        did, nonce, ts = request
+        if abs(now - ts) > SKEW:
+            continue
+        try:
+            fresh = cache.add(did, nonce, ts, now)
+        except ServerBusyError as busy:
+            assert busy.retry_after is not None and busy.retry_after >= 0
+            continue
+        if fresh:
+            assert request not in accepted, "a replay was accepted"
+            accepted.add(request)
+        else:
+            assert request in accepted  # only a replay is refused as one
+        assert len(cache) <= capacity
+        assert cache.held(did) <= per_did
+        for earlier in accepted:  # and every replay still in the window is refused now
+            if abs(now - earlier[2]) <= SKEW:
+                with contextlib.suppress(ServerBusyError):
+                    assert not cache.add(*earlier, now), f"the replay of {earlier} was accepted"

@@ -15,6 +15,7 @@ from in_process import BASE, InProcess
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
+from charmspace.server.errors import ServerBusyError
 from charmspace.server.sessions import (
     CHALLENGE_TTL,
     CSRF_COOKIE,
@@ -183,13 +184,56 @@ def test_sessions_expire() -> None:
 
 
 def test_challenges_are_bounded() -> None:
-    """A flood of challenges evicts the oldest; memory stays bounded."""
+    """A flood of challenges from many addresses evicts the oldest; memory stays bounded."""
     store = SessionStore(clock=Clock())
-    first, _ = store.challenge()
-    for _ in range(store.challenges.capacity + 10):
-        store.challenge()
+    first, _ = store.challenge("10.0.0.1")
+    for n in range(store.challenges.capacity + 10):
+        store.challenge(f"10.1.{n // 256}.{n % 256}")
     assert len(store.challenges) == store.challenges.capacity
     assert store.challenges.take(first) is None
+    assert sum(len(pending) for pending in store.by_address.values()) == len(store.challenges)
+
+
+def test_one_address_flooding_challenges_is_refused_alone() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock, max_challenges_per_address=3)
+    mine = [store.challenge("10.0.0.1")[0] for _ in range(3)]
+    clock.now += 10
+    with pytest.raises(ServerBusyError) as refused:
+        store.challenge("10.0.0.1")
+    assert refused.value.limit == "challenges_per_address"
+    assert refused.value.retry_after == CHALLENGE_TTL - 10
+    other, _ = store.challenge("10.0.0.2")  # another client is not affected
+    identity = Identity.generate()
+    signature = b64encode(identity.sign(session_message(other, identity.did)))
+    assert store.login(identity.did, other, signature).did == identity.did
+    store.challenges.take(mine[0])  # answering one makes room
+    store.challenge("10.0.0.1")
+    clock.now += CHALLENGE_TTL  # and so does waiting
+    assert len([store.challenge("10.0.0.1") for _ in range(3)]) == 3
+
+
+def test_logging_in_again_and_again_ends_only_the_own_oldest_sessions() -> None:
+    store = SessionStore(clock=Clock(), max_sessions_per_did=3)
+    alice, mallory = Identity.generate().did, Identity.generate().did
+    kept = store.open(alice)
+    floods = [store.open(mallory) for _ in range(50)]
+    assert store.get(kept.id) == kept
+    assert [store.get(s.id) is not None for s in floods[-4:]] == [False, True, True, True]
+    assert len(store.sessions) == 4
+
+
+def test_the_session_cap_counts_sessions_restored_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    did = Identity.generate().did
+    before = SessionStore(path=path, max_sessions_per_did=2)
+    first, second = before.open(did), before.open(did)
+    after = SessionStore(path=path, max_sessions_per_did=2)
+    assert after.get(first.id) is not None and after.get(second.id) is not None
+    third = after.open(did)
+    assert after.get(first.id) is None  # the oldest ended, in memory and in the file
+    assert after.get(second.id) is not None and after.get(third.id) is not None
+    assert SessionStore(path=path).get(first.id) is None
 
 
 async def test_the_login_link_works_once(served: InProcess) -> None:

@@ -110,7 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
-    app.state.sessions = sessions = SessionStore(path=settings.data / "sessions.json")
+    app.state.sessions = sessions = SessionStore(
+        max_sessions_per_did=settings.max_sessions_per_did,
+        max_challenges_per_address=settings.max_challenges_per_address,
+        path=settings.data / "sessions.json",
+    )
     app.state.settings = settings
     app.state.google_oauth = oauth = GoogleOAuth(
         settings.google,
@@ -133,9 +137,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)  # last: its /{space} must never shadow the routes above
     app.add_middleware(
         RequestGate,
-        verifier=Verifier(skew=settings.clock_skew, max_nonces=settings.max_nonces),
+        verifier=Verifier(
+            skew=settings.clock_skew,
+            max_nonces=settings.max_nonces,
+            max_nonces_per_did=settings.max_nonces_per_did,
+        ),
         sessions=sessions,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
+        max_websockets_per_did=settings.max_websockets_per_did,
     )
     return app

@@ -41,7 +41,27 @@ class CrossSiteRequestError(CharmspaceError):
 
 
 class ServerBusyError(CharmspaceError):
-    """The server cannot take more signed requests right now (429)."""
+    """A limit of the server was reached; retrying later may succeed (429).
+
+    ``limit`` names the limit (``nonces_per_did``, ``websockets_per_did``, …; see
+    docs/server.md) and ``retry_after``, when known, says in how many seconds
+    the same request may succeed; it is also sent as the ``Retry-After`` header.
+    ``principal`` is the DID that reached it, when the limit is one DID's (its
+    signature was verified, so the request log can name who floods).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        retry_after: int | None = None,
+        principal: str | None = None,
+    ) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        self.principal = principal
+        super().__init__(message)
 
 
 class BadRequestError(CharmspaceError):
@@ -97,6 +117,12 @@ def status_of(error: BaseException) -> int | None:
     return None
 
 
+def error_headers(error: BaseException) -> dict[str, str]:
+    """The headers an error's response carries besides its body: ``Retry-After``."""
+    retry_after = getattr(error, "retry_after", None)
+    return {"retry-after": str(retry_after)} if isinstance(retry_after, int) else {}
+
+
 def error_body(error: BaseException) -> dict[str, Any]:
     """The JSON error object: type, message, and the error's plain attributes."""
     body: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
@@ -126,7 +152,7 @@ async def _charmspace_error(request: Request, error: Exception) -> JSONResponse:
     status = status_of(error)
     if status is None:
         raise error  # not a client's mistake: let it be the 500 it is
-    return ErrorResponse({"error": error_body(error)}, status)
+    return ErrorResponse({"error": error_body(error)}, status, headers=error_headers(error))
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

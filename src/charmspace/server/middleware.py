@@ -5,6 +5,11 @@ anything parses the body: an oversized body is refused from its length, an
 unsigned or badly signed request never reaches the JSON parser or a route, and
 the signature covers the raw bytes as they arrived.
 
+The gate also holds the one per-principal limit that spans requests: how many
+``/api/ws`` connections a DID has open (``max_websockets_per_did``), counted
+from the upgrade it authenticated to the socket's end, so one identity cannot
+hold every socket the server can serve.
+
 A request is authenticated by its signature or, when it carries no
 ``Authorization`` header, by a browser's session cookie (with the CSRF checks
 of :mod:`charmspace.server.sessions` for anything but GET and HEAD). Either way
@@ -30,7 +35,9 @@ from charmspace.server.errors import (
     BadRequestError,
     BodyTooLargeError,
     CrossSiteRequestError,
+    ServerBusyError,
     error_body,
+    error_headers,
     status_of,
 )
 from charmspace.server.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionStore
@@ -77,12 +84,15 @@ class RequestGate:
         sessions: SessionStore,
         max_body_bytes: int,
         max_json_depth: int,
+        max_websockets_per_did: int,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.sessions = sessions
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        self.max_websockets_per_did = max_websockets_per_did
+        self.websockets: dict[str, int] = {}  # principal -> its open /api/ws connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -115,7 +125,12 @@ class RequestGate:
                 body = await self._read_body(scope, receive)
                 principal = self._authenticate(scope, body)
             except CharmspaceError as error:
-                refused = getattr(error, "reason", None) or type(error).__name__
+                refused = (
+                    getattr(error, "reason", None)
+                    or getattr(error, "limit", None)
+                    or type(error).__name__
+                )
+                principal = getattr(error, "principal", None)  # a verified DID over its limit
                 await _send_error(send_logged, error)
                 return
             scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
@@ -151,18 +166,38 @@ class RequestGate:
         """
         try:
             principal = self._authenticate_upgrade(scope)
+            if self.websockets.get(principal, 0) >= self.max_websockets_per_did:
+                raise ServerBusyError(
+                    f"This identity has {self.max_websockets_per_did} live connections open "
+                    "already: close a page or a client's watch, then retry.",
+                    limit="websockets_per_did",
+                    retry_after=5,
+                    principal=principal,
+                )
         except CharmspaceError as error:
+            refused = getattr(error, "reason", None) or getattr(error, "limit", None)
             log.info(
                 "websocket %s refused: %s",
                 scope["path"],
-                getattr(error, "reason", type(error).__name__),
-                extra={"path": scope["path"], "refused": getattr(error, "reason", None)},
+                refused or type(error).__name__,
+                extra={
+                    "path": scope["path"],
+                    "refused": refused,
+                    "principal": getattr(error, "principal", None),
+                },
             )
             await _deny_upgrade(scope, receive, send, error)
             return
         log.info("websocket %s %s", scope["path"], principal, extra={"principal": principal})
         scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
-        await self.app(scope, receive, send)
+        self.websockets[principal] = self.websockets.get(principal, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if self.websockets[principal] <= 1:
+                del self.websockets[principal]
+            else:
+                self.websockets[principal] -= 1
 
     def _authenticate_upgrade(self, scope: Scope) -> str:
         return self._principal(scope, "GET", b"", upgrade=True)
@@ -312,5 +347,6 @@ async def _send_error(send: Send, error: CharmspaceError, prefix: str = "") -> N
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Charmspace"))
+    headers.extend((name.encode(), value.encode()) for name, value in error_headers(error).items())
     await send({"type": f"{prefix}http.response.start", "status": status, "headers": headers})
     await send({"type": f"{prefix}http.response.body", "body": data})

@@ -15,9 +15,15 @@ site, so a page served by another local program is not cross-site.
 
 Everything is held in memory and bounded. When a table is full, its oldest
 entry goes, so a flood of challenges can delay a login but never grow the
-server. Sessions are also kept in a file of the data directory (when the
-server has one), so a restart does not log browsers out: an open page
-reconnects and carries on. The file holds a SHA-256 of each session id, never
+server. Each client address holds at most ``max_challenges_per_address``
+unanswered challenges (more is a 429), so one flooding client does not push
+out everyone else's; each DID holds at most ``max_sessions_per_did`` sessions,
+and logging in once more ends its own oldest, so one identity logging in over
+and over ends only its own sessions, never another user's.
+
+Sessions are also kept in a file of the data directory (when the server has
+one), so a restart does not log browsers out: an open page reconnects and
+carries on. The file holds a SHA-256 of each session id, never
 the id itself, so reading it does not let anyone act as a logged-in browser.
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -37,7 +44,7 @@ from typing import Generic, TypeVar
 from charmspace.errors import IdentityError
 from charmspace.identity import parse_did, verify
 from charmspace.private_json import load_private_json, save_private_json
-from charmspace.server.errors import AuthenticationError
+from charmspace.server.errors import AuthenticationError, ServerBusyError
 from charmspace.signing import b64decode, session_message
 from charmspace.types import DID
 
@@ -60,10 +67,17 @@ class Expiring(Generic[V]):
     oldest entry is always first, which keeps pruning and eviction O(1) each.
     """
 
-    def __init__(self, ttl: float, capacity: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        capacity: int,
+        clock: Callable[[], float],
+        on_drop: Callable[[str, V], None] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.capacity = capacity
         self.clock = clock
+        self.on_drop = on_drop  # told of every entry that leaves, however it leaves
         self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -74,7 +88,7 @@ class Expiring(Generic[V]):
         now = self.clock()
         self._prune(now)
         while len(self._entries) >= self.capacity:
-            self._entries.popitem(last=False)
+            self._dropped(*self._entries.popitem(last=False))
         token = secrets.token_urlsafe(32)
         expires = now + self.ttl
         self._entries[token] = (expires, value)
@@ -90,19 +104,31 @@ class Expiring(Generic[V]):
     def take(self, token: str) -> V | None:
         """Like :meth:`get`, and the token is gone afterwards (single use)."""
         entry = self._entries.pop(token, None)
+        if entry is not None:
+            self._dropped(token, entry)
         if entry is None or entry[0] <= self.clock():
             return None
         return entry[1]
 
     def discard(self, token: str) -> None:
-        self._entries.pop(token, None)
+        entry = self._entries.pop(token, None)
+        if entry is not None:
+            self._dropped(token, entry)
+
+    def _dropped(self, token: str, entry: tuple[float, V]) -> None:
+        if self.on_drop is not None:
+            self.on_drop(token, entry[1])
+
+    def prune(self) -> None:
+        """Drop the entries that expired."""
+        self._prune(self.clock())
 
     def _prune(self, now: float) -> None:
         while self._entries:
             token, (expires, _) = next(iter(self._entries.items()))
             if expires > now:
                 break
-            del self._entries[token]
+            self._dropped(token, self._entries.pop(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,22 +158,53 @@ class SessionStore:
         self,
         *,
         max_sessions: int = 100_000,
+        max_sessions_per_did: int = 100,
+        max_challenges_per_address: int = 100,
         clock: Callable[[], float] = time.time,
         path: Path | None = None,
     ) -> None:
         self.clock = clock
         self.max_sessions = max_sessions
-        self.challenges: Expiring[bool] = Expiring(CHALLENGE_TTL, 10_000, clock)
-        self.sessions: Expiring[tuple[DID, str]] = Expiring(SESSION_TTL, max_sessions, clock)
+        self.max_sessions_per_did = max_sessions_per_did
+        self.max_challenges_per_address = max_challenges_per_address
+        # address -> its unanswered challenges, oldest first (token -> expires)
+        self.by_address: dict[str, OrderedDict[str, float]] = {}
+        self.challenges: Expiring[str] = Expiring(
+            CHALLENGE_TTL, 10_000, clock, self._challenge_dropped
+        )
+        # did -> its sessions, oldest first: sha256(id) -> the id (None: restored from the file)
+        self.by_did: dict[DID, OrderedDict[str, str | None]] = {}
+        self.sessions: Expiring[tuple[DID, str]] = Expiring(
+            SESSION_TTL, max_sessions, clock, self._session_dropped
+        )
         self.login_tokens: Expiring[DID] = Expiring(LOGIN_TOKEN_TTL, 100, clock)
         self.path = path
         self.kept: dict[str, tuple[DID, str, float]] = {}  # sha256(id) -> did, csrf, expires
         if path is not None:
             self._load(path)
 
-    def challenge(self) -> tuple[str, float]:
-        """A new single-use challenge and the time it expires."""
-        return self.challenges.put(True)
+    def challenge(self, address: str = "") -> tuple[str, float]:
+        """A new single-use challenge for a client at ``address`` and the time it expires."""
+        self.challenges.prune()
+        pending = self.by_address.get(address)
+        if pending and len(pending) >= self.max_challenges_per_address:
+            oldest = next(iter(pending.values()))
+            raise ServerBusyError(
+                f"This address holds {self.max_challenges_per_address} unanswered login "
+                "challenges: log in with one of them, or retry once the oldest expires.",
+                limit="challenges_per_address",
+                retry_after=max(1, math.ceil(oldest - self.clock())),
+            )
+        token, expires = self.challenges.put(address)
+        self.by_address.setdefault(address, OrderedDict())[token] = expires
+        return token, expires
+
+    def _challenge_dropped(self, token: str, address: str) -> None:
+        pending = self.by_address.get(address)
+        if pending is not None:
+            pending.pop(token, None)
+            if not pending:
+                del self.by_address[address]
 
     def login(self, did: str, challenge: str, signature: str) -> Session:
         """A session for ``did`` if it signed ``challenge``, which is spent either way."""
@@ -169,12 +226,49 @@ class SessionStore:
         return self.open(did)
 
     def open(self, did: DID) -> Session:
+        """A new session for ``did``; its oldest ends if it holds ``max_sessions_per_did``."""
+        self.sessions.prune()
+        mine = self.by_did.get(did)
+        while mine and len(mine) >= self.max_sessions_per_did:
+            digest, old = next(iter(mine.items()))
+            log.info(
+                "ending the oldest session of %s: it holds %d",
+                did,
+                len(mine),
+                extra={"principal": did, "refused": "sessions_per_did"},
+            )
+            self._end(did, digest, old)
+            mine = self.by_did.get(did)
         csrf = secrets.token_urlsafe(32)
         id, expires = self.sessions.put((did, csrf))
+        digest = _digest(id)
+        self.by_did.setdefault(did, OrderedDict())[digest] = id
         if self.path is not None:
-            self.kept[_digest(id)] = (did, csrf, expires)
+            self.kept[digest] = (did, csrf, expires)
             self._save()
         return Session(id, did, csrf, expires)
+
+    def _end(self, did: DID, digest: str, id: str | None) -> None:
+        """End one session in memory and in the DID's index, and drop it from the
+        kept ones (the file is written with the session that replaces it)."""
+        if id is not None:
+            self.sessions.discard(id)
+        self.kept.pop(digest, None)
+        self._unindex(did, digest)
+
+    def _unindex(self, did: DID, digest: str) -> None:
+        mine = self.by_did.get(did)
+        if mine is not None:
+            mine.pop(digest, None)
+            if not mine:
+                del self.by_did[did]
+
+    def _session_dropped(self, id: str, value: tuple[DID, str]) -> None:
+        # Expired or pushed out of memory: still a session if the file keeps it.
+        digest = _digest(id)
+        kept = self.kept.get(digest)
+        if kept is None or kept[2] <= self.clock():
+            self._unindex(value[0], digest)
 
     def get(self, id: str) -> Session | None:
         entry = self.sessions.get(id)
@@ -187,9 +281,12 @@ class SessionStore:
         return Session(id, did, csrf, expires)
 
     def close(self, id: str) -> None:
+        session = self.get(id)
         self.sessions.discard(id)
         if self.kept.pop(_digest(id), None) is not None:
             self._save()
+        if session is not None:
+            self._unindex(session.did, _digest(id))
 
     def _load(self, path: Path) -> None:
         entries = load_private_json(path, what="sessions")
@@ -200,6 +297,8 @@ class SessionStore:
                     self.kept[str(digest)] = (str(did), str(csrf), float(expires))
         except (ValueError, TypeError, AttributeError):
             log.warning("ignoring the unreadable sessions file %s: browsers log in again", path)
+        for digest, (did, _, _) in sorted(self.kept.items(), key=lambda item: item[1][2]):
+            self.by_did.setdefault(did, OrderedDict())[digest] = None
 
     def _save(self) -> None:
         assert self.path is not None
@@ -207,7 +306,15 @@ class SessionStore:
         live = sorted(
             ((d, v) for d, v in self.kept.items() if v[2] > now), key=lambda item: item[1][2]
         )
+        gone = self.kept
         self.kept = dict(live[-self.max_sessions :])
+        for digest, (did, _, _) in gone.items():
+            if digest in self.kept:
+                continue
+            mine = self.by_did.get(did)
+            id = mine.get(digest) if mine is not None else None
+            if id is None or self.sessions.get(id) is None:
+                self._unindex(did, digest)  # only the file held it
         save_private_json(self.path, {d: list(v) for d, v in self.kept.items()}, what="sessions")
 
     def login_token(self, did: DID) -> str:

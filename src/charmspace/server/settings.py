@@ -59,8 +59,32 @@ class Settings(BaseSettings):
     max_nonces: int = Field(
         default=1_000_000,
         ge=1,
-        description="Nonces remembered within the skew window (replay protection); past it, "
-        "new requests are refused with 429 until old nonces expire.",
+        description="Nonces remembered within the skew window by all identities together "
+        "(replay protection); when full, the identity holding the most forgets its oldest.",
+    )
+    max_nonces_per_did: int = Field(
+        default=10_000,
+        ge=1,
+        description="Signed requests one identity may make within the skew window; past it, "
+        "its own requests are refused (429) until its oldest nonce expires.",
+    )
+    max_sessions_per_did: int = Field(
+        default=100,
+        ge=1,
+        description="Browser sessions one identity may hold; logging in once more ends its "
+        "oldest session.",
+    )
+    max_challenges_per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Unanswered login challenges one client address may hold; past it, it "
+        "gets 429 until one is used or expires.",
+    )
+    max_websockets_per_did: int = Field(
+        default=32,
+        ge=1,
+        description="Open /api/ws connections one identity may have; past it, the upgrade "
+        "is refused (429).",
     )
     call_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a stream call waits for the handler's commit."

@@ -472,7 +472,9 @@ class ViewProtocol:
         self.events = [t for t in self.events if now - t < 1.0]
         if len(self.events) >= MAX_EVENTS_PER_SECOND:
             raise ServerBusyError(
-                f"More than {MAX_EVENTS_PER_SECOND} events a second from this tab; slow down."
+                f"More than {MAX_EVENTS_PER_SECOND} events a second from this tab; slow down.",
+                limit="events_per_second",
+                retry_after=1,
             )
         self.events.append(now)
 

@@ -46,7 +46,8 @@ def _set_cookies(request: Request, response: Response, session: Session) -> None
 @router.get("/api/session/challenge")
 async def challenge(request: Request) -> Challenge:
     """A new challenge to sign for ``POST /api/session``: single use, two minutes."""
-    value, expires = _store(request).challenge()
+    address = request.client.host if request.client else ""
+    value, expires = _store(request).challenge(address)
     return Challenge(challenge=value, expires=expires)
 
 

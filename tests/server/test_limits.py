@@ -1,0 +1,132 @@
+"""What one principal may hold on a real server, and that reaching it locks out nobody else.
+
+Each test runs ``charmspace serve`` as a process with small limits and floods it
+from one identity (or address) while another keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_live import log_in, signed_upgrade, socket_to
+from websockets.exceptions import InvalidStatus
+
+from charmspace.identity import Identity
+from charmspace.server.sessions import SESSION_COOKIE
+from charmspace.signing import b64encode, session_message, sign_request
+from real_server import ServerProcess, start_server
+
+LIMITS = {
+    "CHARMSPACE_MAX_NONCES_PER_DID": "25",
+    "CHARMSPACE_MAX_NONCES": "80",
+    "CHARMSPACE_MAX_WEBSOCKETS_PER_DID": "2",
+    "CHARMSPACE_MAX_SESSIONS_PER_DID": "2",
+    "CHARMSPACE_MAX_CHALLENGES_PER_ADDRESS": "3",
+}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = start_server(tmp_path, env=LIMITS)
+    yield server
+    assert server.stop() == 0, server.log_text()
+
+
+def signed(identity: Identity, ago: int = 0) -> dict[str, str]:
+    """Headers of a signed ``GET /api/session``, signed ``ago`` seconds in the past."""
+    header = sign_request(identity, "GET", "/api/session", b"", int(time.time()) - ago)
+    return {"Authorization": header.render()}
+
+
+def whoami(http: httpx.Client, headers: dict[str, str]) -> httpx.Response:
+    return http.get("/api/session", headers=headers)
+
+
+def test_a_flooding_identity_is_refused_alone_and_no_replay_gets_in(
+    server: ServerProcess,
+) -> None:
+    alice, mallory = Identity.generate(), Identity.generate()
+    with httpx.Client(base_url=server.url) as http:
+        alice_first = signed(alice)
+        assert whoami(http, alice_first).json()["did"] == alice.did
+        mallory_first = signed(mallory, ago=10)  # its oldest: the first it forgets
+        assert whoami(http, mallory_first).status_code == 200
+        statuses = []
+        for n in range(30):
+            statuses.append(whoami(http, signed(mallory)).status_code)
+            if n % 3 == 0:
+                assert whoami(http, signed(alice)).status_code == 200  # alice never notices
+        assert statuses == [200] * 24 + [429] * 6
+        refused = whoami(http, signed(mallory))
+        error = refused.json()["error"]
+        assert (error["type"], error["limit"]) == ("ServerBusyError", "nonces_per_did")
+        assert 290 <= int(refused.headers["retry-after"]) <= 301  # when its oldest expires
+        assert "slow down" in error["message"]
+        assert error["principal"] == mallory.did
+
+        # Fresh identities (free to mint) fill the server's total: the biggest holder,
+        # mallory, forgets its oldest nonces; alice and the newcomers are served.
+        newcomers = [whoami(http, signed(Identity.generate())).status_code for _ in range(50)]
+        assert newcomers == [200] * 50
+        assert whoami(http, signed(alice)).status_code == 200
+
+        # No replay gets in: alice's is remembered, mallory's forgotten one is below its floor.
+        replayed = whoami(http, alice_first)
+        assert (replayed.status_code, replayed.json()["error"]["reason"]) == (401, "replayed")
+        replayed = whoami(http, mallory_first)
+        assert replayed.status_code == 429
+        assert replayed.json()["error"]["limit"] == "nonce_floor"
+        assert "sign the request again" in replayed.json()["error"]["message"]
+    # The request log names who was refused, and why: the operator sees who floods.
+    assert "429 " in server.log_text()
+    assert f"{mallory.did} refused: nonces_per_did" in server.log_text()
+    assert f"{alice.did} refused" not in server.log_text()
+
+
+async def test_open_websockets_are_bounded_per_identity(server: ServerProcess) -> None:
+    alice, bob = Identity.generate(), Identity.generate()
+    async with socket_to(server, signed_upgrade(alice)), socket_to(server, signed_upgrade(alice)):
+        with pytest.raises(InvalidStatus) as refused:
+            async with socket_to(server, signed_upgrade(alice)):
+                pass
+        assert refused.value.response.status_code == 429
+        assert b"websockets_per_did" in refused.value.response.body
+        async with socket_to(server, signed_upgrade(bob)):
+            pass  # another identity is not affected
+    async with socket_to(server, signed_upgrade(alice)):
+        pass  # closing them made room
+
+
+async def test_logging_in_again_ends_only_the_own_oldest_session(server: ServerProcess) -> None:
+    alice, mallory = Identity.generate(), Identity.generate()
+    alice_cookie = await log_in(server, alice)
+    first, *_ = [await log_in(server, mallory) for _ in range(5)]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        http.cookies.set(SESSION_COOKIE, alice_cookie)
+        assert (await http.get("/api/session")).json()["did"] == alice.did
+        http.cookies.set(SESSION_COOKIE, first)
+        ended = await http.get("/api/session")
+        assert (ended.status_code, ended.json()["error"]["reason"]) == (401, "session")
+
+
+def test_unanswered_challenges_are_bounded_per_address(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        challenges = [http.get("/api/session/challenge") for _ in range(4)]
+        assert [c.status_code for c in challenges] == [200, 200, 200, 429]
+        error = challenges[-1].json()["error"]
+        assert error["limit"] == "challenges_per_address"
+        assert 110 <= int(challenges[-1].headers["retry-after"]) <= 120
+        identity = Identity.generate()  # answering one makes room for the next login
+        challenge = challenges[0].json()["challenge"]
+        signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+        login = http.post(
+            "/api/session",
+            json={"did": identity.did, "challenge": challenge, "signature": signature},
+            headers={"Origin": server.url},
+        )
+        assert login.status_code == 200, login.text
+        assert http.get("/api/session/challenge").status_code == 200
