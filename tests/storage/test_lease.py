@@ -1,0 +1,109 @@
+"""The lease on a space, within one process: renewal, loss, release, refusals.
+
+Two ``Storage`` objects on one SQLite directory stand in for two processes
+here (they share nothing but the files); tests/storage/test_sqlite_leases.py
+runs real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+from tests.storage.conftest import Reopen, create_new_space
+
+from charmspace import LeaseLostError
+from charmspace.errors import StorageError
+from charmspace.storage import Capability, Storage, open_storage
+from charmspace.storage.interface import AsyncStorage
+from charmspace.types import DID, SpaceDID
+
+
+async def test_a_memory_lease_never_expires(owner: DID) -> None:
+    storage = open_storage("memory://")
+    storage.create_space(owner, owner)
+    async with AsyncStorage(storage).lease(owner, owner, seconds=0.1) as lease:
+        await asyncio.sleep(0.2)
+        assert lease.expires == math.inf and not lease.lost
+        lease.check()
+
+
+@pytest.mark.parametrize("seconds", [0, 0.01, -1, math.inf, math.nan, True, "5"])
+async def test_a_lease_length_that_cannot_work_is_refused(
+    storage: Storage, space: SpaceDID, owner: DID, seconds: object
+) -> None:
+    with pytest.raises(StorageError, match="seconds"):
+        async with AsyncStorage(storage).lease(space, owner, seconds=seconds):  # type: ignore[arg-type]
+            pass
+
+
+async def test_a_lease_on_sqlite_keeps_another_storage_out_until_released(
+    reopen: Reopen, owner: DID
+) -> None:
+    first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
+    space = create_new_space(first.storage, owner)
+    async with first.lease(space, owner, seconds=0.3) as held:
+        assert held.generation == 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_enter(second, space, owner), 0.8)  # > 2 × seconds
+        assert not held.lost  # renewed in the background, past its 0.3 s
+        assert held.expires > time.time()
+    started = time.monotonic()
+    async with second.lease(space, owner, seconds=0.3) as taken:
+        assert taken.generation == 2  # the abandoned wait took nothing
+    assert time.monotonic() - started < 0.2  # released, not left to expire
+
+
+async def test_an_exception_in_the_block_releases_the_lease(reopen: Reopen, owner: DID) -> None:
+    first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
+    space = create_new_space(first.storage, owner)
+    with pytest.raises(KeyError):
+        async with first.lease(space, owner, seconds=5):
+            raise KeyError("the host failed")
+    await asyncio.wait_for(_enter(second, space, owner), 0.2)
+
+
+async def test_a_holder_that_stalls_past_expiry_has_lost_its_lease(
+    reopen: Reopen, owner: DID
+) -> None:
+    store = AsyncStorage(reopen())
+    space = create_new_space(store.storage, owner)
+    async with store.lease(space, owner, seconds=0.2) as lease:
+        time.sleep(0.3)  # noqa: ASYNC251 (a stalled event loop, on purpose)
+        assert lease.lost
+        with pytest.raises(LeaseLostError) as caught:
+            lease.check()
+        assert caught.value.space == space and caught.value.holder == owner
+        assert "before it could be renewed" in str(caught.value)
+        assert "Stop running the space's handlers and derived values" in str(caught.value)
+        assert (await lease.wait_lost()) is caught.value
+    async with store.lease(space, owner, seconds=0.2) as again:  # it can be taken again
+        assert not again.lost
+
+
+async def test_a_holder_whose_access_is_revoked_loses_the_lease(
+    storage: Storage, owner: DID, alice: DID
+) -> None:
+    space = create_new_space(storage, owner, {alice: Capability.READ})
+    async with AsyncStorage(storage).lease(space, alice, seconds=0.3) as lease:
+        lease.check()
+        storage.set_acl(space, owner, alice, None)
+        if lease.expires < math.inf:  # renewed in the background: it notices by itself
+            await asyncio.wait_for(lease.wait_lost(), 1.0)
+        with pytest.raises(LeaseLostError) as caught:
+            lease.check()
+        assert caught.value.holder == alice and "may no longer host it" in caught.value.reason
+
+
+async def test_two_spaces_are_leased_independently(reopen: Reopen, owner: DID) -> None:
+    first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
+    a, b = create_new_space(first.storage, owner), create_new_space(first.storage, owner)
+    async with first.lease(a, owner, seconds=5):
+        await asyncio.wait_for(_enter(second, b, owner), 0.2)
+
+
+async def _enter(store: AsyncStorage, space: SpaceDID, holder: DID) -> None:
+    async with store.lease(space, holder, seconds=0.3):
+        pass
