@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 import pytest
-from tests.storage.conftest import Reopen, create_new_space
 
 from charmspace import LeaseLostError
 from charmspace.errors import StorageError
 from charmspace.storage import Capability, Storage, open_storage
 from charmspace.storage.interface import AsyncStorage
 from charmspace.types import DID, SpaceDID
+
+Reopen = Callable[..., Storage]
+NewSpace = Callable[..., SpaceDID]
 
 
 async def test_a_memory_lease_never_expires(owner: DID) -> None:
@@ -40,10 +43,10 @@ async def test_a_lease_length_that_cannot_work_is_refused(
 
 
 async def test_a_lease_on_sqlite_keeps_another_storage_out_until_released(
-    reopen: Reopen, owner: DID
+    reopen: Reopen, owner: DID, new_space: NewSpace
 ) -> None:
     first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
-    space = create_new_space(first.storage, owner)
+    space = new_space(first.storage, owner)
     async with first.lease(space, owner, seconds=0.3) as held:
         assert held.generation == 1
         with pytest.raises(TimeoutError):
@@ -56,9 +59,11 @@ async def test_a_lease_on_sqlite_keeps_another_storage_out_until_released(
     assert time.monotonic() - started < 0.2  # released, not left to expire
 
 
-async def test_an_exception_in_the_block_releases_the_lease(reopen: Reopen, owner: DID) -> None:
+async def test_an_exception_in_the_block_releases_the_lease(
+    reopen: Reopen, owner: DID, new_space: NewSpace
+) -> None:
     first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
-    space = create_new_space(first.storage, owner)
+    space = new_space(first.storage, owner)
     with pytest.raises(KeyError):
         async with first.lease(space, owner, seconds=5):
             raise KeyError("the host failed")
@@ -66,10 +71,10 @@ async def test_an_exception_in_the_block_releases_the_lease(reopen: Reopen, owne
 
 
 async def test_a_holder_that_stalls_past_expiry_has_lost_its_lease(
-    reopen: Reopen, owner: DID
+    reopen: Reopen, owner: DID, new_space: NewSpace
 ) -> None:
     store = AsyncStorage(reopen())
-    space = create_new_space(store.storage, owner)
+    space = new_space(store.storage, owner)
     async with store.lease(space, owner, seconds=0.2) as lease:
         time.sleep(0.3)  # noqa: ASYNC251 (a stalled event loop, on purpose)
         assert lease.lost
@@ -84,9 +89,9 @@ async def test_a_holder_that_stalls_past_expiry_has_lost_its_lease(
 
 
 async def test_a_holder_whose_access_is_revoked_loses_the_lease(
-    storage: Storage, owner: DID, alice: DID
+    storage: Storage, owner: DID, alice: DID, new_space: NewSpace
 ) -> None:
-    space = create_new_space(storage, owner, {alice: Capability.READ})
+    space = new_space(storage, owner, {alice: Capability.READ})
     async with AsyncStorage(storage).lease(space, alice, seconds=0.3) as lease:
         lease.check()
         storage.set_acl(space, owner, alice, None)
@@ -97,9 +102,11 @@ async def test_a_holder_whose_access_is_revoked_loses_the_lease(
         assert caught.value.holder == alice and "may no longer host it" in caught.value.reason
 
 
-async def test_two_spaces_are_leased_independently(reopen: Reopen, owner: DID) -> None:
+async def test_two_spaces_are_leased_independently(
+    reopen: Reopen, owner: DID, new_space: NewSpace
+) -> None:
     first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
-    a, b = create_new_space(first.storage, owner), create_new_space(first.storage, owner)
+    a, b = new_space(first.storage, owner), new_space(first.storage, owner)
     async with first.lease(a, owner, seconds=5):
         await asyncio.wait_for(_enter(second, b, owner), 0.2)
 
