@@ -11,6 +11,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,19 @@ async def test_a_holder_whose_access_is_revoked_loses_the_lease(
         with pytest.raises(LeaseLostError) as caught:
             lease.check()
         assert caught.value.holder == alice and "may no longer host it" in caught.value.reason
+
+
+async def test_a_holder_whose_lease_file_was_deleted_loses_the_lease(
+    reopen: Reopen, sqlite_dir: Path, owner: DID, new_space: NewSpace
+) -> None:
+    first, second = AsyncStorage(reopen()), AsyncStorage(reopen())
+    space = new_space(first.storage, owner)
+    async with first.lease(space, owner, seconds=0.3) as lease:
+        for name in ("leases.sqlite", "leases.sqlite-wal", "leases.sqlite-shm"):
+            (sqlite_dir / name).unlink(missing_ok=True)
+        error = await asyncio.wait_for(lease.wait_lost(), 1.0)
+        assert "its record is gone" in error.reason
+        await asyncio.wait_for(_enter(second, space, owner), 0.2)  # nobody holds it now
 
 
 async def test_two_spaces_are_leased_independently(

@@ -199,8 +199,7 @@ async def hold(
     try:
         yield lease
     finally:
-        renewer.cancel()
-        await asyncio.gather(renewer, return_exceptions=True)
+        renewer.cancel()  # it runs no more: it only ever waits in a sleep, which this cancels
         try:
             records.release(space, token)
         except StorageError as error:  # it expires by itself; the block's own error matters more
@@ -209,6 +208,7 @@ async def hold(
                 error,
                 extra={"space": space, "holder": holder},
             )
+        await asyncio.gather(renewer, return_exceptions=True)
 
 
 async def _take(

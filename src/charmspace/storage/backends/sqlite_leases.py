@@ -15,6 +15,7 @@ than all before it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,7 +23,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from charmspace.errors import StorageError
-from charmspace.storage.backends.sqlite import _create_private, _rollback, _sqlite_error
+from charmspace.storage.backends.sqlite import (
+    _create_private,
+    _os_error,
+    _rollback,
+    _sqlite_error,
+)
 from charmspace.storage.lease import Claim
 from charmspace.types import DID, SpaceDID
 
@@ -54,6 +60,7 @@ class SQLiteLeases:
         self.path = directory / FILE
         self.busy_timeout_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
+        self._inode = (0, 0)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
         self._closed = False
 
@@ -100,13 +107,18 @@ class SQLiteLeases:
                     raise
             except sqlite3.Error as error:
                 raise _sqlite_error(error, space, self.path) from error
+            except OSError as error:
+                raise _os_error(error, str(self.path), "use the leases file") from error
             return result
 
     def _connect(self, space: SpaceDID) -> sqlite3.Connection:
         if self._closed:
             raise StorageError(f"The storage in {self.path.parent} is closed.")
         if self._db is not None:
-            return self._db
+            if self._same_file():
+                return self._db
+            self._db.close()  # its file was removed or replaced, and the leases in it with it
+            self._db = None
         _create_private(self.path)  # before SQLite creates it with the umask's mode
         try:
             db = sqlite3.connect(
@@ -117,15 +129,32 @@ class SQLiteLeases:
             )
         except sqlite3.Error as error:
             raise _sqlite_error(error, space, self.path, creating=True) from None
-        try:
+        try:  # of two processes creating it, one may find it locked: asked again later
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # a lease needs no power-loss durability
             db.execute(_SCHEMA)
+            found = os.stat(self.path)
         except sqlite3.Error as error:
             db.close()
             raise _sqlite_error(error, space, self.path) from None
+        except OSError as error:
+            db.close()
+            raise _os_error(error, str(self.path), "open the leases file") from None
+        self._inode = (found.st_dev, found.st_ino)
         self._db = db
         return db
+
+    def _same_file(self) -> bool:
+        """Whether the path still names the file we have open (a ``stat``, about 3 µs).
+
+        A connection to a file that was deleted would go on granting leases
+        that no other process can see.
+        """
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (found.st_dev, found.st_ino) == self._inode
 
     def close(self) -> None:
         """Close the file; later calls raise. Held leases are left to expire."""
