@@ -18,6 +18,7 @@ BENCHMARKS = {
     "b6": "bench.b6_shell",
     "b8": "bench.b8_scan",
     "b9": "bench.b9_refresh",
+    "b10": "bench.b10_lease",
 }
 
 

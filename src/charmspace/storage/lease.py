@@ -44,6 +44,8 @@ RENEW_FRACTION = 1 / 3
 in a row may fail (a busy file, a short stall) before it expires."""
 MIN_SECONDS = 0.1
 
+_jitter = random.Random()
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -219,12 +221,11 @@ async def _take(
     seconds: float,
     may_host: Callable[[], object],
 ) -> Lease:
-    rng = random.Random()
     attempt = 0
     while True:
         may_host()
         now = time.time()
-        wait = POLL.delay(min(attempt, 16), rng)
+        wait = POLL.delay(min(attempt, 16), _jitter)
         try:
             claim = records.take(space, holder, token, seconds, now)
         except StorageIOError:  # the lease file was busy: ask again
