@@ -152,7 +152,11 @@ class Lease:
             raise self._error
 
     async def wait_lost(self) -> LeaseLostError:
-        """Wait until the lease is lost (for a host that stops on it); returns why."""
+        """Wait until the lease is lost (for a host that stops on it); returns why.
+
+        Renewals notice a loss by themselves; a lease within one process,
+        which is never renewed, is found lost only by :attr:`lost` or :meth:`check`.
+        """
         await self._lost.wait()
         assert self._error is not None
         return self._error
@@ -244,7 +248,7 @@ async def _renew(records: LeaseRecords, lease: Lease, token: str, seconds: float
     while True:
         await asyncio.sleep(max(0.0, due - time.time()))
         now = time.time()
-        if not lease._check_access():
+        if lease._error is not None or not lease._check_access():  # lost, for good
             return
         try:
             claim = records.renew(lease.space, token, seconds, now)
