@@ -75,7 +75,7 @@ from charmspace.storage.model import (
 from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import dumps, loads
 
-if TYPE_CHECKING:  # it imports this module's helpers, so it is imported when first used
+if TYPE_CHECKING:  # it imports from this module, so it is imported when first used
     from charmspace.storage.backends.sqlite_leases import SQLiteLeases
 
 log = logging.getLogger(__name__)
