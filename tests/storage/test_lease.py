@@ -135,6 +135,19 @@ async def test_a_holder_whose_lease_file_was_deleted_loses_the_lease(
         await asyncio.wait_for(_enter(second, space, owner), 0.2)  # nobody holds it now
 
 
+async def test_a_damaged_lease_file_is_reported_with_what_to_do(
+    reopen: Reopen, sqlite_dir: Path, owner: DID, new_space: NewSpace
+) -> None:
+    store = AsyncStorage(reopen())
+    space = new_space(store.storage, owner)
+    (sqlite_dir / "leases.sqlite").write_bytes(b"not a database, " * 512)
+    with pytest.raises(StorageError) as caught:
+        await asyncio.wait_for(_enter(store, space, owner), 1.0)
+    assert type(caught.value) is StorageError
+    assert "leases.sqlite is damaged" in str(caught.value)
+    assert "It holds no data" in str(caught.value) and "delete the file" in str(caught.value)
+
+
 async def test_two_spaces_are_leased_independently(
     reopen: Reopen, owner: DID, new_space: NewSpace
 ) -> None:

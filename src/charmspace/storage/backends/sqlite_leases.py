@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from charmspace.errors import StorageError
+from charmspace.errors import CorruptStorageError, StorageError
 from charmspace.storage.backends.sqlite import (
     _create_private,
     _os_error,
@@ -106,7 +106,7 @@ class SQLiteLeases:
                     _rollback(db)
                     raise
             except sqlite3.Error as error:
-                raise _sqlite_error(error, space, self.path) from error
+                raise self._error(error, space) from error
             except OSError as error:
                 raise _os_error(error, str(self.path), "use the leases file") from error
             return result
@@ -128,7 +128,7 @@ class SQLiteLeases:
                 timeout=self.busy_timeout_ms / 1000,
             )
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, self.path, creating=True) from None
+            raise self._error(error, space, creating=True) from None
         try:  # of two processes creating it, one may find it locked: asked again later
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # a lease needs no power-loss durability
@@ -136,13 +136,25 @@ class SQLiteLeases:
             found = os.stat(self.path)
         except sqlite3.Error as error:
             db.close()
-            raise _sqlite_error(error, space, self.path) from None
+            raise self._error(error, space) from None
         except OSError as error:
             db.close()
             raise _os_error(error, str(self.path), "open the leases file") from None
         self._inode = (found.st_dev, found.st_ino)
         self._db = db
         return db
+
+    def _error(
+        self, error: sqlite3.Error, space: SpaceDID, *, creating: bool = False
+    ) -> StorageError:
+        found = _sqlite_error(error, space, self.path, creating=creating)
+        if not isinstance(found, CorruptStorageError):
+            return found
+        return StorageError(
+            f"The leases file {self.path} is damaged or not a leases database ({error}). "
+            f"It holds no data: stop every charmspace process using {self.path.parent}, "
+            "delete the file, and start them again (it is created anew)."
+        )
 
     def _same_file(self) -> bool:
         """Whether the path still names the file we have open (a ``stat``, about 3 µs).
