@@ -19,6 +19,7 @@ BENCHMARKS = {
     "b8": "bench.b8_scan",
     "b9": "bench.b9_refresh",
     "b10": "bench.b10_nonces",
+    "b11": "bench.b11_lease",
 }
 
 

@@ -36,6 +36,7 @@ EXPECTED = [
     "IntegrationError",
     "InvalidIdError",
     "JobError",
+    "LeaseLostError",
     "LimitExceededError",
     "LinkError",
     "MissingPrincipalError",

@@ -20,7 +20,8 @@
     │   ├── StorageIOError             path, reason (busy, I/O error: retry)
     │   ├── CorruptStorageError        space, path, reason
     │   ├── StorageVersionError        path, version, supported (written by a newer release)
-    │   └── HistoryPrunedError         space, at, horizon (a point in time retention dropped)
+    │   ├── HistoryPrunedError         space, at, horizon (a point in time retention dropped)
+    │   └── LeaseLostError             space, holder, reason (another host may have the space)
     ├── TransactionError
     │   ├── WriteIsolationError        open, requested
     │   ├── TransactionRequiredError
@@ -333,6 +334,26 @@ class HistoryPrunedError(StorageError):
             f"Space {space} keeps history from seq {horizon} on; seq {at} is older and its "
             f"revisions were pruned by the retention policy. Read at seq {horizon} or later, "
             "or keep more history (the keep_commits / keep_seconds options)."
+        )
+
+
+class LeaseLostError(StorageError):
+    """A lease on a space ended while its block was still running.
+
+    Its holder must stop hosting the space at once: another process may be
+    running the space's handlers and derived values by now, and two hosts would
+    compute and commit them twice. Raised by :meth:`Lease.check
+    <charmspace.storage.lease.Lease.check>`, never by the lease's block itself.
+    """
+
+    def __init__(self, space: str, holder: str, reason: str) -> None:
+        self.space = space
+        self.holder = holder
+        self.reason = reason
+        super().__init__(
+            f"The lease of {holder} on space {space} was lost: {reason}. Stop running the "
+            "space's handlers and derived values, leave the lease's block, and take the "
+            "lease again before hosting the space."
         )
 
 

@@ -16,31 +16,23 @@ durable write.
 
 Why a lease: for several processes to serve one directory (or one database),
 each space must have one host at a time, which runs its handlers and derived
-values. In one process the lease only orders hosts of this process; storage
-stays correct without it (commits are validated atomically everywhere).
+values. On SQLite the lease is a row every process on the directory sees (see
+:mod:`charmspace.storage.lease`); in memory, a lock of the one process. Storage
+stays correct without it (commits are validated atomically everywhere); the
+lease keeps two hosts from computing and committing the same derived values.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from typing import Protocol
 
+from charmspace.storage.lease import Lease, check_seconds, hold
 from charmspace.storage.model import Commit, LogEntry, Revision, SpaceRecord
 from charmspace.storage.store import Storage
 from charmspace.types import DID, EntityId, SpaceDID
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The right of ``holder`` to host ``space`` until ``expires`` (a ``time.time()``)."""
-
-    space: SpaceDID
-    holder: DID
-    expires: float
 
 
 class SpaceStore(Protocol):
@@ -95,7 +87,13 @@ class SpaceStore(Protocol):
     def lease(
         self, space: SpaceDID, holder: DID, *, seconds: float = 30.0
     ) -> AbstractAsyncContextManager[Lease]:
-        """Hold the right to host ``space`` while the block runs (waits for the current holder)."""
+        """Hold the right to host ``space`` while the block runs (waits for the current holder).
+
+        Needs READ. The lease is renewed while the block runs and released when
+        it ends; a holder that crashes keeps others out for ``seconds`` at most.
+        If it is lost meanwhile (:attr:`Lease.lost`, :meth:`Lease.check`), the
+        host must stop running the space's handlers and derived values.
+        """
         ...
 
 
@@ -114,10 +112,8 @@ class AsyncStorage:
     Reads answer from the facade at once. :meth:`apply` validates and writes
     at once; on SQLite the commit joins its space's group and is durable with
     it (group commit), on memory at once.
-    The lease is a lock per space, held in this process only: another process
-    on the same directory is not kept out (SQLite's write lock and the
-    optimistic check keep the data right; two hosts would only both run the
-    space's derived values).
+    The lease is a lock per space in this process and, on SQLite, a row in the
+    directory's ``leases.sqlite`` that keeps every other process out too.
     """
 
     def __init__(self, storage: Storage) -> None:
@@ -172,7 +168,17 @@ class AsyncStorage:
 
     @asynccontextmanager
     async def _lease(self, space: SpaceDID, holder: DID, seconds: float) -> AsyncIterator[Lease]:
-        self.storage.space(space, holder)  # only someone who may read the space hosts it
+        seconds = check_seconds(seconds)
+
+        def may_host() -> None:  # only someone who may read the space hosts it
+            self.storage.space(space, holder)
+
+        may_host()
+        records = self.storage.backend.lease_records()
         lock = self._leases.setdefault(space, asyncio.Lock())
-        async with lock:
-            yield Lease(space, holder, time.time() + seconds)
+        async with lock:  # this process's hosts wait here, not by polling the records
+            if records is None:
+                yield Lease(space, holder, may_host=may_host)
+                return
+            async with hold(records, space, holder, seconds, may_host=may_host) as lease:
+                yield lease

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from charmspace.storage.lease import LeaseRecords
 from charmspace.storage.model import (
     Capability,
     LogEntry,
@@ -124,5 +125,9 @@ class Backend(Protocol):
         ...
 
     def set_retention(self, space: SpaceDID, retention: Retention | None, check: Check) -> None: ...
+
+    def lease_records(self) -> LeaseRecords | None:
+        """The leases every process on this storage shares (None: one process only, by nature)."""
+        ...
 
     def close(self) -> None: ...

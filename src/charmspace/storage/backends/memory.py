@@ -243,5 +243,9 @@ class MemoryBackend:
             check(s.record)
             s.retention = retention
 
+    def lease_records(self) -> None:
+        """None: memory is one process's, so a lock in that process is its lease."""
+        return None
+
     def close(self) -> None:
         """Nothing to release; the data lives as long as the object."""

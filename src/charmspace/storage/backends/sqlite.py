@@ -44,7 +44,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from charmspace.errors import (
     ConflictError,
@@ -74,6 +74,9 @@ from charmspace.storage.model import (
 )
 from charmspace.types import DID, EntityId, SpaceDID
 from charmspace.values import dumps, loads
+
+if TYPE_CHECKING:  # it imports from this module, so it is imported when first used
+    from charmspace.storage.backends.sqlite_leases import SQLiteLeases
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +393,7 @@ class SQLiteBackend:
         self._conns: OrderedDict[SpaceDID, _Conn] = OrderedDict()
         self._lock = threading.Lock()  # guards _conns; never taken while holding a _Conn.lock
         self._closed = False
+        self._leases: SQLiteLeases | None = None
 
     batches = True
     """``apply(defer=True)`` keeps the write transaction open so commits share one ``COMMIT``."""
@@ -528,6 +532,17 @@ class SQLiteBackend:
         if app_id != 0 or tables:
             raise CorruptStorageError(space, str(path), "it is an SQLite database of another kind")
         raise CorruptStorageError(space, str(path), "it is an SQLite database with no space in it")
+
+    def lease_records(self) -> SQLiteLeases:
+        """The directory's leases (``leases.sqlite``), opened on first use."""
+        with self._lock:
+            if self._closed:
+                raise StorageError(f"The storage in {self.directory} is closed.")
+            if self._leases is None:
+                from charmspace.storage.backends.sqlite_leases import SQLiteLeases
+
+                self._leases = SQLiteLeases(self.directory)
+            return self._leases
 
     # --- spaces -------------------------------------------------------------------
 
@@ -979,6 +994,8 @@ class SQLiteBackend:
         """Close every open file; later calls raise. Calling it again does nothing."""
         with self._lock:
             self._closed = True
+            if self._leases is not None:
+                self._leases.close()
             conns = list(self._conns.values())
             self._conns.clear()
             for conn in conns:
