@@ -3,7 +3,6 @@ alarm, llm."""
 
 from __future__ import annotations
 
-import builtins
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -11,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
-from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder
+from charmspace.patterns.mapped import MappedList
+from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder, recording
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
@@ -97,7 +97,10 @@ def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
     """Apply ``fn(item_ref, index)`` to each element of a list reference.
 
     ``fn`` receives references to the items (so what it builds stays live when
-    an item changes) and runs again only when the list itself changes.
+    an item changes) and runs once per position: again only for a new position,
+    or when a value it read (a reference's ``get()``/``sample()``) is now
+    different. Toggling one item of a long list therefore calls ``fn`` for no
+    position at all. See :mod:`charmspace.patterns.mapped`.
     """
     builder = active_builder("map()")
     if not isinstance(items, Ref):
@@ -105,23 +108,9 @@ def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
             "map() maps over a reference to a list (an input, a cell, a derived value)"
         )
     node = builder.name("map", _label(fn))
-    runtime = builder.runtime
-    n_params = _arity(fn)
-
-    def compute() -> Any:
-        value = items.get()
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise PatternError(f"map() over {items!r}: the value is not a list")
-        out = []
-        for i in builtins.range(len(value)):
-            item = Ref(runtime, items.address.key(i), f"{items!r}[{i}]")
-            out.append(to_json(fn(item, i) if n_params >= 2 else fn(item)))
-        return out
-
-    cell = builder.unit.derive(node, compute)
-    return Ref(runtime, cell.address, f"{builder.pattern_name}.{node}")
+    mapped = MappedList(items, fn, with_index=_arity(fn) >= 2)
+    cell = builder.unit.derive(node, mapped)
+    return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
 
 
 def _arity(fn: Callable[..., Any]) -> int:
@@ -168,6 +157,9 @@ def now(resolution: float | None = None) -> float:
     """
     tx = context.current().transaction
     if tx is not None:
+        reads = recording.get()
+        if reads is not None:  # a map item that reads the clock is built again each time
+            reads.volatile = True
         return tx.runtime.now(resolution)
     if current_builder.get() is not None:
         raise PatternError(
