@@ -164,6 +164,10 @@ def by_value(item: Ref, i: int) -> Any:
     return {"t": item["title"].get(), "n": item["n"].sample()}
 
 
+def through_a_cell(item: Ref, i: int) -> Any:
+    return Cell(item.runtime, item.address).key("n").get()  # a cell's read counts too
+
+
 def inverse(item: Ref, i: int) -> Any:
     return 6 // item["n"].get()  # raises for n == 0
 
@@ -179,7 +183,8 @@ def mirrored(
 
     evens = derive(items, lambda v: [x for x in v or () if isinstance(x, dict) and x["n"] % 2 == 0])
     out: dict[str, Any] = {"items": items, "pool": pool, "prefix": prefix}
-    for name, fn in (("ref", by_ref), ("value", by_value), ("prefixed", prefixed)):
+    fns = {"ref": by_ref, "value": by_value, "prefixed": prefixed, "cell": through_a_cell}
+    for name, fn in fns.items():
         out[name] = (map(items, fn), full(items, fn))
     out["inverse"] = (map(items, inverse), full(items, inverse))
     out["evens"] = (map(evens, by_value), full(evens, by_value))
@@ -191,7 +196,7 @@ def mirrored(
     return out
 
 
-PAIRS = ("ref", "value", "prefixed", "inverse", "evens", "chained")
+PAIRS = ("ref", "value", "prefixed", "cell", "inverse", "evens", "chained")
 
 titles = st.sampled_from(["a", "b", "c"])
 plain_items = st.fixed_dictionaries({"title": titles, "n": st.integers(0, 3)})

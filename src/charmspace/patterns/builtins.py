@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
 from charmspace.patterns.mapped import MappedList
-from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder, recording
+from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import Cell, to_json
@@ -99,8 +99,9 @@ def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
     ``fn`` receives references to the items (so what it builds stays live when
     an item changes) and runs once per position: again only for a new position,
     or when a value it read (a reference's ``get()``/``sample()``) is now
-    different. Toggling one item of a long list therefore calls ``fn`` for no
-    position at all. See :mod:`charmspace.patterns.mapped`.
+    different. Checking one item of a long list whose ``fn`` only links to
+    the item's fields calls ``fn`` for no position at all. See
+    :mod:`charmspace.patterns.mapped`.
     """
     builder = active_builder("map()")
     if not isinstance(items, Ref):
@@ -157,9 +158,6 @@ def now(resolution: float | None = None) -> float:
     """
     tx = context.current().transaction
     if tx is not None:
-        reads = recording.get()
-        if reads is not None:  # a map item that reads the clock is built again each time
-            reads.volatile = True
         return tx.runtime.now(resolution)
     if current_builder.get() is not None:
         raise PatternError(

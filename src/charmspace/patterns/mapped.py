@@ -3,9 +3,10 @@
 ``map(items, fn)`` gives ``fn`` a reference to each position's cell
 (``items[i]``) and, if it takes two parameters, the index; not the item's
 value. So what ``fn`` returns for position ``i`` can differ from one run to
-the next only if something it read differs: a reference's ``get()`` or
-``sample()``, or ``now()``. Each position therefore keeps its output together
-with what ``fn`` read to build it (the address and the value), and when the
+the next only if something it read differs: a reference's or a cell's
+``get()`` or ``sample()``, or ``now()``. Each position therefore keeps its
+output together with what ``fn`` read to build it (every read of the wave's
+transaction while ``fn`` ran: the address and the value), and when the
 list changes ``fn`` runs again only for new positions and for positions whose
 reads now give another value. Everything else keeps its output, the very same
 frozen object, and so does the list when no position changed: storage and the
@@ -15,7 +16,8 @@ Why this is exactly a full recompute: re-reading a position's recorded reads
 in the same transaction (same snapshot, same tracking) gives the values
 ``fn`` would see, and records the same reactive dependencies it would. What
 cannot be checked by reading it again is never kept: an output that read the
-clock, or whose function caught a read that raised, is built again each time.
+clock or asked where a link points, or whose function caught a read that
+raised, is built again each time.
 ``fn`` must be a function of its arguments and of what it reads, as every
 derived value must.
 
@@ -31,10 +33,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError
-from charmspace.patterns.refs import Reads, Ref, recording
+from charmspace.patterns.refs import Ref
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
 from charmspace.runtime.cell import to_json
+from charmspace.runtime.propagation import Reads, recording
 from charmspace.types import JSONValue
 from charmspace.values import FrozenList, freeze, same
 
@@ -49,7 +52,7 @@ class _Built:
     """One position's output, and what its function read to build it."""
 
     output: JSONValue
-    reads: tuple[tuple[Address, bool, JSONValue], ...]
+    reads: tuple[tuple[Address, bool, bool, JSONValue], ...]
 
 
 class MappedList:
@@ -103,11 +106,11 @@ class MappedList:
         return built, (None if reads.volatile else built)
 
 
-def _still(tx: Transaction, reads: tuple[tuple[Address, bool, JSONValue], ...]) -> bool:
+def _still(tx: Transaction, reads: tuple[tuple[Address, bool, bool, JSONValue], ...]) -> bool:
     """Whether every read gives the value it gave (read again, so it stays a dependency)."""
-    for address, tracked, value in reads:
+    for address, track, deep, value in reads:
         try:
-            now = tx.read(address, track=tracked)
+            now = tx.read(address, track=track, deep=deep)
         except Exception:
             return False  # building it again raises, or handles it, as fn would
         if not same(now, value):

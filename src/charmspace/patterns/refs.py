@@ -80,27 +80,6 @@ current_builder: contextvars.ContextVar[Builder | None] = contextvars.ContextVar
 )
 
 
-class Reads:
-    """What a piece of derived code read through references, for :mod:`charmspace.patterns.mapped`.
-
-    Each read is ``(address, tracked, value)``: a ``get()`` is tracked, a
-    ``sample()`` is not. ``volatile`` says the code read something that cannot
-    be read again to check it (the clock, or a read that raised).
-    """
-
-    __slots__ = ("seen", "volatile")
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[Address, bool, Any]] = []
-        self.volatile = False
-
-
-recording: contextvars.ContextVar[Reads | None] = contextvars.ContextVar(
-    "charmspace_reads", default=None
-)
-"""Where :meth:`Ref.get` and :meth:`Ref.sample` note what they read, while a map item is built."""
-
-
 def active_builder(what: str) -> Builder:
     builder = current_builder.get()
     if builder is None:
@@ -157,25 +136,12 @@ class Ref:
                 f"{self._label} can only be read inside derive/computed/lift, or through a "
                 "Cell given to a handler."
             )
-        return self._read(tracked=True)
+        return Cell(self.runtime, self.address).get()
 
     def sample(self) -> Any:
         """The live value without a reactive dependency."""
         self._check_readable()
-        return self._read(tracked=False)
-
-    def _read(self, *, tracked: bool) -> Any:
-        cell: Cell[Any] = Cell(self.runtime, self.address)
-        reads = recording.get()
-        if reads is None:
-            return cell.get() if tracked else cell.sample()
-        try:
-            value = cell.get() if tracked else cell.sample()
-        except BaseException:
-            reads.volatile = True
-            raise
-        reads.seen.append((self.address, tracked, value))
-        return value
+        return Cell(self.runtime, self.address).sample()
 
     def set(self, value: Any) -> NoReturn:
         raise PatternError(
