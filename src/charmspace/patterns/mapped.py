@@ -44,8 +44,6 @@ from charmspace.values import FrozenList, freeze, same
 if TYPE_CHECKING:
     from charmspace.runtime.transaction import Transaction
 
-_EMPTY = freeze([])
-
 
 @dataclass(frozen=True, slots=True)
 class _Built:
@@ -90,8 +88,10 @@ class MappedList:
         last = self._last
         if last is not None and len(last) == n:
             return last
-        self._last = freeze(outputs) if n else _EMPTY  # type: ignore[assignment]
-        return self._last
+        new = freeze(outputs)
+        assert isinstance(new, FrozenList)
+        self._last = new
+        return new
 
     def _build(self, i: int) -> tuple[_Built, _Built | None]:
         """Position ``i`` built by ``fn``: its output, and what to keep (None: nothing)."""
