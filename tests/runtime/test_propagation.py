@@ -10,6 +10,7 @@ import pytest
 from charmspace import Runtime
 from charmspace.errors import CycleError, ReadOnlyCellError
 from charmspace.runtime import Cell, ErrorReport, FakeClock
+from charmspace.runtime.propagation import Reads, recording
 from charmspace.runtime.transaction import Transaction
 from charmspace.types import SpaceDID
 
@@ -335,3 +336,36 @@ async def test_propagated_returns_once_the_commits_derived_values_are_in(
     assert doubled.get() == 2  # the commit alone does not wait for what it derives
     await asyncio.wait_for(runtime.propagated(space, seq), 5)
     assert doubled.get() == 10
+
+
+async def test_a_recording_notes_each_value_a_derived_value_reads_and_whether_it_read_the_clock(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    unit = runtime.unit(space, "recorded")
+    a = unit.cell("a", {"x": 1})
+    noted: list[Reads] = []
+
+    def body() -> Any:
+        reads = Reads()
+        token = recording.set(reads)
+        try:
+            x = a.key("x").get()
+            seen = a.sample()
+            if x > 1:
+                runtime.now()
+        finally:
+            recording.reset(token)
+        noted.append(reads)
+        return [x, seen]
+
+    unit.derive("body", body)
+    await unit.start()
+    first = noted[-1]
+    assert [(r[0], r[1], r[3]) for r in first.seen] == [
+        (a.address.key("x"), True, 1),
+        (a.address, False, {"x": 1}),
+    ]
+    assert not first.volatile
+    await put(a.key("x"), 2)
+    assert noted[-1].volatile  # read the clock: reading again cannot check it
+    assert recording.get() is None

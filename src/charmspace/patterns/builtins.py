@@ -3,7 +3,6 @@ alarm, llm."""
 
 from __future__ import annotations
 
-import builtins
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
+from charmspace.patterns.mapped import MappedList
 from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
@@ -97,7 +97,11 @@ def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
     """Apply ``fn(item_ref, index)`` to each element of a list reference.
 
     ``fn`` receives references to the items (so what it builds stays live when
-    an item changes) and runs again only when the list itself changes.
+    an item changes) and runs once per position: again only for a new position,
+    or when a value it read (a reference's ``get()``/``sample()``) is now
+    different. Checking one item of a long list whose ``fn`` only links to
+    the item's fields calls ``fn`` for no position at all. See
+    :mod:`charmspace.patterns.mapped`.
     """
     builder = active_builder("map()")
     if not isinstance(items, Ref):
@@ -105,23 +109,9 @@ def map(items: Ref | Cell[Any], fn: Callable[..., Any]) -> Ref:
             "map() maps over a reference to a list (an input, a cell, a derived value)"
         )
     node = builder.name("map", _label(fn))
-    runtime = builder.runtime
-    n_params = _arity(fn)
-
-    def compute() -> Any:
-        value = items.get()
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise PatternError(f"map() over {items!r}: the value is not a list")
-        out = []
-        for i in builtins.range(len(value)):
-            item = Ref(runtime, items.address.key(i), f"{items!r}[{i}]")
-            out.append(to_json(fn(item, i) if n_params >= 2 else fn(item)))
-        return out
-
-    cell = builder.unit.derive(node, compute)
-    return Ref(runtime, cell.address, f"{builder.pattern_name}.{node}")
+    mapped = MappedList(items, fn, with_index=_arity(fn) >= 2)
+    cell = builder.unit.derive(node, mapped)
+    return Ref(builder.runtime, cell.address, f"{builder.pattern_name}.{node}")
 
 
 def _arity(fn: Callable[..., Any]) -> int:

@@ -24,6 +24,7 @@ makes the action fail with an error on the charm, never hands over the value.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import logging
 import time
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import CycleError, DerivedTimeoutError, TransactionClosedError
 from charmspace.runtime import context
+from charmspace.runtime.address import Address
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import DocKey, Transaction
 from charmspace.storage import Change, Commit
@@ -47,6 +49,30 @@ log = logging.getLogger(__name__)
 
 SLOW_SYNC_SECONDS = 0.005
 """A synchronous action that once took longer runs off the event loop from then on."""
+
+
+class Reads:
+    """What one part of a derived value read, so that it can be checked by reading it again.
+
+    While :data:`recording` holds one, every value the action's transaction
+    reads is noted as ``(address, track, deep, value)``. ``volatile`` says the
+    part read something that reading again cannot check: the clock
+    (:meth:`Runtime.now`), where a link points (``resolve``), or a read that
+    raised. :mod:`charmspace.patterns.mapped` keeps each list position's
+    output this way.
+    """
+
+    __slots__ = ("seen", "volatile")
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Address, bool, bool, JSONValue]] = []
+        self.volatile = False
+
+
+recording: contextvars.ContextVar[Reads | None] = contextvars.ContextVar(
+    "charmspace_reads", default=None
+)
+"""The :class:`Reads` that a wave's reads are noted in now, if any."""
 
 
 @dataclass(slots=True)
@@ -79,6 +105,24 @@ class _WaveTransaction(Transaction):
         super().__init__(runtime, principal)
         self.overlay = overlay
         self.snapshot = snapshot
+
+    def read(self, address: Address, *, track: bool = True, deep: bool = True) -> JSONValue:
+        reads = recording.get()
+        if reads is None:
+            return super().read(address, track=track, deep=deep)
+        try:
+            value = super().read(address, track=track, deep=deep)
+        except BaseException:
+            reads.volatile = True
+            raise
+        reads.seen.append((address, track, deep, value))
+        return value
+
+    def resolve(self, address: Address, *, track: bool = True) -> Address:
+        reads = recording.get()
+        if reads is not None:
+            reads.volatile = True
+        return super().resolve(address, track=track)
 
     def read_doc(self, space: SpaceDID, id: EntityId, *, track: bool = True) -> JSONValue:
         if self.state != "open":

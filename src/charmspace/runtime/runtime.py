@@ -26,7 +26,7 @@ from charmspace.runtime.cell import Cell, to_json
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.host import SpaceHost
 from charmspace.runtime.jobs import Jobs
-from charmspace.runtime.propagation import Propagator
+from charmspace.runtime.propagation import Propagator, recording
 from charmspace.runtime.scheduler import Scheduler
 from charmspace.runtime.services import Services
 from charmspace.runtime.stream import Stream
@@ -433,6 +433,9 @@ class Runtime:
         derived value that reads it is recomputed every ``resolution`` seconds.
         """
         t = self.clock.now()
+        reads = recording.get()
+        if reads is not None:  # what read the clock cannot be checked by reading it again
+            reads.volatile = True
         if resolution:
             action = context.current().action
             if action is not None:
