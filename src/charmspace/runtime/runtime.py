@@ -64,13 +64,18 @@ OwnerLoader = Callable[[Address], Awaitable[HandlerSpec | None]]
 
 
 def _flush_soon(flush: Callable[[], None]) -> None:
-    """Group the commits of this moment: flush once the loop has run what is ready."""
+    """Group the commits of this moment: flush once the loop has run what is ready.
+
+    The flush finishes the commits of everyone in the group, so it runs in a
+    context of its own, not in that of whichever handler committed first: what
+    it calls back must not act for that handler's principal.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         flush()
     else:
-        loop.call_soon(flush)
+        loop.call_soon(flush, context=contextvars.Context())
 
 
 class Edit:
@@ -178,11 +183,16 @@ class Runtime:
         return self.identity.did
 
     def acting(self) -> DID:
-        """The principal the current code acts for: its transaction's, its job's, or the user."""
+        """The principal the current code acts for: its transaction's, its job's, or the user.
+
+        A transaction that has ended still says whom its code acts for: a task a
+        handler spawned (``asyncio.create_task``) runs on after the handler's
+        commit, and it is still the work of whoever caused the event, never of
+        the runtime's own user.
+        """
         here = context.current()
-        tx = here.transaction
-        if tx is not None and tx.state == "open":
-            return tx.principal
+        if here.transaction is not None:
+            return here.transaction.principal
         return here.principal or self.principal
 
     @property
