@@ -307,3 +307,29 @@ async def test_an_event_sent_after_close_is_refused(
     except CharmspaceError:
         return
     assert not result.ok and isinstance(result.error, CharmspaceError)
+
+
+async def test_an_on_commit_callback_never_acts_for_whoever_shared_the_commit_group(
+    runtime: Runtime, diary: SpaceDID, board: SpaceDID
+) -> None:
+    """On SQLite the commits of one loop turn are made durable together, by one flush.
+    It must not run in the context of whichever handler committed first: Alice's
+    ``on_commit`` callback, which that flush finishes, would then act for Bob."""
+    entries, write_diary = await diary_charm(runtime, diary)
+    bobs, alices = runtime.unit(board, "bob's notes"), runtime.unit(board, "alice's notes")
+    note = lambda event, *, notes: notes.push(event["text"])  # noqa: E731
+    bob_posts = bobs.handler("post", note, state={"notes": bobs.cell("notes", [])})
+    alice_posts = alices.handler("post", note, state={"notes": alices.cell("notes", [])})
+    await bobs.start()
+    await alices.start()
+    followed: list[Any] = []
+
+    def then_write_the_diary(result: Any) -> None:
+        followed.append(write_diary.send({"line": "posted on the board"}))
+
+    bobs_post = bob_posts.send({"text": "bob's"}, principal=BOB.did)  # commits first
+    alices_post = alice_posts.send({"text": "alice's"}, on_commit=then_write_the_diary)
+    assert (await bobs_post).ok and (await alices_post).ok
+    [diary_write] = followed
+    assert (await diary_write).ok
+    assert entries.get() == ["dear diary", "posted on the board"]
