@@ -10,9 +10,11 @@ from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.patterns import Default, alarm, cell, handler, pattern
 from charmspace.runtime import Cell, FakeClock
+from charmspace.storage import Storage
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("runtime suite: user")
+SERVICE = Identity.from_passphrase("runtime suite: service")
 
 
 @handler
@@ -80,17 +82,19 @@ async def test_an_idle_alarm_writes_nothing(
 
 
 async def test_a_time_that_passed_while_stopped_fires_at_start(
-    storage_url: str, clock: FakeClock
+    lasting_store: str | Storage, clock: FakeClock
 ) -> None:
-    if storage_url.startswith("memory"):
-        return  # a restart needs storage that outlives the runtime
-    first = Runtime(storage_url, identity=USER, clock=clock, random=random.Random(0))
+    first = Runtime(
+        lasting_store, identity=USER, service=SERVICE, clock=clock, random=random.Random(0)
+    )
     space = first.create_space(name="home")
     charm = await first.charms.create(alarm_clock, space=space, inputs={"due": clock.now() + 60})
     id = charm.id
     await first.close()
     await clock.advance(600)
-    second = Runtime(storage_url, identity=USER, clock=clock, random=random.Random(0))
+    second = Runtime(
+        lasting_store, identity=USER, service=SERVICE, clock=clock, random=random.Random(0)
+    )
     try:
         again = await second.charms.get(space, id)
         await second.idle()

@@ -28,7 +28,7 @@ from charmspace.library.counter import counter
 from charmspace.patterns import Charm, Default, cell, derive, handler, pattern
 from charmspace.patterns.build import charm_docs, creator_doc
 from charmspace.runtime import Cell, JobContext, start_job
-from charmspace.storage import Capability
+from charmspace.storage import Capability, Storage
 from charmspace.values import setpath
 
 ALICE = Identity.from_passphrase("security suite: alice")
@@ -53,14 +53,12 @@ async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-async def open_runtime(tmp_path: Path) -> AsyncIterator[OpenRuntime]:
-    """``await open_runtime()``: Alice's runtime on one SQLite directory, as after a restart."""
+async def open_runtime(lasting_store: str | Storage) -> AsyncIterator[OpenRuntime]:
+    """``await open_runtime()``: Alice's runtime on one store, as after a restart."""
     opened: list[Runtime] = []
 
     async def open_() -> Runtime:
-        rt = Runtime(
-            f"sqlite:///{tmp_path / 'store'}", identity=ALICE, service=SERVICE, call_timeout=5
-        )
+        rt = Runtime(lasting_store, identity=ALICE, service=SERVICE, call_timeout=5)
         opened.append(rt)
         return rt
 
