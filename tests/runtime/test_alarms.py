@@ -10,7 +10,7 @@ from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.patterns import Default, alarm, cell, handler, pattern
 from charmspace.runtime import Cell, FakeClock
-from charmspace.storage import Storage
+from charmspace.storage import Storage, creation_proof
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("runtime suite: user")
@@ -79,6 +79,24 @@ async def test_an_idle_alarm_writes_nothing(
     await runtime.idle()
     assert runtime.storage.head(space, runtime.principal) == head
     assert charm["rings"].get() == []
+
+
+async def test_an_alarms_event_runs_as_the_charms_creator(
+    runtime: Runtime, clock: FakeClock, bob: Identity
+) -> None:
+    """No user caused the alarm: its event acts for whoever created the charm, in the
+    charm's space (here Bob's, where the runtime's own user may not write)."""
+    home = bob.derive("bob-home")
+    space = runtime.storage.create_space(home.did, bob.did, proof=creation_proof(home, bob.did))
+    start = clock.now()
+    charm = await runtime.charms.create(
+        alarm_clock, space=space.space, principal=bob.did, inputs={"due": start + 10}
+    )
+    await clock.advance(10)
+    await runtime.idle()
+    assert runtime.read(charm["rings"].address, bob.did) == [[start + 10, {"why": "due"}]]
+    last = runtime.storage.log(space.space, bob.did)[-1]
+    assert last.principal == bob.did
 
 
 async def test_a_time_that_passed_while_stopped_fires_at_start(
