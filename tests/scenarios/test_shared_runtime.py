@@ -333,3 +333,48 @@ async def test_an_on_commit_callback_never_acts_for_whoever_shared_the_commit_gr
     [diary_write] = followed
     assert (await diary_write).ok
     assert entries.get() == ["dear diary", "posted on the board"]
+
+
+async def test_an_on_commit_callback_never_acts_for_a_reader_that_settled_its_commit(
+    runtime: Runtime,
+    diary: SpaceDID,
+    board: SpaceDID,
+    storage_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A handler that reads what a pending grouped commit wrote makes the group durable
+    first, and that finishes the group's callbacks inside the reader's handler."""
+    if not storage_url.startswith("memory"):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="a read that settles a pending group runs the group's on_commit "
+                "callbacks in the reader's transaction, as the reader",
+            )
+        )
+    entries, write_diary = await diary_charm(runtime, diary)
+    alices = runtime.unit(board, "alice's notes")
+    notes = alices.cell("notes", [])
+    post = alices.handler(
+        "post", lambda event, *, notes: notes.push(event["text"]), state={"notes": notes}
+    )
+    bobs = runtime.unit(board, "bob's reader")
+    seen = bobs.cell("seen", None)
+    read = bobs.handler(
+        "read",
+        lambda event, *, notes, seen: seen.set(notes.get()),
+        state={"notes": notes, "seen": seen},
+    )
+    await alices.start()
+    await bobs.start()
+    followed: list[Any] = []
+
+    def then_write_the_diary(result: Any) -> None:
+        followed.append(write_diary.send({"line": "posted on the board"}))
+
+    alices_post = post.send({"text": "alice's"}, on_commit=then_write_the_diary)
+    bobs_read = read.send({}, principal=BOB.did)  # reads the notes alice's post wrote
+    assert (await alices_post).ok and (await bobs_read).ok
+    await runtime.idle()
+    assert len(followed) == 1 and (await followed[0]).ok
+    assert entries.get() == ["dear diary", "posted on the board"]
