@@ -172,6 +172,7 @@ class Runtime:
         self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
         self._offload: ThreadPoolExecutor | None = None
+        self._closed = False
         self.services = Services()
         """What the hosting application lends to handlers (:mod:`charmspace.runtime.services`)."""
 
@@ -194,6 +195,11 @@ class Runtime:
         if here.transaction is not None:
             return here.transaction.principal
         return here.principal or self.principal
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` finished: events sent from then on are refused."""
+        return self._closed
 
     @property
     def service_did(self) -> DID:
@@ -519,6 +525,7 @@ class Runtime:
         self._unsubscribe()
         self._remove_floor()
         self.storage.close()
+        self._closed = True
 
     async def __aenter__(self) -> Runtime:
         return self
