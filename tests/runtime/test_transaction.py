@@ -20,7 +20,7 @@ from charmspace.errors import (
 )
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, CommitResult, link_to
-from charmspace.storage import Capability, entity_id
+from charmspace.storage import Capability, Storage, entity_id
 from charmspace.testing import ManualFlush
 from charmspace.types import SpaceDID
 from charmspace.values import getpath
@@ -596,6 +596,31 @@ async def test_a_call_answers_only_once_the_handlers_commit_is_durable(
     result = await asyncio.wait_for(calling, 5)
     assert result.ok and result.seq == head + 1
     assert runtime.storage.head(space, USER.did) == head + 1
+
+
+async def test_another_runtime_on_the_same_store_never_reads_a_pending_group(
+    lasting_store: str | Storage,
+) -> None:
+    """A second runtime (on SQLite: another connection, as another process has) reads
+    a handler's write only once its group's COMMIT made it durable, never before."""
+    first = Runtime(lasting_store, identity=USER, service=SERVICE, random=random.Random(0))
+    second = Runtime(lasting_store, identity=USER, service=SERVICE, random=random.Random(1))
+    try:
+        space = first.create_space(name="home")
+        value, delivery, manual, head = await _pending_handler_commit(first, space)
+        seen = Cell(second, value.address).get()
+        durable = first.storage.durable_head(space)
+        assert (seen, durable) in {(0, head), (1, head + 1)}  # never 1 while not durable
+        if first.storage.backend.batches:
+            assert (seen, durable) == (0, head) and not delivery.done
+            async with second.edit():  # nor inside a transaction of its own
+                assert Cell(second, value.address).get() == 0
+        manual.run()
+        assert delivery.done and delivery.result is not None and delivery.result.ok
+        assert Cell(second, value.address).get() == 1
+    finally:
+        await second.close()
+        await first.close()
 
 
 async def test_a_transaction_never_reads_a_value_that_is_not_durable(
