@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from charmspace.storage import Storage, open_storage
+
 BACKENDS = ("memory", "sqlite")
 
 
@@ -31,3 +33,18 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     on), so a bug that shows only on the default backend cannot hide.
     """
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'store'}"
+
+
+@pytest.fixture
+def lasting_store(storage_url: str) -> Iterator[str | Storage]:
+    """What each runtime of a restart test opens: a store that outlives the runtime.
+
+    On SQLite the directory's URL, as a restarted process would open it; in memory
+    one ``Storage`` every runtime of the test shares (closing a runtime leaves its
+    data readable), so restart tests run on both backends too.
+    """
+    if storage_url.startswith("memory"):
+        with open_storage(storage_url) as shared:
+            yield shared
+    else:
+        yield storage_url

@@ -198,8 +198,10 @@ def test_the_gmail_policy_searches_the_goal_then_summarizes() -> None:
     assert policy(two).content == "Found 7 messages about 'Find invoices from Acme' in 2 searches."
 
 
-async def test_the_llm_builtin_gives_a_job_the_configured_client(url: str) -> None:
-    runtime = Runtime("memory://", clock=FakeClock())
+async def test_the_llm_builtin_gives_a_job_the_configured_client(
+    url: str, storage_url: str
+) -> None:
+    runtime = Runtime(storage_url, clock=FakeClock())
     client = LLMClient(base_url=f"{url}/v1", model="m", api_key=SecretStr(KEY))
     configure(runtime, Services(llm=client))
     space = runtime.create_space(name="llm")
@@ -226,7 +228,7 @@ async def test_the_llm_builtin_gives_a_job_the_configured_client(url: str) -> No
 
 
 async def test_without_configuration_the_llm_builtin_says_what_to_set() -> None:
-    runtime = Runtime("memory://", clock=FakeClock())
+    runtime = Runtime("memory://", clock=FakeClock())  # memory only: no storage is touched
     try:
         with pytest.raises(IntegrationError) as caught:
             llm(runtime)

@@ -192,6 +192,7 @@ async def test_creating_a_charm_of_a_pattern_no_process_can_import_warns(
 ) -> None:
     """A pattern defined inside a function (or in __main__) is stored and, before this,
     failed only when another process loaded its charm."""
+    # SQLite only: the warning is about storage another process opens; memory has none.
     async with Runtime(f"sqlite:///{tmp_path / 'store'}") as runtime:
         await runtime.charms.create(made_in_a_function())
     assert "defined in a function, so no other process can import it" in caplog.text
@@ -199,6 +200,7 @@ async def test_creating_a_charm_of_a_pattern_no_process_can_import_warns(
 
 
 async def test_in_memory_a_local_pattern_is_fine(caplog: pytest.LogCaptureFixture) -> None:
+    # memory only: the counterpart of the SQLite warning above
     async with Runtime("memory://") as runtime:
         await runtime.charms.create(made_in_a_function())
     assert "no other process can import it" not in caplog.text

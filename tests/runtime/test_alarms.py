@@ -10,9 +10,11 @@ from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.patterns import Default, alarm, cell, handler, pattern
 from charmspace.runtime import Cell, FakeClock
+from charmspace.storage import Storage, creation_proof
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("runtime suite: user")
+SERVICE = Identity.from_passphrase("runtime suite: service")
 
 
 @handler
@@ -79,18 +81,38 @@ async def test_an_idle_alarm_writes_nothing(
     assert charm["rings"].get() == []
 
 
-async def test_a_time_that_passed_while_stopped_fires_at_start(
-    storage_url: str, clock: FakeClock
+async def test_an_alarms_event_runs_as_the_charms_creator(
+    runtime: Runtime, clock: FakeClock, bob: Identity
 ) -> None:
-    if storage_url.startswith("memory"):
-        return  # a restart needs storage that outlives the runtime
-    first = Runtime(storage_url, identity=USER, clock=clock, random=random.Random(0))
+    """No user caused the alarm: its event acts for whoever created the charm, in the
+    charm's space (here Bob's, where the runtime's own user may not write)."""
+    home = bob.derive("bob-home")
+    space = runtime.storage.create_space(home.did, bob.did, proof=creation_proof(home, bob.did))
+    start = clock.now()
+    charm = await runtime.charms.create(
+        alarm_clock, space=space.space, principal=bob.did, inputs={"due": start + 10}
+    )
+    await clock.advance(10)
+    await runtime.idle()
+    assert runtime.read(charm["rings"].address, bob.did) == [[start + 10, {"why": "due"}]]
+    last = runtime.storage.log(space.space, bob.did)[-1]
+    assert last.principal == bob.did
+
+
+async def test_a_time_that_passed_while_stopped_fires_at_start(
+    lasting_store: str | Storage, clock: FakeClock
+) -> None:
+    first = Runtime(
+        lasting_store, identity=USER, service=SERVICE, clock=clock, random=random.Random(0)
+    )
     space = first.create_space(name="home")
     charm = await first.charms.create(alarm_clock, space=space, inputs={"due": clock.now() + 60})
     id = charm.id
     await first.close()
     await clock.advance(600)
-    second = Runtime(storage_url, identity=USER, clock=clock, random=random.Random(0))
+    second = Runtime(
+        lasting_store, identity=USER, service=SERVICE, clock=clock, random=random.Random(0)
+    )
     try:
         again = await second.charms.get(space, id)
         await second.idle()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
+
+import pytest
 
 from charmspace import Runtime
 from charmspace.errors import AuthorizationError, DerivedTimeoutError
@@ -20,19 +23,23 @@ async def put(cell: Cell[Any], value: Any) -> None:
         cell.set(value)
 
 
+@pytest.mark.parametrize("pause", [0, 0.001], ids=["next-turn", "1ms"])
+@pytest.mark.parametrize("burst", [False, True], ids=["one-per-turn", "all-at-once"])
 async def test_async_and_sync_derived_values_catch_up_with_every_event(
-    runtime: Runtime, space: SpaceDID
+    runtime: Runtime, space: SpaceDID, pause: float, burst: bool
 ) -> None:
     """Regression: on SQLite, an async derive stayed one event behind for good ({'slow': 49}).
 
     The propagator's own commit flushed the space's grouped handler commits, and
-    their notifications were dropped while an "own commit" flag was set.
+    their notifications were dropped while an "own commit" flag was set. Events
+    arrive one per loop turn or all at once; the slow derive awaits the next
+    turn or a millisecond (waves then overlap many commits).
     """
     unit = runtime.unit(space, "counter")
     value = unit.cell("value", 0)
 
     async def slow_copy(v: int) -> int:
-        await asyncio.sleep(0)
+        await asyncio.sleep(pause)
         return v
 
     slow = unit.derive("slow", slow_copy, inputs=[value])
@@ -45,7 +52,8 @@ async def test_async_and_sync_derived_values_catch_up_with_every_event(
     await unit.start()
     for _ in range(50):
         stream.send({"amount": 1})
-        await asyncio.sleep(0)
+        if not burst:
+            await asyncio.sleep(0)
     await runtime.idle()
     assert (value.get(), slow.get(), doubled.get()) == (50, 50, 100)
 
@@ -165,6 +173,37 @@ async def test_a_derived_value_cannot_read_what_its_creator_cannot(
     assert [type(r.error) for r in errors] == [AuthorizationError]
     entry = runtime.storage.log(bob_space, bob.did)[-1]
     assert entry.principal == bob.did  # the error cell too is written as Bob, in his space
+
+
+async def test_a_derived_value_over_a_stored_link_cannot_read_what_its_creator_cannot(
+    runtime: Runtime, space: SpaceDID, bob: Identity
+) -> None:
+    """Bob stores a link into Alice's private space in his own charm's cell and derives
+    from that cell: following the link is checked as Bob, so he gets an error, and
+    nothing of Alice's lands anywhere in his space."""
+    secret = runtime.unit(space, "alice-private")
+    token = secret.cell("token", "alice-secret-token")
+    await secret.start()
+    bob_home = bob.derive("bob-home")
+    bob_space = runtime.storage.create_space(
+        bob_home.did, bob.did, proof=creation_proof(bob_home, bob.did)
+    ).space
+    bobs = runtime.unit(bob_space, "mirror")
+    pointer = bobs.cell("pointer", None)
+    async with runtime.edit(bob.did):
+        pointer.set(link_to(token.address))
+    mirrored = bobs.derive("mirror", lambda t: {"copied": t}, inputs=[pointer])
+    errors: list[ErrorReport] = []
+    runtime.on_error(errors.append)
+    await bobs.start(principal=bob.did)
+    await runtime.idle()
+
+    assert runtime.read(mirrored.address, bob.did) is None
+    assert [type(r.error) for r in errors] == [AuthorizationError]
+    for entry in runtime.storage.log(bob_space, bob.did):
+        for id in entry.ids:
+            stored = runtime.storage.read(bob_space, id, bob.did).value
+            assert "alice-secret-token" not in json.dumps(stored)
 
 
 async def test_starting_a_charm_never_writes_through_a_link_into_another_space(

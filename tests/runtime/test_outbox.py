@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,19 +13,21 @@ import pytest
 from charmspace import Runtime
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, FakeClock, Stream, Unit, outbox
+from charmspace.storage import Storage
 from charmspace.types import SpaceDID
 
 USER = Identity.from_passphrase("outbox suite: user")
 SERVICE = Identity.from_passphrase("outbox suite: service")
 
 
-def open_runtime(directory: Path) -> Runtime:
-    return Runtime(
-        f"sqlite:///{directory}",
-        identity=USER,
-        service=SERVICE,
-        clock=FakeClock(),
-        random=random.Random(0),
+Open = Callable[[], Runtime]
+
+
+@pytest.fixture
+def open_runtime(lasting_store: str | Storage) -> Open:
+    """Opens a runtime over one store, again and again (each open is a restart)."""
+    return lambda: Runtime(
+        lasting_store, identity=USER, service=SERVICE, clock=FakeClock(), random=random.Random(0)
     )
 
 
@@ -71,8 +73,8 @@ def outbox_of(runtime: Runtime, unit: Unit) -> Any:
     return {key: row.value["seq"] for key, row in rows}  # type: ignore[call-overload,index]
 
 
-async def test_a_send_goes_through_the_outbox_in_the_senders_commit(tmp_path: Path) -> None:
-    runtime = open_runtime(tmp_path)
+async def test_a_send_goes_through_the_outbox_in_the_senders_commit(open_runtime: Open) -> None:
+    runtime = open_runtime()
     sender, sell, entries, _ = await build(runtime)
     seen: list[Any] = []
     runtime.storage.subscribe(sender.space, seen.append)
@@ -89,9 +91,9 @@ async def test_a_send_goes_through_the_outbox_in_the_senders_commit(tmp_path: Pa
 
 
 async def test_a_crash_before_delivery_delivers_after_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_runtime: Open, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = open_runtime(tmp_path)
+    runtime = open_runtime()
     sender, sell, entries, _ = await build(runtime)
     real_dispatch = runtime.scheduler.dispatch
 
@@ -106,7 +108,7 @@ async def test_a_crash_before_delivery_delivers_after_restart(
     assert len(outbox_of(runtime, sender)) == 1
     await runtime.close()
 
-    again = open_runtime(tmp_path)
+    again = open_runtime()
     sender, _sell, entries, _ = await build(again)  # starting the shop resends its outbox
     await again.idle()
     assert entries.get() == ["apple"]
@@ -115,9 +117,9 @@ async def test_a_crash_before_delivery_delivers_after_restart(
 
 
 async def test_a_crash_after_delivery_does_not_apply_it_twice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_runtime: Open, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = open_runtime(tmp_path)
+    runtime = open_runtime()
     sender, sell, entries, _ = await build(runtime)
     monkeypatch.setattr(outbox, "clear", lambda *args: None)  # crash before the outbox is cleared
     await sell.send({"item": "apple"})
@@ -127,7 +129,7 @@ async def test_a_crash_after_delivery_does_not_apply_it_twice(
     await runtime.close()
     monkeypatch.undo()
 
-    again = open_runtime(tmp_path)
+    again = open_runtime()
     sender, sell, entries, _ = await build(again)
     await again.idle()
     assert entries.get() == ["apple"]  # the redelivery was recognised and skipped
@@ -157,10 +159,10 @@ async def test_an_aborted_sender_leaves_nothing_in_its_outbox(runtime: Runtime) 
     assert outbox_of(runtime, unit) is None
 
 
-async def test_a_send_to_a_charm_in_the_same_space_completes_on_sqlite(tmp_path: Path) -> None:
-    """Regression: settling a grouped commit ran under the space's commit lock, and
-    clearing the outbox in that same space then waited on the lock forever."""
-    runtime = open_runtime(tmp_path)
+async def test_a_send_to_a_charm_in_the_same_space_completes(open_runtime: Open) -> None:
+    """Regression (SQLite): settling a grouped commit ran under the space's commit lock,
+    and clearing the outbox in that same space then waited on the lock forever."""
+    runtime = open_runtime()
     space = runtime.create_space(name="shop")
     target, append, entries = ledger(runtime, space)
     sender, sell = shop(runtime, space, append)

@@ -9,9 +9,11 @@ import pytest
 
 from charmspace import Runtime
 from charmspace.errors import CycleError, ReadOnlyCellError
+from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, FakeClock
 from charmspace.runtime.propagation import Reads, recording
 from charmspace.runtime.transaction import Transaction
+from charmspace.storage import creation_proof
 from charmspace.types import SpaceDID
 
 
@@ -262,6 +264,46 @@ async def test_action_exception_is_reported_and_output_unchanged(
     assert runtime.error_cell(unit).get()["where"] == "inverse"
     await put(x, 4)
     assert out.get() == 2.5
+
+
+async def test_an_async_action_that_raises_keeps_its_previous_value_and_sets_the_error(
+    runtime: Runtime, space: SpaceDID, errors: list[ErrorReport]
+) -> None:
+    unit = runtime.unit(space, "async divider")
+    x = unit.cell("x", 2)
+
+    async def inverse(x: int) -> float:
+        await asyncio.sleep(0)
+        return 10 / x
+
+    out = unit.derive("inverse", inverse, inputs=[x])
+    await unit.start()
+    assert out.get() == 5
+    await put(x, 0)
+    assert out.get() == 5
+    assert [(r.where, type(r.error)) for r in errors] == [("inverse", ZeroDivisionError)]
+    recorded = runtime.error_cell(unit).get()
+    assert (recorded["where"], recorded["type"]) == ("inverse", "ZeroDivisionError")
+    await put(x, 4)
+    assert out.get() == 2.5
+
+
+async def test_a_clock_driven_recomputation_runs_as_the_charms_creator(
+    runtime: Runtime, clock: FakeClock, bob: Identity
+) -> None:
+    """Nobody caused a tick: the recomputation acts for whoever created the charm, in
+    the charm's space (here Bob's, where the runtime's own user may not write)."""
+    home = bob.derive("bob-home")
+    space = runtime.storage.create_space(home.did, bob.did, proof=creation_proof(home, bob.did))
+    unit = runtime.unit(space.space, "bob's clock")
+    minute = unit.derive("minute", lambda: runtime.now(resolution=60))
+    await unit.start(principal=bob.did)
+    start = runtime.read(minute.address, bob.did)
+    await clock.advance(60)
+    await runtime.idle()
+    assert runtime.read(minute.address, bob.did) == start + 60
+    last = runtime.storage.log(space.space, bob.did)[-1]
+    assert last.ids == (minute.address.id,) and last.principal == bob.did
 
 
 async def test_derived_values_commit_in_their_own_space(

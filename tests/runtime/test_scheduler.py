@@ -10,6 +10,7 @@ from charmspace.errors import ConflictError, SchemaError
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, Stream
 from charmspace.runtime.scheduler import MAX_ATTEMPTS
+from charmspace.storage import Storage
 from charmspace.types import SpaceDID
 
 
@@ -308,11 +309,10 @@ async def test_missing_event_field_names_the_field(runtime: Runtime, space: Spac
     assert isinstance(result.error, SchemaError) and result.error.path == ("dy",)
 
 
-async def test_closing_lets_queued_events_finish(tmp_path: Any) -> None:
+async def test_closing_lets_queued_events_finish(lasting_store: str | Storage) -> None:
     """Shutdown finishes the handlers already queued and keeps their commits."""
-    url = f"sqlite:///{tmp_path / 'store'}"
     user = Identity.from_passphrase("scheduler suite: closing user")
-    runtime = Runtime(url, identity=user)
+    runtime = Runtime(lasting_store, identity=user)
     space = runtime.create_space(name="close")
     unit = runtime.unit(space, "counter")
     count = unit.cell("count", 0)
@@ -326,6 +326,6 @@ async def test_closing_lets_queued_events_finish(tmp_path: Any) -> None:
     for _ in range(20):
         stream.send({})
     await runtime.close()
-    again = Runtime(url, identity=user)
+    again = Runtime(lasting_store, identity=user)
     assert again.cell(count.space, count.address.id).get() == 20
     await again.close()

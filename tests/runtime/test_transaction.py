@@ -20,7 +20,7 @@ from charmspace.errors import (
 )
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, CommitResult, link_to
-from charmspace.storage import Capability, entity_id
+from charmspace.storage import Capability, Storage, entity_id
 from charmspace.testing import ManualFlush
 from charmspace.types import SpaceDID
 from charmspace.values import getpath
@@ -389,6 +389,7 @@ async def test_an_equal_write_over_an_unchanged_read_still_writes_nothing(
     assert head(runtime, space) == 1
 
 
+# SQLite only: two connections to one directory is what the next two tests are about.
 async def test_two_runtimes_on_one_sqlite_directory_lose_no_update(tmp_path: Path) -> None:
     """Bug: two Storage/Runtime objects on one SQLite directory (as two processes)
     lost hundreds of racing increments without a ConflictError."""
@@ -574,6 +575,53 @@ async def test_a_handler_commit_is_seen_by_others_only_once_durable(
     assert storage.head(space, USER.did) == result.seq == head + 1
     assert [e.seq for e in storage.log(space, USER.did, since=head)] == [head + 1]
     assert value.get() == 1
+
+
+async def test_a_call_answers_only_once_the_handlers_commit_is_durable(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    unit = runtime.unit(space, "durable caller")
+    value = unit.cell("value", 0)
+    stream = unit.handler("set", lambda _event, *, value: value.set(1), state={"value": value})
+    await unit.start()
+    await runtime.idle()
+    runtime.storage.flush_scheduler = manual = ManualFlush()
+    head = runtime.storage.head(space, USER.did)
+    calling = asyncio.create_task(stream.call({}))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    if runtime.storage.backend.batches:  # applied, not durable: the caller still waits
+        assert not calling.done()
+        assert runtime.storage.head(space, USER.did) == head
+        manual.run()
+    result = await asyncio.wait_for(calling, 5)
+    assert result.ok and result.seq == head + 1
+    assert runtime.storage.head(space, USER.did) == head + 1
+
+
+async def test_another_runtime_on_the_same_store_never_reads_a_pending_group(
+    lasting_store: str | Storage,
+) -> None:
+    """A second runtime (on SQLite: another connection, as another process has) reads
+    a handler's write only once its group's COMMIT made it durable, never before."""
+    first = Runtime(lasting_store, identity=USER, service=SERVICE, random=random.Random(0))
+    second = Runtime(lasting_store, identity=USER, service=SERVICE, random=random.Random(1))
+    try:
+        space = first.create_space(name="home")
+        value, delivery, manual, head = await _pending_handler_commit(first, space)
+        seen = Cell(second, value.address).get()
+        durable = first.storage.durable_head(space)
+        assert (seen, durable) in {(0, head), (1, head + 1)}  # never 1 while not durable
+        if first.storage.backend.batches:
+            assert (seen, durable) == (0, head) and not delivery.done
+            async with second.edit():  # nor inside a transaction of its own
+                assert Cell(second, value.address).get() == 0
+        manual.run()
+        assert delivery.done and delivery.result is not None and delivery.result.ok
+        assert Cell(second, value.address).get() == 1
+    finally:
+        await second.close()
+        await first.close()
 
 
 async def test_a_transaction_never_reads_a_value_that_is_not_durable(

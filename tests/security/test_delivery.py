@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from charmspace import Runtime
 from charmspace.identity import Identity
 from charmspace.runtime import Address, Cell, FakeClock, Stream, Unit, outbox
-from charmspace.storage import Capability, Storage, creation_proof, open_storage
+from charmspace.storage import Capability, Storage, creation_proof
 from charmspace.types import SpaceDID
 
 ALICE = Identity.from_passphrase("delivery threats: alice")
@@ -30,24 +29,12 @@ SECRET = "payload-secret-4242"
 Open = Callable[[], Runtime]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def open_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]:
+@pytest.fixture
+def open_runtime(lasting_store: str | Storage) -> Open:
     """Opens Alice's runtime over one store, again and again (each open is a restart)."""
-    shared: Storage | None = None
-    if request.param == "memory":
-        shared = open_storage("memory://", service=SERVICE.did)
-    url = f"sqlite:///{tmp_path / 'store'}"
-
-    def open_() -> Runtime:
-        return Runtime(
-            shared if shared is not None else url,
-            identity=ALICE,
-            service=SERVICE,
-            clock=FakeClock(),
-            random=random.Random(0),
-        )
-
-    yield open_
+    return lambda: Runtime(
+        lasting_store, identity=ALICE, service=SERVICE, clock=FakeClock(), random=random.Random(0)
+    )
 
 
 async def alices_counter(runtime: Runtime) -> tuple[Stream[Any], Cell[Any]]:

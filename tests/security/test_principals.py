@@ -27,8 +27,8 @@ from charmspace.identity import Identity
 from charmspace.library.counter import counter
 from charmspace.patterns import Charm, Default, cell, derive, handler, pattern
 from charmspace.patterns.build import charm_docs, creator_doc
-from charmspace.runtime import Cell, JobContext, start_job
-from charmspace.storage import Capability
+from charmspace.runtime import Cell, JobContext, link_to, start_job
+from charmspace.storage import Capability, Storage
 from charmspace.values import setpath
 
 ALICE = Identity.from_passphrase("security suite: alice")
@@ -53,14 +53,12 @@ async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-async def open_runtime(tmp_path: Path) -> AsyncIterator[OpenRuntime]:
-    """``await open_runtime()``: Alice's runtime on one SQLite directory, as after a restart."""
+async def open_runtime(lasting_store: str | Storage) -> AsyncIterator[OpenRuntime]:
+    """``await open_runtime()``: Alice's runtime on one store, as after a restart."""
     opened: list[Runtime] = []
 
     async def open_() -> Runtime:
-        rt = Runtime(
-            f"sqlite:///{tmp_path / 'store'}", identity=ALICE, service=SERVICE, call_timeout=5
-        )
+        rt = Runtime(lasting_store, identity=ALICE, service=SERVICE, call_timeout=5)
         opened.append(rt)
         return rt
 
@@ -305,3 +303,29 @@ async def test_rewriting_a_charms_creator_does_not_borrow_the_named_users_rights
     assert "create it again" in str(refused.value)
     await runtime.idle()
     assert runtime.read(charm["copy"].address, BOB.did) is None
+
+
+async def test_a_redirect_link_bob_planted_in_a_charm_cannot_make_its_start_up_write_elsewhere(
+    open_runtime: OpenRuntime,
+) -> None:
+    """Bob may write the space of Alice's charm, not her private one. He replaces where
+    the charm keeps its cells with a redirect link to an empty document there; when the
+    charm starts again, its cell's default is not written through the link."""
+    first = await open_runtime()
+    shared, private = first.create_space(name="shared"), first.create_space(name="private")
+    first.storage.set_acl(shared, ALICE.did, BOB.did, Capability.WRITE)
+    charm = await first.charms.create(watcher, space=shared)
+    victim = first.cell(private, "of:victim")
+    internal = charm_docs(shared, charm.id)[1]
+    async with first.edit(BOB.did) as tx:
+        doc = tx.read_doc(internal.space, internal.id)
+        planted = setpath(doc, ("cells",), link_to(victim.address, redirect=True))
+        tx.write_doc(internal.space, internal.id, planted)
+    before = first.storage.head(private, ALICE.did)
+    await first.close()
+
+    second = await open_runtime()
+    await second.charms.get(shared, charm.id)
+    await second.idle()
+    assert second.storage.head(private, ALICE.did) == before
+    assert Cell(second, victim.address).get() is None

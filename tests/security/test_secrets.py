@@ -41,10 +41,10 @@ SERVICE = Identity.from_passphrase("security suite: service")
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
-    """Alice's runtime, in memory, on a fake clock."""
+async def runtime(storage_url: str) -> AsyncIterator[Runtime]:
+    """Alice's runtime, in memory and on SQLite, on a fake clock."""
     rt = Runtime(
-        "memory://", identity=ALICE, service=SERVICE, clock=FakeClock(), random=random.Random(0)
+        storage_url, identity=ALICE, service=SERVICE, clock=FakeClock(), random=random.Random(0)
     )
     yield rt
     await rt.close()

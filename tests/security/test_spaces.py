@@ -85,8 +85,8 @@ def test_bob_cannot_create_alices_named_space(storage: Storage) -> None:
     assert record.owner == ALICE.did
 
 
-async def test_a_runtime_creates_its_users_spaces_and_nobody_elses(tmp_path: Path) -> None:
-    shared = open_storage(f"sqlite://{tmp_path / 'store'}")
+async def test_a_runtime_creates_its_users_spaces_and_nobody_elses(storage_url: str) -> None:
+    shared = open_storage(storage_url)
     alice, bob = Runtime(shared, identity=ALICE), Runtime(shared, identity=BOB)
     try:
         with pytest.raises(SpaceClaimError):

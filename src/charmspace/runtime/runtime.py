@@ -64,13 +64,18 @@ OwnerLoader = Callable[[Address], Awaitable[HandlerSpec | None]]
 
 
 def _flush_soon(flush: Callable[[], None]) -> None:
-    """Group the commits of this moment: flush once the loop has run what is ready."""
+    """Group the commits of this moment: flush once the loop has run what is ready.
+
+    The flush finishes the commits of everyone in the group, so it runs in a
+    context of its own, not in that of whichever handler committed first: what
+    it calls back must not act for that handler's principal.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         flush()
     else:
-        loop.call_soon(flush)
+        loop.call_soon(flush, context=contextvars.Context())
 
 
 class Edit:
@@ -167,6 +172,7 @@ class Runtime:
         self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
         self._offload: ThreadPoolExecutor | None = None
+        self._closed = False
         self.services = Services()
         """What the hosting application lends to handlers (:mod:`charmspace.runtime.services`)."""
 
@@ -178,12 +184,22 @@ class Runtime:
         return self.identity.did
 
     def acting(self) -> DID:
-        """The principal the current code acts for: its transaction's, its job's, or the user."""
+        """The principal the current code acts for: its transaction's, its job's, or the user.
+
+        A transaction that has ended still says whom its code acts for: a task a
+        handler spawned (``asyncio.create_task``) runs on after the handler's
+        commit, and it is still the work of whoever caused the event, never of
+        the runtime's own user.
+        """
         here = context.current()
-        tx = here.transaction
-        if tx is not None and tx.state == "open":
-            return tx.principal
+        if here.transaction is not None:
+            return here.transaction.principal
         return here.principal or self.principal
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` finished: events sent from then on are refused."""
+        return self._closed
 
     @property
     def service_did(self) -> DID:
@@ -512,6 +528,7 @@ class Runtime:
         self._unsubscribe()
         self._remove_floor()
         self.storage.close()
+        self._closed = True
 
     async def __aenter__(self) -> Runtime:
         return self

@@ -128,6 +128,7 @@ class Stream(Generic[T]):
         from charmspace.runtime.cell import to_json
 
         payload = to_json(event)
+        self._check_open()
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
         tx = context.current().transaction
         staging = tx is not None and tx.state == "open"
@@ -184,8 +185,17 @@ class Stream(Generic[T]):
         from charmspace.runtime.cell import to_json
 
         payload = to_json(event)
+        self._check_open()
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
         return await self.runtime.scheduler.call(target, payload, principal, timeout)
+
+    def _check_open(self) -> None:
+        """Refuse an event to a closed runtime: nothing would run it (on every backend)."""
+        if self.runtime.closed:
+            raise StreamError(
+                f"The runtime is closed: the event to {self.address} was not delivered. "
+                "Send it through a runtime that is open."
+            )
 
     def get(self) -> JSONValue:
         """The marker stored at the stream's location (``{"$stream": true}``)."""
