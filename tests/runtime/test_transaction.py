@@ -617,7 +617,7 @@ async def test_another_runtime_on_the_same_store_never_reads_a_pending_group(
             async with second.edit():  # nor inside a transaction of its own
                 assert Cell(second, value.address).get() == 0
         manual.run()
-        assert delivery.done and delivery.result is not None and delivery.result.ok
+        assert (await delivery).ok
         assert Cell(second, value.address).get() == 1
     finally:
         await second.close()

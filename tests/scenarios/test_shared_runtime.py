@@ -260,11 +260,6 @@ async def test_closing_commits_the_events_every_space_had_queued(
         await again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close() leaves events still queued after its drain time unanswered "
-    "(the scheduler has no way yet to refuse them); their senders wait until a timeout",
-)
 async def test_events_still_queued_when_close_gives_up_are_refused_not_left_waiting(
     open_runtime: Open,
 ) -> None:
@@ -289,6 +284,8 @@ async def test_events_still_queued_when_close_gives_up_are_refused_not_left_wait
     try:
         assert all(d.done for d in queued)
         assert all(d.result is not None and not d.result.ok for d in queued)
+        assert all(isinstance(d.result.error, StreamError) for d in queued if d.result)
+        assert "closed before" in str(queued[0].result.error if queued[0].result else "")
     finally:
         gate.set()
         await asyncio.sleep(0.01)
@@ -338,22 +335,10 @@ async def test_an_on_commit_callback_never_acts_for_whoever_shared_the_commit_gr
 
 
 async def test_an_on_commit_callback_never_acts_for_a_reader_that_settled_its_commit(
-    runtime: Runtime,
-    diary: SpaceDID,
-    board: SpaceDID,
-    storage_url: str,
-    request: pytest.FixtureRequest,
+    runtime: Runtime, diary: SpaceDID, board: SpaceDID
 ) -> None:
-    """A handler that reads what a pending grouped commit wrote makes the group durable
-    first, and that finishes the group's callbacks inside the reader's handler."""
-    if not storage_url.startswith("memory"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="a read that settles a pending group runs the group's on_commit "
-                "callbacks in the reader's transaction, as the reader",
-            )
-        )
+    """A handler that awaits and reads what a pending grouped commit wrote makes the
+    group durable first; the group's callbacks must not run in the reader's handler."""
     entries, write_diary = await diary_charm(runtime, diary)
     alices = runtime.unit(board, "alice's notes")
     notes = alices.cell("notes", [])
@@ -362,11 +347,11 @@ async def test_an_on_commit_callback_never_acts_for_a_reader_that_settled_its_co
     )
     bobs = runtime.unit(board, "bob's reader")
     seen = bobs.cell("seen", None)
-    read = bobs.handler(
-        "read",
-        lambda event, *, notes, seen: seen.set(notes.get()),
-        state={"notes": notes, "seen": seen},
-    )
+
+    async def read_notes(event: Any, *, notes: Cell[Any], seen: Cell[Any]) -> None:
+        seen.set(notes.get())  # awaits, so reads durable values only: settles alice's group
+
+    read = bobs.handler("read", read_notes, state={"notes": notes, "seen": seen})
     await alices.start()
     await bobs.start()
     followed: list[Any] = []

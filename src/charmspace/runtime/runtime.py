@@ -514,7 +514,8 @@ class Runtime:
             try:
                 await asyncio.wait_for(self.idle(), drain)
             except TimeoutError:
-                log.warning("closing with events still queued after %s s", drain)
+                log.warning("closing with events still queued after %s s: refused", drain)
+        await self.scheduler.stop([u for host in self._hosts.values() for u in host.units.values()])
         for host in self._hosts.values():
             for unit in host.units.values():
                 for alarm in unit.alarms:

@@ -75,6 +75,7 @@ class Scheduler:
         self._waiting_on: dict[Unit, Unit] = {}
         self._resolved: dict[tuple[Address, DID], Target] = {}
         self._resolved_by_doc: dict[DocKey, set[tuple[Address, DID]]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
 
     # --- resolving and delivering --------------------------------------------------------
 
@@ -154,8 +155,36 @@ class Scheduler:
     def _enqueue(self, unit: Unit, event: Event) -> None:
         unit.queue.append(event)
         if not unit.draining:
-            unit.draining = True
-            asyncio.get_running_loop().create_task(self._drain(unit))
+            self._start_draining(unit)
+
+    def _start_draining(self, unit: Unit) -> None:
+        unit.draining = True
+        task = asyncio.get_running_loop().create_task(self._drain(unit))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def stop(self, units: list[Unit]) -> None:
+        """Refuse the events still queued and cancel those running: the runtime is closing.
+
+        Each sender is answered (``ok`` False, a :class:`StreamError` saying
+        why) rather than left waiting; a cancelled handler's writes are dropped.
+        """
+        for unit in units:
+            while unit.queue:
+                event = unit.queue.popleft()
+                self._finish(
+                    event,
+                    None,
+                    StreamError(
+                        f"The runtime closed before the event to {event.target.address} "
+                        "ran: nothing of it was written. Send it again once the runtime "
+                        "is open."
+                    ),
+                )
+        drains = list(self._drains)
+        for task in drains:
+            task.cancel()
+        await asyncio.gather(*drains, return_exceptions=True)
 
     async def call(
         self, target: Target, payload: JSONValue, principal: DID | None, timeout: float | None
@@ -222,8 +251,7 @@ class Scheduler:
             unit.draining = False
             context.leave(token)
             if unit.queue:  # an event arrived while we were finishing
-                unit.draining = True
-                asyncio.get_running_loop().create_task(self._drain(unit))
+                self._start_draining(unit)
 
     async def _run(self, event: Event) -> bool:
         """Run one event to completion; returns whether it awaited (let others run)."""
