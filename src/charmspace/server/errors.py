@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,19 @@ class AuthenticationError(CharmspaceError):
         self.reason = reason
         self.server_time = server_time
         super().__init__(message)
+
+
+class DataDirectoryInUseError(CharmspaceError):
+    """Another running server holds the data directory (``charmspace serve`` exits 3)."""
+
+    def __init__(self, data: Path, holder: str) -> None:
+        self.data = data
+        self.holder = holder
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(
+            f"Another charmspace server ({who}) is using the data directory {data}. "
+            "Stop it first, or give this server a directory of its own with --data."
+        )
 
 
 class CrossSiteRequestError(CharmspaceError):

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from charmspace.identity.local import load_or_create
 from charmspace.server.app import create_app
+from charmspace.server.data_lock import hold_data_directory
+from charmspace.server.errors import DataDirectoryInUseError
 from charmspace.server.logs import configure
 from charmspace.server.settings import Settings
 
@@ -54,8 +56,21 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; logs to stderr, one line per request."""
+    """Serve until SIGINT/SIGTERM; logs to stderr, one line per request.
+
+    Exits with status 3 if the port is taken or another server holds the
+    data directory (:mod:`charmspace.server.data_lock`).
+    """
     configure(as_json=settings.log_json)
+    try:
+        with hold_data_directory(settings.data):
+            _serve(settings)
+    except DataDirectoryInUseError as error:
+        print(f"charmspace serve: {error}", file=sys.stderr)
+        raise SystemExit(3) from None
+
+
+def _serve(settings: Settings) -> None:
     local = load_or_create(settings.local_identity_path)
     app = create_app(settings)
     config = uvicorn.Config(
