@@ -32,7 +32,6 @@ could create over.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import logging
@@ -49,17 +48,20 @@ from typing import TYPE_CHECKING, TypeVar
 from charmspace.errors import (
     ConflictError,
     CorruptStorageError,
-    DiskFullError,
     HistoryPrunedError,
     SpaceExistsError,
     SpaceNotFoundError,
     StorageError,
-    StorageIOError,
-    StoragePermissionError,
     StorageVersionError,
 )
 from charmspace.identity import is_did, parse_did
 from charmspace.storage.backends.base import Check
+from charmspace.storage.backends.sqlite_files import (
+    create_private,
+    os_error,
+    rollback,
+    sqlite_error,
+)
 from charmspace.storage.delta import json_size, replay
 from charmspace.storage.model import (
     MISSING,
@@ -339,30 +341,6 @@ def _rollback_to(db: sqlite3.Connection, savepoint: str) -> None:
         log.exception("rollback to savepoint %s failed", savepoint)
 
 
-def _create_private(path: Path) -> None:
-    """Create ``path`` empty and readable by its owner only, before SQLite opens it.
-
-    Why: SQLite creates files with the umask's mode (often 0644), and a space
-    holds its users' data, tokens included; its ``-wal`` and ``-shm`` files take
-    the main file's mode.
-    """
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        os.chmod(path, 0o600)
-    except OSError:
-        return  # a read-only or full directory: SQLite's own error says it, as before
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    """Roll back without masking the error that made us roll back."""
-    if db.in_transaction:
-        try:
-            db.execute("ROLLBACK")
-        except sqlite3.Error:
-            log.exception("rollback failed")
-
-
 class SQLiteBackend:
     """Spaces as SQLite files ``did_key_<z6Mk…>.sqlite`` in one directory.
 
@@ -386,7 +364,7 @@ class SQLiteBackend:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
-            raise _os_error(error, str(self.directory), "create the storage directory") from None
+            raise os_error(error, str(self.directory), "create the storage directory") from None
         self.synchronous = synchronous
         self.max_open = max(1, max_open)
         self.busy_timeout_ms = busy_timeout_ms
@@ -443,12 +421,12 @@ class SQLiteBackend:
                 return operation(conn)
             except _Gone:
                 if not conn.batch:
-                    _rollback(conn.db)
+                    rollback(conn.db)
                 conn.close()
             except sqlite3.Error as error:
-                raise _sqlite_error(error, space, conn.path) from error
+                raise sqlite_error(error, space, conn.path) from error
             except OSError as error:
-                raise _os_error(error, str(conn.path), "use the space's file") from error
+                raise os_error(error, str(conn.path), "use the space's file") from error
             finally:
                 conn.lock.release()
         raise SpaceNotFoundError(space)
@@ -476,7 +454,7 @@ class SQLiteBackend:
         except FileNotFoundError:
             raise SpaceNotFoundError(space) from None
         except OSError as error:
-            raise _os_error(error, str(path), "open the space's file") from None
+            raise os_error(error, str(path), "open the space's file") from None
         if not stat.S_ISREG(before.st_mode):
             raise CorruptStorageError(space, str(path), "it is not a regular file")
         if before.st_size == 0:
@@ -492,7 +470,7 @@ class SQLiteBackend:
                 timeout=self.busy_timeout_ms / 1000,
             )
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, path) from None
+            raise sqlite_error(error, space, path) from None
         try:
             self._check_file(db, space, path)
             db.execute("PRAGMA journal_mode = WAL")
@@ -505,7 +483,7 @@ class SQLiteBackend:
             return _Conn(db, space, path, (before.st_dev, before.st_ino))
         except sqlite3.Error as error:
             db.close()
-            raise _sqlite_error(error, space, path) from None
+            raise sqlite_error(error, space, path) from None
         except FileNotFoundError:
             db.close()
             raise SpaceNotFoundError(space) from None
@@ -566,9 +544,9 @@ class SQLiteBackend:
             self._exists(space)  # a damaged file there is reported as such
             raise SpaceExistsError(space) from None
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, new, creating=True) from None
+            raise sqlite_error(error, space, new, creating=True) from None
         except OSError as error:
-            raise _os_error(error, str(path), "create the space's file") from None
+            raise os_error(error, str(path), "create the space's file") from None
         finally:
             _remove_quietly(new)
         if self.synchronous == "FULL":
@@ -592,7 +570,7 @@ class SQLiteBackend:
         created_at: float,
     ) -> None:
         """Write a complete space into ``new``, a file nobody else knows of yet."""
-        _create_private(new)
+        create_private(new)
         db = sqlite3.connect(new, isolation_level=None)
         try:
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes before the first table
@@ -607,7 +585,7 @@ class SQLiteBackend:
             )
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            rollback(db)
             raise
         finally:
             db.close()  # the last connection: checkpoints the WAL into the file
@@ -635,7 +613,7 @@ class SQLiteBackend:
                 db.execute("UPDATE space SET acl = ? WHERE did = ?", (_dump_acl(acl), space))
                 db.execute("COMMIT")
             except BaseException:
-                _rollback(db)
+                rollback(db)
                 raise
             conn.record = SpaceRecord(space, current.owner, acl, current.created_at)
             return conn.record
@@ -659,7 +637,7 @@ class SQLiteBackend:
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(conn.path) + suffix).unlink(missing_ok=True)
             finally:
-                _rollback(db)
+                rollback(db)
             # SQLite sees the file has moved and neither checkpoints nor deletes
             # the WAL by name, which could be a new space's by now.
             conn.close()
@@ -696,12 +674,12 @@ class SQLiteBackend:
                 return _revision(conn.cur, id, conn.cur.execute(_AT, (id, at)))[0]
             except _Gone:
                 if not conn.batch:
-                    _rollback(conn.db)
+                    rollback(conn.db)
                 conn.close()
             except sqlite3.Error as error:
-                raise _sqlite_error(error, space, conn.path) from error
+                raise sqlite_error(error, space, conn.path) from error
             except OSError as error:
-                raise _os_error(error, str(conn.path), "use the space's file") from error
+                raise os_error(error, str(conn.path), "use the space's file") from error
             finally:
                 conn.lock.release()
         raise SpaceNotFoundError(space)
@@ -753,7 +731,7 @@ class SQLiteBackend:
             try:
                 conn.sync()  # inside the write lock: nobody else can commit now
             except BaseException:
-                _rollback(conn.db)
+                rollback(conn.db)
                 raise
         try:
             check(conn.space_record())
@@ -768,7 +746,7 @@ class SQLiteBackend:
                     raise ConflictError(commit.space, f"row {box} {key}", seen, actual)
         except BaseException:
             if began:  # nothing of ours is pending in this write transaction
-                _rollback(conn.db)
+                rollback(conn.db)
             elif not defer:
                 self._commit_batch(conn)
             raise
@@ -825,7 +803,7 @@ class SQLiteBackend:
                 try:
                     self._commit_batch(conn)
                 except sqlite3.Error as error:
-                    raise _sqlite_error(error, space, conn.path) from error
+                    raise sqlite_error(error, space, conn.path) from error
 
     def _commit_batch(self, conn: _Conn) -> None:
         try:
@@ -837,7 +815,7 @@ class SQLiteBackend:
 
     def _abandon_batch(self, conn: _Conn) -> None:
         """Roll the write transaction back and forget what the cache learned from it."""
-        _rollback(conn.db)
+        rollback(conn.db)
         conn.batch = 0
         conn.cache.clear()
         conn.chains.clear()
@@ -919,7 +897,7 @@ class SQLiteBackend:
             if joined:
                 _rollback_to(db, "prune")
             else:
-                _rollback(db)
+                rollback(db)
             raise
         return revisions, commits
 
@@ -943,7 +921,7 @@ class SQLiteBackend:
                 timeout=self.busy_timeout_ms / 1000,
             )
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, path) from None
+            raise sqlite_error(error, space, path) from None
         try:
             horizon = db.execute(_HORIZON).fetchone()[0]
             head = db.execute(_HEAD).fetchone()[0]
@@ -961,7 +939,7 @@ class SQLiteBackend:
                 wanted = max(wanted, over[0])
             return horizon, min(max(wanted, horizon), head)
         except sqlite3.Error as error:
-            raise _sqlite_error(error, space, path) from None
+            raise sqlite_error(error, space, path) from None
         finally:
             db.close()
 
@@ -985,7 +963,7 @@ class SQLiteBackend:
                 db.execute("UPDATE space SET retention = ?", (text,))
                 db.execute("COMMIT")
             except BaseException:
-                _rollback(db)
+                rollback(db)
                 raise
 
         self._with(space, save)
@@ -1006,55 +984,6 @@ class SQLiteBackend:
                         except sqlite3.Error:
                             log.exception("could not commit deferred commits while closing")
                     conn.close()
-
-
-_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-_DENIED = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH)
-
-
-def _sqlite_error(
-    error: sqlite3.Error, space: SpaceDID, path: Path, *, creating: bool = False
-) -> StorageError:
-    """The charmspace error for what SQLite reported about a space's file.
-
-    Raw ``sqlite3`` errors never reach callers: each cause asks for a different
-    response (free disk space, fix permissions, restore a backup, retry), and
-    telling a user with a read-only directory to move a "damaged" file away
-    would lose good data.
-    """
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(error)
-    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
-        return DiskFullError(str(path))
-    if primary in _CORRUPT or "not a database" in text or "malformed" in text:
-        return CorruptStorageError(space, str(path), text)
-    if primary in _DENIED or "readonly" in text:
-        return StoragePermissionError(str(path), f"SQLite cannot write it ({text})")
-    if primary == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
-        if creating:
-            return StoragePermissionError(
-                str(path.parent), f"SQLite cannot create a file in it ({text})"
-            )
-        if not path.exists():
-            return SpaceNotFoundError(space)
-        return StoragePermissionError(
-            str(path), f"SQLite cannot open it or create its -wal and -shm files beside it ({text})"
-        )
-    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-        return StorageIOError(
-            str(path), "another connection held the space's write lock longer than the busy timeout"
-        )
-    return StorageIOError(str(path), f"SQLite reported: {text}")
-
-
-def _os_error(error: OSError, path: str, doing: str) -> StorageError:
-    """The charmspace error for an operating-system error while trying to ``doing`` at ``path``."""
-    if error.errno == errno.ENOSPC:
-        return DiskFullError(path)
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoragePermissionError(path, f"cannot {doing} ({error.strerror})")
-    return StorageIOError(path, f"cannot {doing} ({error.strerror})")
 
 
 def _remove_quietly(new: Path) -> None:
@@ -1122,7 +1051,7 @@ def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
     backup = path.with_name(f"{path.name}.schema{version}.bak")
     if not backup.exists():  # an interrupted earlier attempt already kept the original
         partial = backup.with_name(backup.name + ".partial")
-        _create_private(partial)
+        create_private(partial)
         copy = sqlite3.connect(partial)
         try:
             db.backup(copy)
@@ -1139,7 +1068,7 @@ def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        _rollback(db)
+        rollback(db)
         raise
     log.info("migrated %s from format %d to %d", path, found, SCHEMA_VERSION)
 

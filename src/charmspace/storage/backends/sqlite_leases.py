@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from charmspace.errors import CorruptStorageError, StorageError
-from charmspace.storage.backends.sqlite import (
-    _create_private,
-    _os_error,
-    _rollback,
-    _sqlite_error,
+from charmspace.storage.backends.sqlite_files import (
+    create_private,
+    os_error,
+    rollback,
+    sqlite_error,
 )
 from charmspace.storage.lease import Claim
 from charmspace.types import DID, SpaceDID
@@ -103,12 +103,12 @@ class SQLiteLeases:
                     result = change(db)
                     db.execute("COMMIT")
                 except BaseException:
-                    _rollback(db)
+                    rollback(db)
                     raise
             except sqlite3.Error as error:
                 raise self._error(error, space) from error
             except OSError as error:
-                raise _os_error(error, str(self.path), "use the leases file") from error
+                raise os_error(error, str(self.path), "use the leases file") from error
             return result
 
     def _connect(self, space: SpaceDID) -> sqlite3.Connection:
@@ -119,7 +119,7 @@ class SQLiteLeases:
                 return self._db
             self._db.close()  # its file was removed or replaced, and the leases in it with it
             self._db = None
-        _create_private(self.path)  # before SQLite creates it with the umask's mode
+        create_private(self.path)  # before SQLite creates it with the umask's mode
         try:
             db = sqlite3.connect(
                 self.path,
@@ -139,7 +139,7 @@ class SQLiteLeases:
             raise self._error(error, space) from None
         except OSError as error:
             db.close()
-            raise _os_error(error, str(self.path), "open the leases file") from None
+            raise os_error(error, str(self.path), "open the leases file") from None
         self._inode = (found.st_dev, found.st_ino)
         self._db = db
         return db
@@ -147,7 +147,7 @@ class SQLiteLeases:
     def _error(
         self, error: sqlite3.Error, space: SpaceDID, *, creating: bool = False
     ) -> StorageError:
-        found = _sqlite_error(error, space, self.path, creating=creating)
+        found = sqlite_error(error, space, self.path, creating=creating)
         if not isinstance(found, CorruptStorageError):
             return found
         return StorageError(
