@@ -24,8 +24,11 @@ from charmspace import Runtime
 from charmspace.errors import DiskFullError
 from charmspace.identity import Identity
 from charmspace.runtime import Cell
+from charmspace.runtime.outbox import outbox_box
+from charmspace.storage import open_storage
 from charmspace.storage.backends.sqlite import SQLiteBackend
 from charmspace.types import SpaceDID
+from charmspace.values import getpath
 
 USER = Identity.from_passphrase("commit dependencies: user")
 
@@ -132,3 +135,39 @@ async def test_a_handler_that_awaits_never_acts_on_a_pending_value(
     assert reported.result is not None and reported.result.ok
     assert outside == [0]  # the increment that was lost was never shown
     assert value.get() == 0
+
+
+async def test_idle_means_everything_so_far_is_durable(
+    sqlite_runtime: Runtime, tmp_path: Path
+) -> None:
+    """After idle() another process sees every commit, bookkeeping included."""
+    shop_space = sqlite_runtime.create_space(name="shop")
+    ledger_space = sqlite_runtime.create_space(name="ledger")
+    ledger = sqlite_runtime.unit(ledger_space, "ledger")
+    lines = ledger.cell("lines", [])
+    append = ledger.handler(
+        "append", lambda event, *, lines: lines.push(event["line"]), state={"lines": lines}
+    )
+    shop = sqlite_runtime.unit(shop_space, "shop")
+
+    def sell(event: Any, *, ledger: Any) -> None:
+        ledger.send({"line": event["item"]})
+
+    stream = shop.handler("sell", sell, state={"ledger": append})
+    await ledger.start()
+    await shop.start()
+    for item in ("apple", "pear"):
+        stream.send({"item": item})
+    await sqlite_runtime.idle()
+    other = open_storage(f"sqlite:///{tmp_path / 'store'}")  # as another process reads it
+    try:
+        owner = USER.did
+        assert getpath(
+            other.read(ledger_space, lines.address.id, owner).value, lines.address.path
+        ) == [
+            "apple",
+            "pear",
+        ]
+        assert other.rows(shop_space, outbox_box(shop.id), owner) == []  # delivered, cleared
+    finally:
+        other.close()

@@ -495,7 +495,10 @@ class Runtime:
             for _ in range(2):
                 await asyncio.sleep(0)
             if self._quiet(jobs):
-                return
+                if not self.storage.grouping:
+                    return
+                self.storage.flush()  # bookkeeping still in a group (a cleared outbox entry)
+                continue
             waiter = self.loop.create_future()
             self._idle_waiters.append(waiter)
             if jobs and self.jobs.running and self._busy == 0 and not self._propagating():

@@ -326,6 +326,11 @@ class Storage:
         unsettled = self._unsettled.get(space)
         return unsettled is not None and id in unsettled
 
+    @property
+    def grouping(self) -> bool:
+        """Whether some grouped commit is not durable yet (a :meth:`flush` is due)."""
+        return bool(self._pending)
+
     def rows_unsettled(self, space: SpaceDID) -> bool:
         """Whether a grouped commit of ``space`` that wrote rows is not durable yet."""
         return space in self._rows_unsettled
