@@ -39,9 +39,16 @@ def refreshes(shell: Shell) -> int:
     return int(calls.get("refresh_token", 0))
 
 
-def scan(page: Any) -> None:
+def scan(page: Any, number: int) -> None:
+    """Click Scan and wait until scan ``number`` is done.
+
+    Regression: the second scan once waited for "Status: done", which the first
+    scan's status still showed until the click reached the server, so the refresh
+    count was read before the new scan had run. Only the numbered status proves
+    that the new scan, and not the old one, has finished.
+    """
     page.locator("#scan").click()
-    expect(page.locator("#status")).to_have_text("Status: done", timeout=30_000)
+    expect(page.locator("#status")).to_have_text(f"Status: done (scan {number})", timeout=30_000)
     expect(page.locator("#results li").first).to_be_visible()
 
 
@@ -85,13 +92,13 @@ def test_sign_in_scan_let_the_token_expire_and_scan_again(demo: Shell) -> None:
     else:
         raise AssertionError(f"no Gmail search charm in the spaces {others}")
     expect(page.locator("#connection")).to_contain_text("connected")
-    scan(page)
+    scan(page, 1)
     expect(page.locator("#results")).to_contain_text("nvoice")
     screenshot(page, "demo-scan")
     before = refreshes(demo)
 
     moved = httpx.post(f"{demo.url}/_demo/clock", json={"advance": 61})
     assert moved.status_code == 200, moved.text
-    scan(page)
+    scan(page, 2)
     assert refreshes(demo) == before + 1
     screenshot(page, "demo-scan-after-expiry")

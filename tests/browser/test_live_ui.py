@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import signal
 import threading
 import time
@@ -86,6 +87,20 @@ def test_sigkill_and_restart_the_pages_reconnect_without_reloading_or_losing_any
     counter = create(context, "counter")
     form = create(context, "form")
     tabs = [context.new_page(), context.new_page()]
+    frames: list[tuple[str, dict[str, Any]]] = []  # ("sent" | "received", frame) of tabs[0]
+
+    def note(direction: str, payload: str | bytes) -> None:
+        frame = json.loads(payload)
+        if isinstance(frame, dict):
+            frames.append((direction, frame))
+
+    tabs[0].on(
+        "websocket",
+        lambda ws: (
+            ws.on("framesent", lambda p: note("sent", p)),
+            ws.on("framereceived", lambda p: note("received", p)),
+        ),
+    )
     for tab in tabs:
         tab.goto(counter)
         expect(tab.locator("#value")).to_have_text("0")
@@ -110,8 +125,22 @@ def test_sigkill_and_restart_the_pages_reconnect_without_reloading_or_losing_any
     shell.restart()
     for tab in (*tabs, editor):
         expect(tab.locator("#cs-offline")).to_be_hidden(timeout=8000)
+    # The pages may show "2" before the server has handled the resent click: wait
+    # for its answer, then ask the server, so a click applied twice cannot pass.
+    clicked = [f["id"] for way, f in frames if way == "sent" and f.get("type") == "event"][-1]
+    deadline = time.monotonic() + 8
+    while ("received", {"type": "ack", "id": clicked}) not in [
+        (way, {"type": f.get("type"), "id": f.get("id")}) for way, f in frames
+    ]:
+        assert time.monotonic() < deadline, f"the resent click {clicked} was never answered"
+        tabs[0].wait_for_timeout(50)  # lets Playwright deliver the frames
+    did, charm = counter.split("/")[1:3]
+    value = tabs[0].evaluate(
+        f"fetch('/api/spaces/{did}/charms/{charm}').then(r => r.json()).then(b => b.result.value)"
+    )
+    assert value == 2  # the resent click applied once
     for tab in tabs:
-        expect(tab.locator("#value")).to_have_text("2")  # the resent click applied once
+        expect(tab.locator("#value")).to_have_text("2")
         expect(tab.locator("#inc")).to_be_enabled()
     expect(editor.locator("#upper-text")).to_have_text("TYPED WHILE OFFLINE")
     assert [p.evaluate("window.charmspaceShell.loadedAt") for p in (*tabs, editor)] == loaded

@@ -37,9 +37,13 @@ def test_click_the_counter_and_see_its_value_and_derived_value_change(shell: She
     expect(page.locator("#value")).to_have_text("8")
     expect(page.locator("#cs-charm-name")).to_have_text("Counter: 8")  # the name, live too
     screenshot(page, "charm-counter")
-    did = path.split("/")[1]
-    charm = path.split("/")[2]
-    values = page.evaluate(
-        f"fetch('/api/spaces/{did}/charms/{charm}').then(r => r.json()).then(b => b.result)"
+    # The name showing 8 does not prove ``doubled`` was derived again: it is another
+    # derived value, which may land a moment later. Wait for it, then check both.
+    url = "/api/spaces/{}/charms/{}".format(*path.split("/")[1:3])
+    page.wait_for_function(
+        "url => fetch(url).then(r => r.json()).then(b => b.result.doubled === 16)",
+        arg=url,
+        polling=100,
     )
+    values = page.evaluate("url => fetch(url).then(r => r.json()).then(b => b.result)", url)
     assert (values["value"], values["doubled"]) == (8, 16)

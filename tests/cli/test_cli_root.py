@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,12 @@ from pathlib import Path
 import click
 import pytest
 import typer
+from cli_user import make_user
 from typer.testing import CliRunner
 
 from charmspace import __version__
 from charmspace.cli import app
-from real_server import free_port
+from real_server import free_port, start_server
 
 CHARMSPACE = str(Path(sys.executable).parent / "charmspace")
 
@@ -153,3 +155,18 @@ def test_a_json_value_that_is_not_json_says_how_to_quote_it(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert "'Groceries' is not JSON" in result.output
     assert "'\"hello\"'" in result.output
+
+
+def test_a_busy_server_says_why_and_when_to_try_again(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"CHARMSPACE_MAX_NONCES_PER_DID": "2"})
+    try:
+        user = make_user("alice", tmp_path, server.url)
+        assert [user("charm", "ls").code for _ in range(2)] == [0, 0]
+        refused = user("charm", "ls")
+    finally:
+        assert server.stop() == 0, server.log_text()
+    assert refused.code == 1
+    assert "Error: This identity sent more than 2 signed requests" in refused.stderr
+    assert "slow down and retry later" in refused.stderr  # the server's message
+    assert re.search(r"send it again in 30[01] s", refused.stderr)  # when its oldest is forgotten
+    assert "Traceback" not in refused.output

@@ -76,6 +76,23 @@ async def test_given_a_valid_token_scan_searches_and_summarizes(storage_url: str
         assert charm["results"].get()[0]["subject"] in page
 
 
+async def test_a_second_scan_is_numbered_so_its_status_is_not_the_first_ones(
+    storage_url: str,
+) -> None:
+    async with gmail_world(storage_url, gmail_policy(searches=1)) as world:
+        world.sign_in()
+        charm = await world.search_charm(goal="invoice")
+        assert "Status: idle" in render_html(render_ui(charm))
+        await scan_and_wait(world, charm)
+        assert "Status: done (scan 1)" in render_html(render_ui(charm))
+        result = await charm.stream("scan").call({})
+        assert result.ok, result.error
+        assert progress(charm)["scan"] == 2  # at once: the old "done" is gone
+        await world.runtime.idle(jobs=True)
+        assert progress(charm)["scan"] == 2
+        assert "Status: done (scan 2)" in render_html(render_ui(charm))
+
+
 async def test_given_an_expired_token_scan_refreshes_exactly_once(storage_url: str) -> None:
     async with gmail_world(storage_url, gmail_policy(searches=2)) as world:
         first = world.sign_in()

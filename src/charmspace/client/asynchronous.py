@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Coroutine
 from types import TracebackType
 from typing import Any
@@ -12,6 +13,7 @@ from charmspace.client import ops
 from charmspace.client.api import Calls, Cell
 from charmspace.client.auth import SignedAuth
 from charmspace.client.live import Change, watch
+from charmspace.client.retry import BUSY, DEFAULT_RETRY, Retry, gave_up
 from charmspace.identity import Identity
 from charmspace.types import PathSegment
 
@@ -26,6 +28,11 @@ class AsyncClient(Calls[Answer]):
     ``await client.charms.create("counter")``, ``await client.cell(space, id, "value").get()``,
     ``await client.stream(space, id, "increment").call({})``: the runtime's vocabulary,
     over HTTP. Errors the server returns raise :class:`~charmspace.client.APIError`.
+
+    A request the server refuses as busy (429) is signed again and resent after
+    its ``Retry-After``, as ``retry`` allows (by default 3 more tries, 30 s of
+    waiting in all); every 429 is decided before the request does anything, so
+    this holds for writes too (see :mod:`charmspace.client.retry`).
     """
 
     def __init__(
@@ -35,8 +42,10 @@ class AsyncClient(Calls[Answer]):
         *,
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: Retry = DEFAULT_RETRY,
     ) -> None:
         super().__init__(identity)
+        self.retry = retry
         self.http = httpx.AsyncClient(
             base_url=ops.base_url(base_url),
             auth=SignedAuth(self.identity),
@@ -46,8 +55,18 @@ class AsyncClient(Calls[Answer]):
         )
 
     async def do(self, op: ops.Op) -> Any:
-        """Send ``op`` and return its answer, read."""
-        return op.read(ops.answer(await self.http.send(op.request(self.http))))
+        """Send ``op`` and return its answer, read; a 429 is tried again (see ``retry``)."""
+        tries, waited = 0, 0.0
+        while True:
+            response = await self.http.send(op.request(self.http))  # signed anew: a fresh nonce
+            after = response.headers.get("retry-after")
+            delay = self.retry.delay(response.status_code, after, tries, waited)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+            tries, waited = tries + 1, waited + delay
+        note = gave_up(tries, waited, after) if response.status_code == BUSY else ""
+        return op.read(ops.answer(response, note))
 
     def cell(self, space: str, id: str, *path: PathSegment) -> WatchableCell:
         return WatchableCell(self, space, id, path)
@@ -70,10 +89,11 @@ class WatchableCell(Cell[Answer]):
     ) -> None:
         super().__init__(client, space, id, path)
         self._url = str(client.http.base_url)
+        self._retry = client.retry
 
     def watch(self) -> AsyncGenerator[Change, None]:
         """``async for change in cell.watch():`` the value now, then each change (a WebSocket).
 
         Needs a real server (not an in-process transport); see :mod:`charmspace.client.live`.
         """
-        return watch(self._url, self._c.identity, self.space, self.id, self.path)
+        return watch(self._url, self._c.identity, self.space, self.id, self.path, self._retry)

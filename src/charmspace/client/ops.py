@@ -75,15 +75,18 @@ class Op:
         )
 
 
-def answer(response: httpx.Response) -> Any:
-    """The response's JSON, None for 204, or :class:`APIError` for an error status."""
+def answer(response: httpx.Response, note: str = "") -> Any:
+    """The response's JSON, None for 204, or :class:`APIError` for an error status.
+
+    ``note`` follows the server's message (what the client did about it).
+    """
     if response.status_code >= 400:
         try:
             error = response.json()["error"]
             kind, message = str(error.pop("type")), str(error.pop("message"))
         except (ValueError, KeyError, TypeError, AttributeError):
             kind, message, error = "HTTPError", response.reason_phrase or "error", {}
-        raise APIError(response.status_code, kind, message, error)
+        raise APIError(response.status_code, kind, f"{message} {note}".strip(), error)
     if response.status_code == 204 or not response.content:
         return None
     return response.json()

@@ -9,6 +9,11 @@ runs the query with the Gmail client and answers with what it found, until the
 LLM writes a summary or the search budget is spent. Every step lands in the
 ``progress`` cell, so the UI shows it live. Stop cancels the job.
 
+Each scan is numbered (``progress["scan"]``) and the status line names it
+("Status: done (scan 2)"): a second scan with the same goal ends with the same
+status and results as the first, and without the number nobody watching the
+page could tell whether the new scan has finished or the old one still shows.
+
 Failures are shown from their :class:`~charmspace.errors.IntegrationError`
 ``reason``: an auth reason (an expired grant, a second 401) asks the user to
 re-authenticate; nothing here reads error text to decide.
@@ -82,6 +87,14 @@ def connection_state(auth: Any, at: float) -> str:
     return "token will be refreshed" if needs_refresh(auth, at) else "connected"
 
 
+def status_line(progress: Any) -> str:
+    """The status the page shows, with the scan it belongs to: ``done (scan 2)``."""
+    shown = progress if isinstance(progress, dict) else IDLE
+    status = str(shown.get("status") or "idle")
+    number = shown.get("scan")
+    return f"{status} (scan {number})" if number else status
+
+
 def _error_record(error: IntegrationError) -> dict[str, Any]:
     reauthenticate = error.reason in AUTH_REASONS
     return {"reason": error.reason, "message": str(error), "reauthenticate": reauthenticate}
@@ -95,14 +108,22 @@ def _query_problem(error: IntegrationError) -> bool:
 class _Scan:
     """One scan: the job's state and how it writes it to the charm's cells."""
 
-    def __init__(self, ctx: JobContext, cells: dict[str, Cell[Any]], goal: str, budget: int):
+    def __init__(
+        self, ctx: JobContext, cells: dict[str, Cell[Any]], goal: str, budget: int, number: int
+    ):
         runtime = ctx.runtime
         # The handler's cells belong to its (closed) transaction: address them afresh.
         self.cells: dict[str, Cell[Any]] = {k: Cell(runtime, c.address) for k, c in cells.items()}
         self.ctx = ctx
         self.goal = goal
         self.budget = budget
-        self.progress: dict[str, Any] = {**IDLE, "status": "starting", "queries": [], "steps": []}
+        self.progress: dict[str, Any] = {
+            **IDLE,
+            "status": "starting",
+            "scan": number,
+            "queries": [],
+            "steps": [],
+        }
 
     def publish(self, step: str | None = None, **changes: Any) -> None:
         self.progress.update(changes)
@@ -258,7 +279,8 @@ def scan(
         "summary": summary,
         "error": error,
     }
-    progress.set({**IDLE, "status": "starting"})
+    number = int((progress.get() or IDLE).get("scan") or 0) + 1
+    progress.set({**IDLE, "status": "starting", "scan": number})
     results.set([])
     summary.set("")
     error.set(None)
@@ -266,7 +288,7 @@ def scan(
     refresh_stream = refresh
 
     async def run_scan(ctx: JobContext) -> None:
-        await _Scan(ctx, cells, text, limit).run(auth, refresh_stream)
+        await _Scan(ctx, cells, text, limit, number).run(auth, refresh_stream)
 
     start_job(run_scan, name="scan")
 
@@ -324,7 +346,7 @@ def gmail_agentic_search(
         linked_refresh=refresh,
     )
     stop_stream = stop.bind(progress=progress)
-    status = computed(lambda: (progress.get() or IDLE).get("status", "idle"), name="status")
+    status = computed(lambda: status_line(progress.get()), name="status")
     current = computed(
         lambda: (progress.get() or IDLE).get("current_query") or "", name="current_query"
     )
