@@ -10,7 +10,6 @@ with :mod:`json`, and work with pydantic, but every mutating method raises.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -276,8 +275,10 @@ _DERIVED_MAX = 16
 def _remember(new: JSONValue, base: JSONValue, key: PathSegment) -> None:
     derived = _DERIVED
     if len(derived) >= _DERIVED_MAX:
-        with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread won
+        try:  # noqa: SIM105 - every write comes here; suppress() costs an object and two calls
             del derived[next(iter(derived))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread won
+            pass
     derived[id(new)] = (new, base, key)
 
 
@@ -379,10 +380,10 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
             path,
             f"path segment {at} is {type(seg).__name__}; use a str key or an int list index",
         )
-    here = _where(path[:at])
     if isinstance(value, list):
         i = list_index(seg)
         if i is None and type(seg) is str:
+            here = _where(path[:at])
             raise _mismatch(
                 path,
                 at,
@@ -392,6 +393,7 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
                 f"or set {here} to an object first.",
             )
         if i is None or i > len(value):
+            here = _where(path[:at])
             raise SchemaError(
                 path[: at + 1],
                 f"index {seg} is outside the list at {here}, which has {len(value)} items; "
@@ -407,7 +409,7 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
         _remember(made, value, i)
         return made
     if not isinstance(seg, str):
-        hint = f"Set {here} to a list first, or use a string key below it."
+        hint = f"Set {_where(path[:at])} to a list first, or use a string key below it."
         raise _mismatch(path, at, value, "a list", hint)
     if value is None or isinstance(value, dict):
         base: Mapping[str, Any] = value if value is not None else {}
@@ -417,7 +419,7 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
         if value is not None:
             _remember(changed, value, seg)
         return changed
-    hint = f"Set {here} to an object first if it should hold keys."
+    hint = f"Set {_where(path[:at])} to an object first if it should hold keys."
     raise _mismatch(path, at, value, "an object", hint)
 
 

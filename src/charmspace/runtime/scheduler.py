@@ -292,8 +292,8 @@ class Scheduler:
                 value = to_json(value)
                 if event.send is not None:
                     outbox.consume(tx, spec.unit, event.send)
-                durable = tx.submit(runtime.store)  # the next event need not wait for it
-                durable.add_done_callback(partial(self._durable, event, value))
+                # the next event need not wait for this one's commit to be durable
+                tx.submit_then(runtime.store, partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
                 if rerun:
@@ -318,12 +318,15 @@ class Scheduler:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _durable(
-        self, event: Event, value: JSONValue, durable: asyncio.Future[CommitResult]
+        self,
+        event: Event,
+        value: JSONValue,
+        result: CommitResult | None,
+        error: BaseException | None,
     ) -> None:
         """The handler's commit is durable (or could not be written): answer the sender."""
-        error = asyncio.CancelledError() if durable.cancelled() else durable.exception()
         if error is None:
-            self._finish(event, durable.result(), None, value)
+            self._finish(event, result, None, value)
         else:
             spec = event.target.spec
             assert spec is not None

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
@@ -63,6 +64,9 @@ class CommitResult:
 
 
 EMPTY_COMMIT = CommitResult(True)
+
+Answer = Callable[[CommitResult | None, BaseException | None], None]
+"""How :meth:`Transaction.submit_then` tells the outcome: the result, or the error."""
 
 
 class Transaction:
@@ -504,20 +508,34 @@ class Transaction:
     def submit(self, store: SpaceStore, *, grouped: bool = True) -> asyncio.Future[CommitResult]:
         """Hand the commit to ``store``; the returned future is done once it is durable.
 
-        How a space's host commits (:meth:`SpaceHost.commit`, the scheduler):
-        ``store`` validates commits in the order they are submitted and makes
-        each durable no earlier than those before it, so the caller may go on
-        (run the charm's next event) while this one joins the space's group.
-        What storage refuses at once (a conflict, no WRITE) is raised here,
-        having aborted; a failure later (the group could not be written) is
-        the future's exception, and the abort callbacks run then. The
-        after-commit callbacks (staged sends, jobs) run once it is durable.
+        How a space's host commits (:meth:`SpaceHost.commit`): as
+        :meth:`submit_then`, with the outcome as a future to await. What
+        storage refuses at once (a conflict, no WRITE) is raised here, having
+        aborted; a failure later is the future's exception.
         """
         done: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
+        self.submit_then(store, partial(_settle_future, done), grouped=grouped)
+        done.add_done_callback(_retrieved)  # a caller that stopped waiting is not an error
+        return done
+
+    def submit_then(self, store: SpaceStore, answer: Answer, *, grouped: bool = True) -> None:
+        """Hand the commit to ``store``; call ``answer(result, None)`` once it is durable.
+
+        ``store`` validates commits in the order they are submitted and makes
+        each durable no earlier than those before it, so the caller may go on
+        (the scheduler runs the charm's next event) while this one joins the
+        space's group. What storage refuses at once (a conflict, no WRITE) is
+        raised here, having aborted, and ``answer`` is never called; a failure
+        later (the group could not be written) is ``answer(None, error)``,
+        after the abort callbacks. The after-commit callbacks (staged sends,
+        jobs) run before ``answer``. A callback rather than a future because
+        the scheduler answers every event this way: a future would cost each
+        event one more turn of the event loop.
+        """
         commit = self._seal()
         if commit is None:
-            done.set_result(EMPTY_COMMIT)
-            return done
+            answer(EMPTY_COMMIT, None)
+            return
         self.state = "committing"
         try:
             applying = store.apply(commit, grouped=grouped)
@@ -530,16 +548,11 @@ class Transaction:
             error = asyncio.CancelledError() if applied.cancelled() else applied.exception()
             if error is not None:
                 self._failed(error)
-                if not done.done():
-                    done.set_exception(error)
-                return
-            result = self._applied(commit.space, applied.result())
-            if not done.done():
-                done.set_result(result)
+                answer(None, error)
+            else:
+                answer(self._applied(commit.space, applied.result()), None)
 
         applying.add_done_callback(settled)
-        done.add_done_callback(_retrieved)  # a caller that stopped waiting is not an error
-        return done
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
@@ -672,6 +685,17 @@ class Transaction:
     def _check_open(self) -> None:
         if self.state != "open":
             raise TransactionClosedError(self.state)
+
+
+def _settle_future(
+    done: asyncio.Future[CommitResult], result: CommitResult | None, error: BaseException | None
+) -> None:
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    elif result is not None:
+        done.set_result(result)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
