@@ -99,6 +99,7 @@ class Transaction:
         "_reads",
         "_row_reads",
         "_rows",
+        "_targets",
         "_writes",
         "allowed_derived",
         "confine",
@@ -137,6 +138,9 @@ class Transaction:
         self.result: CommitResult | None = None
         self._reads: dict[DocKey, int] = {}
         self._cache: dict[DocKey, JSONValue] = {}
+        self._targets: dict[Address, tuple[Address, JSONValue]] | None = None
+        """Where a write to an address read here would land, and that document's value
+        (see :meth:`_walk`); forgotten at every write, as a write may move a link."""
         self._writes: dict[DocKey, JSONValue | object] = {}
         self._rows: dict[tuple[str, str], JSONValue | object] = {}
         self._row_reads: dict[tuple[SpaceDID, str, str], int] = {}
@@ -201,6 +205,7 @@ class Transaction:
             self.writer = key[0]
             if key[0] != self.home:
                 self._cache.clear()
+        self._targets = None
         self._writes[key] = value
 
     def _check_writable(self, key: DocKey) -> None:
@@ -245,6 +250,7 @@ class Transaction:
             self.writer = space
             if space != self.home:
                 self._cache.clear()
+                self._targets = None
         self._rows[(box, key)] = value
 
     def _check_row_space(self, space: SpaceDID) -> None:
@@ -289,10 +295,14 @@ class Transaction:
 
     def _walk(self, address: Address, *, track: bool) -> tuple[JSONValue, Address]:
         space, id = address.space, address.id
-        value = self.read_doc(space, id, track=track)
+        doc = value = self.read_doc(space, id, track=track)
         remaining: Path = address.path
         walked: list[PathSegment] = []
         seen: set[tuple[SpaceDID, EntityId, Path]] | None = None
+        # Where a write to ``address`` lands (``_write_target``), noted on the way:
+        # a handler sets the cell it just read, and need not walk its links twice.
+        write_at: tuple[Address, JSONValue] | None = None
+        home_only = space == self.home
         i = 0
         while True:
             if type(value) is FrozenDict and is_link(value):
@@ -304,15 +314,23 @@ class Transaction:
                 seen.add(here)
                 if len(seen) > MAX_HOPS:
                     raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
-                target, _ = parse_link(value, Address(space, id))
+                target, redirect = parse_link(value, Address(space, id))
+                if write_at is None and i == len(remaining) and not redirect:
+                    write_at = (Address(space, id, here[2]), doc)  # a write replaces the link
                 space, id = target.space, target.id
-                value = self._follow(space, id, track, address)
+                home_only = home_only and space == self.home
+                doc = value = self._follow(space, id, track, address)
                 remaining = (*target.path, *remaining[i:])
                 walked = []
                 i = 0
                 continue
             if i == len(remaining):
                 where = Address(space, id, tuple(walked))
+                if track and home_only and (self.writer is None or self.writer == space):
+                    # every document on the way is cached here and validated at commit
+                    if self._targets is None:
+                        self._targets = {}
+                    self._targets[address] = write_at or (where, doc)
                 return mark_stream(value, where), where
             seg = remaining[i]
             i += 1
@@ -384,7 +402,12 @@ class Transaction:
         since this transaction read (two read-modify-write increments racing),
         and committing then would lose an update without a conflict.
         """
-        target, doc = self._write_target(address)
+        known = self._targets.get(address) if self._targets else None
+        if known is None:
+            target, doc = self._write_target(address)
+        else:
+            self._check_open()
+            target, doc = known
         limit = self.runtime.storage.limits.max_path_segments
         if len(target.path) > limit:
             raise LimitExceededError("The path length", len(target.path), limit)
@@ -448,6 +471,7 @@ class Transaction:
             [entry] = storage.log(space, self.principal, since=seq - 1, limit=1)
         except (AuthorizationError, ValueError):
             return
+        self._targets = None
         for id in entry.ids:
             key = (space, id)
             self._cache.pop(key, None)
