@@ -285,7 +285,8 @@ class Scheduler:
                 tx.may_read_pending = not spec.is_async  # commit dependencies: no I/O
                 state = spec.bind(tx)
                 value = spec.fn(payload, **state)
-                if spec.is_async or asyncio.iscoroutine(value):
+                # None first: iscoroutine asks an ABC, and most handlers return None
+                if spec.is_async or (value is not None and asyncio.iscoroutine(value)):
                     tx.stop_reading_pending()
                     yielded = True
                     value = await value
