@@ -19,7 +19,7 @@ from charmspace.errors import (
     WriteIsolationError,
 )
 from charmspace.identity import Identity
-from charmspace.runtime import Cell, CommitResult, link_to
+from charmspace.runtime import Cell, CommitResult, Transaction, link_to
 from charmspace.storage import Capability, Storage, entity_id
 from charmspace.testing import ManualFlush
 from charmspace.types import SpaceDID
@@ -197,6 +197,27 @@ async def test_redirect_into_another_space_counts_as_that_space(
             bound.set({"token": "new"})
     assert info.value.requested == other_space
     assert theirs.get() is None
+
+
+async def test_a_cell_read_through_a_link_is_written_where_the_link_points_at_the_write(
+    runtime: Runtime, space: SpaceDID
+) -> None:
+    """A write reuses the walk of the read before it (a handler's get-then-set),
+    but not once a write in between moved the link."""
+    x, y, holder = doc(runtime, space, "x"), doc(runtime, space, "y"), doc(runtime, space, "holder")
+    await put(x, 1)
+    await put(y, 2)
+    await put(holder, {"v": link_to(x.address, redirect=True)})
+    tx = Transaction(runtime, runtime.principal, home=space)
+    v = Cell(runtime, holder.address.key("v"), tx)
+    assert v.get() == 1
+    v.set(10)
+    assert v.get() == 10
+    tx.write_doc(space, holder.address.id, {"v": link_to(y.address, redirect=True)})
+    v.set(20)
+    assert v.get() == 20
+    tx.commit()
+    assert (x.get(), y.get()) == (10, 20)
 
 
 async def test_an_equal_write_elsewhere_is_no_write_at_all(

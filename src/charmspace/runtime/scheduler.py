@@ -285,15 +285,16 @@ class Scheduler:
                 tx.may_read_pending = not spec.is_async  # commit dependencies: no I/O
                 state = spec.bind(tx)
                 value = spec.fn(payload, **state)
-                if spec.is_async or asyncio.iscoroutine(value):
+                # None first: iscoroutine asks an ABC, and most handlers return None
+                if spec.is_async or (value is not None and asyncio.iscoroutine(value)):
                     tx.stop_reading_pending()
                     yielded = True
                     value = await value
                 value = to_json(value)
                 if event.send is not None:
                     outbox.consume(tx, spec.unit, event.send)
-                durable = tx.submit(runtime.store)  # the next event need not wait for it
-                durable.add_done_callback(partial(self._durable, event, value))
+                # the next event need not wait for this one's commit to be durable
+                tx.submit_then(runtime.store, partial(self._durable, event, value))
             except ConflictError as e:
                 tx.abort(rerun=rerun)
                 if rerun:
@@ -318,12 +319,15 @@ class Scheduler:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _durable(
-        self, event: Event, value: JSONValue, durable: asyncio.Future[CommitResult]
+        self,
+        event: Event,
+        value: JSONValue,
+        result: CommitResult | None,
+        error: BaseException | None,
     ) -> None:
         """The handler's commit is durable (or could not be written): answer the sender."""
-        error = asyncio.CancelledError() if durable.cancelled() else durable.exception()
         if error is None:
-            self._finish(event, durable.result(), None, value)
+            self._finish(event, result, None, value)
         else:
             spec = event.target.spec
             assert spec is not None

@@ -51,7 +51,7 @@ class Delivery:
     transaction commits, which cannot happen while it waits.
     """
 
-    __slots__ = ("_callbacks", "_future", "_result", "location", "staged_in")
+    __slots__ = ("_future", "_on_commit", "_result", "location", "staged_in")
 
     def __init__(
         self,
@@ -60,7 +60,7 @@ class Delivery:
         location: Address | None = None,
         staged_in: Transaction | None = None,
     ) -> None:
-        self._callbacks: list[OnCommit] = [on_commit] if on_commit else []
+        self._on_commit = on_commit
         self._result: CommitResult | None = None
         self._future: asyncio.Future[CommitResult] | None = None
         self.location = location
@@ -80,8 +80,8 @@ class Delivery:
         self._result = result
         if self._future is not None and not self._future.done():
             self._future.set_result(result)
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+        callback, self._on_commit = self._on_commit, None
+        if callback is not None:
             callback(result)
 
     def __await__(self) -> Generator[Any, None, CommitResult]:

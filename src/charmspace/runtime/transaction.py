@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
@@ -64,6 +65,9 @@ class CommitResult:
 
 EMPTY_COMMIT = CommitResult(True)
 
+Answer = Callable[[CommitResult | None, BaseException | None], None]
+"""How :meth:`Transaction.submit_then` tells the outcome: the result, or the error."""
+
 
 class Transaction:
     """One unit of work: reads recorded with the seq seen, writes to one space.
@@ -95,6 +99,7 @@ class Transaction:
         "_reads",
         "_row_reads",
         "_rows",
+        "_targets",
         "_writes",
         "allowed_derived",
         "confine",
@@ -133,6 +138,9 @@ class Transaction:
         self.result: CommitResult | None = None
         self._reads: dict[DocKey, int] = {}
         self._cache: dict[DocKey, JSONValue] = {}
+        self._targets: dict[Address, tuple[Address, JSONValue]] | None = None
+        """Where a write to an address read here would land, and that document's value
+        (see :meth:`_walk`); forgotten at every write, as a write may move a link."""
         self._writes: dict[DocKey, JSONValue | object] = {}
         self._rows: dict[tuple[str, str], JSONValue | object] = {}
         self._row_reads: dict[tuple[SpaceDID, str, str], int] = {}
@@ -197,6 +205,7 @@ class Transaction:
             self.writer = key[0]
             if key[0] != self.home:
                 self._cache.clear()
+        self._targets = None
         self._writes[key] = value
 
     def _check_writable(self, key: DocKey) -> None:
@@ -241,6 +250,7 @@ class Transaction:
             self.writer = space
             if space != self.home:
                 self._cache.clear()
+                self._targets = None
         self._rows[(box, key)] = value
 
     def _check_row_space(self, space: SpaceDID) -> None:
@@ -285,10 +295,14 @@ class Transaction:
 
     def _walk(self, address: Address, *, track: bool) -> tuple[JSONValue, Address]:
         space, id = address.space, address.id
-        value = self.read_doc(space, id, track=track)
+        doc = value = self.read_doc(space, id, track=track)
         remaining: Path = address.path
         walked: list[PathSegment] = []
         seen: set[tuple[SpaceDID, EntityId, Path]] | None = None
+        # Where a write to ``address`` lands (``_write_target``), noted on the way:
+        # a handler sets the cell it just read, and need not walk its links twice.
+        write_at: tuple[Address, JSONValue] | None = None
+        home_only = space == self.home
         i = 0
         while True:
             if type(value) is FrozenDict and is_link(value):
@@ -300,15 +314,23 @@ class Transaction:
                 seen.add(here)
                 if len(seen) > MAX_HOPS:
                     raise LinkError(f"more than {MAX_HOPS} links in a row", str(address))
-                target, _ = parse_link(value, Address(space, id))
+                target, redirect = parse_link(value, Address(space, id))
+                if write_at is None and i == len(remaining) and not redirect:
+                    write_at = (Address(space, id, here[2]), doc)  # a write replaces the link
                 space, id = target.space, target.id
-                value = self._follow(space, id, track, address)
+                home_only = home_only and space == self.home
+                doc = value = self._follow(space, id, track, address)
                 remaining = (*target.path, *remaining[i:])
                 walked = []
                 i = 0
                 continue
             if i == len(remaining):
                 where = Address(space, id, tuple(walked))
+                if track and home_only and (self.writer is None or self.writer == space):
+                    # every document on the way is cached here and validated at commit
+                    if self._targets is None:
+                        self._targets = {}
+                    self._targets[address] = write_at or (where, doc)
                 return mark_stream(value, where), where
             seg = remaining[i]
             i += 1
@@ -380,7 +402,12 @@ class Transaction:
         since this transaction read (two read-modify-write increments racing),
         and committing then would lose an update without a conflict.
         """
-        target, doc = self._write_target(address)
+        known = self._targets.get(address) if self._targets else None
+        if known is None:
+            target, doc = self._write_target(address)
+        else:
+            self._check_open()
+            target, doc = known
         limit = self.runtime.storage.limits.max_path_segments
         if len(target.path) > limit:
             raise LimitExceededError("The path length", len(target.path), limit)
@@ -444,6 +471,7 @@ class Transaction:
             [entry] = storage.log(space, self.principal, since=seq - 1, limit=1)
         except (AuthorizationError, ValueError):
             return
+        self._targets = None
         for id in entry.ids:
             key = (space, id)
             self._cache.pop(key, None)
@@ -504,20 +532,34 @@ class Transaction:
     def submit(self, store: SpaceStore, *, grouped: bool = True) -> asyncio.Future[CommitResult]:
         """Hand the commit to ``store``; the returned future is done once it is durable.
 
-        How a space's host commits (:meth:`SpaceHost.commit`, the scheduler):
-        ``store`` validates commits in the order they are submitted and makes
-        each durable no earlier than those before it, so the caller may go on
-        (run the charm's next event) while this one joins the space's group.
-        What storage refuses at once (a conflict, no WRITE) is raised here,
-        having aborted; a failure later (the group could not be written) is
-        the future's exception, and the abort callbacks run then. The
-        after-commit callbacks (staged sends, jobs) run once it is durable.
+        How a space's host commits (:meth:`SpaceHost.commit`): as
+        :meth:`submit_then`, with the outcome as a future to await. What
+        storage refuses at once (a conflict, no WRITE) is raised here, having
+        aborted; a failure later is the future's exception.
         """
         done: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
+        self.submit_then(store, partial(_settle_future, done), grouped=grouped)
+        done.add_done_callback(_retrieved)  # a caller that stopped waiting is not an error
+        return done
+
+    def submit_then(self, store: SpaceStore, answer: Answer, *, grouped: bool = True) -> None:
+        """Hand the commit to ``store``; call ``answer(result, None)`` once it is durable.
+
+        ``store`` validates commits in the order they are submitted and makes
+        each durable no earlier than those before it, so the caller may go on
+        (the scheduler runs the charm's next event) while this one joins the
+        space's group. What storage refuses at once (a conflict, no WRITE) is
+        raised here, having aborted, and ``answer`` is never called; a failure
+        later (the group could not be written) is ``answer(None, error)``,
+        after the abort callbacks. The after-commit callbacks (staged sends,
+        jobs) run before ``answer``. A callback rather than a future because
+        the scheduler answers every event this way: a future would cost each
+        event one more turn of the event loop.
+        """
         commit = self._seal()
         if commit is None:
-            done.set_result(EMPTY_COMMIT)
-            return done
+            answer(EMPTY_COMMIT, None)
+            return
         self.state = "committing"
         try:
             applying = store.apply(commit, grouped=grouped)
@@ -530,16 +572,11 @@ class Transaction:
             error = asyncio.CancelledError() if applied.cancelled() else applied.exception()
             if error is not None:
                 self._failed(error)
-                if not done.done():
-                    done.set_exception(error)
-                return
-            result = self._applied(commit.space, applied.result())
-            if not done.done():
-                done.set_result(result)
+                answer(None, error)
+            else:
+                answer(self._applied(commit.space, applied.result()), None)
 
         applying.add_done_callback(settled)
-        done.add_done_callback(_retrieved)  # a caller that stopped waiting is not an error
-        return done
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
@@ -672,6 +709,17 @@ class Transaction:
     def _check_open(self) -> None:
         if self.state != "open":
             raise TransactionClosedError(self.state)
+
+
+def _settle_future(
+    done: asyncio.Future[CommitResult], result: CommitResult | None, error: BaseException | None
+) -> None:
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    elif result is not None:
+        done.set_result(result)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -69,17 +69,27 @@ def _run(settle: list[Settle]) -> None:
             log.exception("an on_durable callback failed")
 
 
-class _Reader:
-    """The access check a read hands its backend (a class: cheaper than a closure per read)."""
+class _Access:
+    """The access check a read or write hands its backend: ``principal`` needs ``needed``.
 
-    __slots__ = ("principal", "storage")
+    A class rather than a closure, and kept per principal (:meth:`Storage._access`):
+    every read and commit hands one over.
+    """
 
-    def __init__(self, storage: Storage, principal: DID) -> None:
+    __slots__ = ("action", "needed", "principal", "storage")
+
+    def __init__(self, storage: Storage, principal: DID, needed: Capability, action: str) -> None:
         self.storage = storage
         self.principal = principal
+        self.needed = needed
+        self.action = action
 
     def __call__(self, record: SpaceRecord) -> None:
-        self.storage._authorize(record, self.principal, Capability.READ, "read")
+        self.storage._authorize(record, self.principal, self.needed, self.action)
+
+
+_MAX_ACCESS_CHECKS = 1024
+"""How many principals' checks :meth:`Storage._access` keeps (then it starts afresh)."""
 
 
 def _history_cost(writes: tuple[PreparedWrite, ...]) -> int:
@@ -113,6 +123,7 @@ class Storage:
         self.service = service
         self.clock = clock
         self._commit_locks: dict[SpaceDID, threading.Lock] = {}
+        self._checks: dict[tuple[DID, Capability], _Access] = {}
         self._locks_guard = threading.Lock()
         self._subscribers: dict[SpaceDID | None, list[Subscriber]] = {}
         self._pending: dict[SpaceDID, list[tuple[Change, OnDurable]]] = {}
@@ -271,6 +282,17 @@ class Storage:
         self._authorize(record, principal, needed, action)
         return record
 
+    def _access(self, principal: DID, needed: Capability) -> _Access:
+        """The check that ``principal`` may read (or write) a space's record, made once."""
+        key = (principal, needed)
+        check = self._checks.get(key)
+        if check is None:
+            if len(self._checks) >= _MAX_ACCESS_CHECKS:
+                self._checks.clear()
+            action = "read" if needed is Capability.READ else "write"
+            check = self._checks[key] = _Access(self, principal, needed, action)
+        return check
+
     def _authorize(
         self, record: SpaceRecord, principal: DID, needed: Capability, action: str
     ) -> None:
@@ -313,7 +335,7 @@ class Storage:
             durable = self.durable_head(space)
             if at is None or at > durable:
                 at = durable
-        return self.backend.read(space, id, at, _Reader(self, principal))
+        return self.backend.read(space, id, at, self._access(principal, Capability.READ))
 
     def unsettled(self, space: SpaceDID, id: EntityId) -> bool:
         """Whether a grouped commit of ``space`` that wrote ``id`` is not durable yet.
@@ -414,9 +436,7 @@ class Storage:
                     seq = self.backend.apply(
                         prepared,
                         defer=defer,
-                        check=lambda current: self._authorize(
-                            current, principal, Capability.WRITE, "write"
-                        ),
+                        check=self._access(principal, Capability.WRITE),
                     )
                 except (ConflictError, AuthorizationError, SpaceNotFoundError):
                     if not defer:  # the backend made the open group durable on the way
@@ -626,7 +646,7 @@ class Storage:
         self._check_row_key(space, (box, key))
         if not pending and space in self._rows_unsettled:
             self.settle(space)
-        return self.backend.row(space, box, key, _Reader(self, principal))
+        return self.backend.row(space, box, key, self._access(principal, Capability.READ))
 
     def rows(
         self, space: SpaceDID, box: str, principal: DID, *, limit: int = -1
@@ -638,7 +658,7 @@ class Storage:
             raise InvalidIdError(space, box, "the number of rows to list must be an integer")
         if space in self._rows_unsettled:
             self.settle(space)
-        return self.backend.rows(space, box, _Reader(self, principal), limit)
+        return self.backend.rows(space, box, self._access(principal, Capability.READ), limit)
 
     def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
