@@ -576,7 +576,10 @@ class Transaction:
             else:
                 answer(self._applied(commit.space, applied.result()), None)
 
-        applying.add_done_callback(settled)
+        if applying.done():  # durable already (memory): answer in this turn, as the submitter
+            settled(applying)
+        else:
+            applying.add_done_callback(settled)
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
