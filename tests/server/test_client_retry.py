@@ -8,15 +8,14 @@ in it, so a client that sends more than 4 requests within 3 s is refused (429,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from charmspace.client import APIError, AsyncClient, Client, Retry
 from charmspace.identity import Identity
-from real_server import ServerProcess, start_server
+from real_server import ServerProcess
 
 BUSY = {
     "CHARMSPACE_CLOCK_SKEW": "3",
@@ -26,10 +25,8 @@ BUSY = {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path, env=BUSY)
-    yield started
-    assert started.stop() == 0, started.log_text()
+def server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    return server_factory(env=BUSY)
 
 
 def refusals(server: ServerProcess, me: Identity, limit: str) -> int:

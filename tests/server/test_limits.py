@@ -7,8 +7,7 @@ from one identity (or address) while another keeps working.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 from charmspace.identity import Identity
 from charmspace.server.sessions import SESSION_COOKIE
 from charmspace.signing import b64encode, session_message, sign_request
-from real_server import ServerProcess, start_server
+from real_server import ServerProcess
 
 LIMITS = {
     "CHARMSPACE_MAX_NONCES_PER_DID": "25",
@@ -30,10 +29,8 @@ LIMITS = {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = start_server(tmp_path, env=LIMITS)
-    yield server
-    assert server.stop() == 0, server.log_text()
+def server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    return server_factory(env=LIMITS)
 
 
 def signed(identity: Identity, ago: int = 0) -> dict[str, str]:
