@@ -146,6 +146,20 @@ async def test_a_slow_synchronous_derive_moves_off_the_event_loop(
     assert loop_ran and out.get() == 7
 
 
+async def alices_secret_and_bobs_space(
+    runtime: Runtime, space: SpaceDID, bob: Identity
+) -> tuple[Cell[Any], SpaceDID]:
+    """A token in the user's private ``space``, and a space of Bob's own (he may not read it)."""
+    secret = runtime.unit(space, "alice-private")
+    token = secret.cell("token", "alice-secret-token")
+    await secret.start()
+    bob_home = bob.derive("bob-home")
+    bob_space = runtime.storage.create_space(
+        bob_home.did, bob.did, proof=creation_proof(bob_home, bob.did)
+    ).space
+    return token, bob_space
+
+
 async def test_a_derived_value_cannot_read_what_its_creator_cannot(
     runtime: Runtime, space: SpaceDID, bob: Identity
 ) -> None:
@@ -154,14 +168,7 @@ async def test_a_derived_value_cannot_read_what_its_creator_cannot(
     Derived values used to run as the service identity; now they run as the
     charm's creator, and the link resolves to an error on the charm.
     """
-    secret = runtime.unit(space, "alice-private")
-    token = secret.cell("token", "alice-secret-token")
-    await secret.start()
-
-    bob_home = bob.derive("bob-home")
-    bob_space = runtime.storage.create_space(
-        bob_home.did, bob.did, proof=creation_proof(bob_home, bob.did)
-    ).space
+    token, bob_space = await alices_secret_and_bobs_space(runtime, space, bob)
     bobs = runtime.unit(bob_space, "mirror")
     mirrored = bobs.derive("mirror", lambda t: t, inputs=[Cell(runtime, token.address)])
     errors: list[ErrorReport] = []
@@ -181,13 +188,7 @@ async def test_a_derived_value_over_a_stored_link_cannot_read_what_its_creator_c
     """Bob stores a link into Alice's private space in his own charm's cell and derives
     from that cell: following the link is checked as Bob, so he gets an error, and
     nothing of Alice's lands anywhere in his space."""
-    secret = runtime.unit(space, "alice-private")
-    token = secret.cell("token", "alice-secret-token")
-    await secret.start()
-    bob_home = bob.derive("bob-home")
-    bob_space = runtime.storage.create_space(
-        bob_home.did, bob.did, proof=creation_proof(bob_home, bob.did)
-    ).space
+    token, bob_space = await alices_secret_and_bobs_space(runtime, space, bob)
     bobs = runtime.unit(bob_space, "mirror")
     pointer = bobs.cell("pointer", None)
     async with runtime.edit(bob.did):
