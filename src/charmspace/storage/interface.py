@@ -139,21 +139,22 @@ class AsyncStorage:
         # durable when the group is (its COMMIT at the end of this loop turn, or
         # sooner if a reader settles it). Memory is durable at once.
         durable: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        outcome: list[BaseException | None] = []
-
-        def settled(error: BaseException | None) -> None:
-            outcome.append(error)
-            if seq is not None:
-                _resolve(durable, seq, error)
-
-        seq: int | None = None
         if not grouped:  # one COMMIT now: another Storage on the directory, in this
             # thread, would otherwise wait for the group with the loop blocked
             durable.set_result(self.storage.commit(commit))
             return durable
+        seq: int | None = None  # known once commit() returns; on_durable may come first
+        early: list[BaseException | None] = []
+
+        def settled(error: BaseException | None) -> None:
+            if seq is None:
+                early.append(error)  # durable at once (memory): resolved below
+            else:
+                _resolve(durable, seq, error)
+
         seq = self.storage.commit(commit, on_durable=settled)
-        if outcome:  # durable already
-            _resolve(durable, seq, outcome[0])
+        if early:
+            _resolve(durable, seq, early[0])
         return durable
 
     async def log(
