@@ -276,7 +276,7 @@ async def test_events_still_queued_when_close_gives_up_are_refused_not_left_wait
 
     stream = unit.handler("bump", bump, state={"count": count})
     await unit.start()
-    stream.send({"wait": True})
+    running = stream.send({"wait": True})
     queued = [stream.send({}) for _ in range(3)]
     await asyncio.sleep(0.01)
     await runtime.close(drain=0.05)
@@ -286,6 +286,8 @@ async def test_events_still_queued_when_close_gives_up_are_refused_not_left_wait
         assert all(d.result is not None and not d.result.ok for d in queued)
         assert all(isinstance(d.result.error, StreamError) for d in queued if d.result)
         assert "closed before" in str(queued[0].result.error if queued[0].result else "")
+        assert running.result is not None and not running.result.ok  # cancelled, told why
+        assert "closed while" in str(running.result.error)
     finally:
         gate.set()
         await asyncio.sleep(0.01)

@@ -76,6 +76,7 @@ class Scheduler:
         self._resolved: dict[tuple[Address, DID], Target] = {}
         self._resolved_by_doc: dict[DocKey, set[tuple[Address, DID]]] = {}
         self._drains: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     # --- resolving and delivering --------------------------------------------------------
 
@@ -169,18 +170,11 @@ class Scheduler:
         Each sender is answered (``ok`` False, a :class:`StreamError` saying
         why) rather than left waiting; a cancelled handler's writes are dropped.
         """
+        self._stopping = True
         for unit in units:
             while unit.queue:
                 event = unit.queue.popleft()
-                self._finish(
-                    event,
-                    None,
-                    StreamError(
-                        f"The runtime closed before the event to {event.target.address} "
-                        "ran: nothing of it was written. Send it again once the runtime "
-                        "is open."
-                    ),
-                )
+                self._finish(event, None, _closed(event, "before"))
         drains = list(self._drains)
         for task in drains:
             task.cancel()
@@ -306,7 +300,7 @@ class Scheduler:
                 return yielded
             except asyncio.CancelledError as e:
                 tx.abort()
-                self._finish(event, None, e)
+                self._finish(event, None, _closed(event, "while") if self._stopping else e)
                 raise
             except Exception as e:
                 tx.abort()
@@ -361,6 +355,14 @@ class Scheduler:
             event.future.set_result(
                 CallResult(result.ok, value if result.ok else None, error, result.space, result.seq)
             )
+
+
+def _closed(event: Event, when: str) -> StreamError:
+    """What the sender of an event the closing runtime did not run to the end is told."""
+    return StreamError(
+        f"The runtime closed {when} the event to {event.target.address} ran: nothing of "
+        "it was written. Send it again once the runtime is open."
+    )
 
 
 def _log_failed_send(event: Event, error: BaseException | None) -> None:
