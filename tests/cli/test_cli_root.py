@@ -97,6 +97,40 @@ def test_no_server_answering_for_any_command(tmp_path: Path, args: list[str]) ->
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:abc", "invalid port: 'abc'"),
+        ("127.0.0.1:99999", "port 99999 is outside 1-65535"),
+        ("ftp://127.0.0.1", "the scheme is 'ftp'"),
+        ("http://", "it names no host"),
+        ("my server:8000", "a host name has no spaces"),
+    ],
+)
+def test_an_api_url_no_request_can_use_is_a_usage_error(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    """Regression: a port that is not a number gave a traceback from httpx; a wrong
+    scheme or an empty host read as "no server answers"."""
+    key = str(tmp_path / "me.pem")
+    result = CliRunner().invoke(
+        app, ["--api-url", url, "charm", "ls"], env={"CHARMSPACE_IDENTITY": key}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"Cannot use the API URL {url!r}: {reason}" in result.stderr
+    assert "e.g. 127.0.0.1:8000" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_wrong_api_url_does_not_stop_commands_that_need_no_server(tmp_path: Path) -> None:
+    key = tmp_path / "me.pem"
+    CliRunner().invoke(app, ["id", "new", "--out", str(key)])
+    result = CliRunner().invoke(app, ["id", "did", str(key)], env={"CHARMSPACE_API_URL": "ftp://x"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("did:key:z6Mk")
+
+
 def test_the_default_identity_is_created_on_first_use(tmp_path: Path) -> None:
     """The same file `charmspace serve` uses for the local user: made 0600 when missing."""
     key = tmp_path / "config" / "identity.pem"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from charmspace.client import APIError, AsyncClient, Client
+from charmspace.client.ops import APIURLError
 from charmspace.identity import Identity
 from real_server import ServerProcess
 
@@ -65,3 +66,16 @@ def test_both_clients_read_answers_alike(server: ServerProcess) -> None:
     assert sync["unfavorited"] is None and sync["removed"] is None
     assert sync["favorites"] == []
     assert sync["gone"] == 404
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "ftp://127.0.0.1:8000", "", "http://"])
+def test_a_url_no_request_can_use_is_refused_when_the_client_is_made(url: str) -> None:
+    """Regression: ``Client("http://127.0.0.1:abc")`` raised httpx's ``InvalidURL`` and
+    ``Client("ftp://…")`` waited for its first request to fail."""
+    me = Identity.from_passphrase("url checks")
+    with pytest.raises(APIURLError, match="Give the server's address as host:port") as refused:
+        Client(url, me)
+    assert refused.value.url == url
+    assert isinstance(refused.value, ValueError)
+    with pytest.raises(APIURLError):
+        AsyncClient(url, me)

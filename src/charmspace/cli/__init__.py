@@ -33,7 +33,7 @@ from charmspace.cli.context import (
     stderr,
     table,
 )
-from charmspace.client.ops import DEFAULT_URL
+from charmspace.client.ops import DEFAULT_URL, APIURLError
 from charmspace.errors import CharmspaceError
 
 
@@ -45,6 +45,9 @@ class _ReportingGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except APIURLError as error:  # a usage error, found only once a command needs the URL
+            stderr().print(Text(f"Error: {error}", style="red"))
+            raise typer.Exit(2) from None
         except CharmspaceError as error:
             stderr().print(Text(f"Error: {error}", style="red"))
             raise typer.Exit(1) from None

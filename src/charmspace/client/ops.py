@@ -28,9 +28,43 @@ default), so a request is never sent on a connection the server is closing: a si
 request cannot be retried safely (its nonce is spent), so it must not need to be."""
 
 
+class APIURLError(CharmspaceError, ValueError):
+    """An API URL no request could be sent to: ``url`` as given, and the ``reason``.
+
+    Refused when the client is made, not at its first request: a typo'd port or
+    scheme would otherwise surface as an httpx error from deep inside a call, or
+    as "no server answers", which sends the user looking for a server problem.
+    Also a ``ValueError``, like the other bad arguments Python code is used to.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"Cannot use the API URL {url!r}: {reason}. Give the server's address as "
+            "host:port or http(s)://host:port, e.g. 127.0.0.1:8000."
+        )
+
+
 def base_url(url: str) -> str:
-    """``url``, with ``http://`` in front when it names no scheme."""
-    return url if "://" in url else f"http://{url}"
+    """``url``, with ``http://`` in front when it names no scheme; refused if unusable."""
+    if not isinstance(url, str) or not url.strip():
+        raise APIURLError(str(url), "it is empty")
+    full = url if "://" in url else f"http://{url}"
+    try:
+        parsed = httpx.URL(full)
+    except httpx.InvalidURL as error:
+        reason = str(error).rstrip(".")
+        raise APIURLError(url, reason[:1].lower() + reason[1:]) from None
+    if parsed.scheme not in ("http", "https"):
+        raise APIURLError(url, f"the scheme is {parsed.scheme!r}, and the API speaks http or https")
+    if not parsed.host:
+        raise APIURLError(url, "it names no host")
+    if any(c.isspace() for c in url) or "%" in parsed.host:
+        raise APIURLError(url, "a host name has no spaces or escapes")
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise APIURLError(url, f"port {parsed.port} is outside 1-65535")
+    return full
 
 
 class APIError(CharmspaceError):
