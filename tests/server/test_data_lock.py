@@ -42,3 +42,52 @@ def test_the_directory_is_free_again_once_its_server_is_gone(tmp_path: Path) -> 
     first.process.wait(10)
     again = start_server(tmp_path, data=first.data)
     assert again.stop() == 0
+
+
+def serve_with(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "charmspace", "serve", "--port", str(free_port()), *extra],
+        cwd=tmp_path,
+        env={**clean, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_data_directory_that_cannot_be_made_stops_the_server_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Regression: a --data path that was a file, or under one, ended in a traceback."""
+    (tmp_path / "notes.txt").write_text("not a directory")
+    for data, reason in [("notes.txt", "it is a file"), ("notes.txt/data", "not a directory")]:
+        done = serve_with(tmp_path, "--data", data)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"charmspace serve: Cannot use {data} as the data directory")
+        assert reason in done.stderr
+        assert "Give --data" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert (tmp_path / "notes.txt").read_text() == "not a directory"
+
+
+def test_a_storage_url_that_cannot_be_opened_stops_the_server_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Regression: the storage opened in uvicorn's startup, whose failure is a traceback."""
+    done = serve_with(tmp_path, "--data", "data", "--storage", "postgres://db/charms")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "charmspace serve: Cannot open storage 'postgres://db/charms': unknown scheme "
+        "'postgres'. Use memory:// or sqlite:///path/to/dir.\n"
+    )
+
+
+def test_an_unsafe_local_key_file_stops_the_server_in_one_line(tmp_path: Path) -> None:
+    key = tmp_path / "me.pem"
+    subprocess.run([sys.executable, "-m", "charmspace", "id", "new", "--out", str(key)], check=True)
+    key.chmod(0o644)
+    done = serve_with(tmp_path, "--data", "data", "--identity", str(key))
+    assert done.returncode == 2, done.stderr
+    assert f"Run `chmod 600 {key}`" in done.stderr
+    assert "Traceback" not in done.stderr

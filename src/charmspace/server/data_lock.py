@@ -20,17 +20,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from charmspace.server.errors import DataDirectoryInUseError
+from charmspace.server.errors import DataDirectoryError, DataDirectoryInUseError
 
 LOCK_NAME = "serve.lock"
 
 
 @contextmanager
 def hold_data_directory(data: Path) -> Iterator[None]:
-    """Hold ``data``'s server lock while the block runs; raise if another process holds it."""
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Hold ``data``'s server lock while the block runs; raise if another process holds it.
+
+    A directory that cannot be made or written is a :class:`DataDirectoryError`,
+    found here, before anything else starts.
+    """
     path = data / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        if isinstance(error, FileExistsError) or (data.exists() and not data.is_dir()):
+            reason = "it is a file, not a directory"
+        raise DataDirectoryError(data, reason[:1].lower() + reason[1:]) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

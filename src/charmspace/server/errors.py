@@ -46,6 +46,19 @@ class DataDirectoryInUseError(CharmspaceError):
         )
 
 
+class DataDirectoryError(CharmspaceError):
+    """The data directory cannot be made or written (``charmspace serve`` exits 2)."""
+
+    def __init__(self, data: Path, reason: str) -> None:
+        self.data = data
+        self.reason = reason
+        super().__init__(
+            f"Cannot use {data} as the data directory: {reason}. Give --data (or "
+            "CHARMSPACE_DATA) a directory this user may create and write; it holds the "
+            "server's key and, by default, its storage."
+        )
+
+
 class CrossSiteRequestError(CharmspaceError):
     """A state-changing request by session cookie without our CSRF token or Origin (403)."""
 

@@ -15,12 +15,14 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
+from charmspace.errors import CharmspaceError
 from charmspace.identity.local import load_or_create
 from charmspace.server.app import create_app
 from charmspace.server.data_lock import hold_data_directory
 from charmspace.server.errors import DataDirectoryInUseError
 from charmspace.server.logs import configure
 from charmspace.server.settings import Settings
+from charmspace.storage.open import open_storage
 
 
 class _Server(uvicorn.Server):
@@ -59,7 +61,9 @@ def serve(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; logs to stderr, one line per request.
 
     Exits with status 3 if the port is taken or another server holds the
-    data directory (:mod:`charmspace.server.data_lock`).
+    data directory (:mod:`charmspace.server.data_lock`), and with status 2
+    and one line if what the settings name cannot be used: the data
+    directory, the storage URL, a key file.
     """
     configure(as_json=settings.log_json)
     try:
@@ -68,9 +72,16 @@ def serve(settings: Settings) -> None:
     except DataDirectoryInUseError as error:
         print(f"charmspace serve: {error}", file=sys.stderr)
         raise SystemExit(3) from None
+    except CharmspaceError as error:
+        print(f"charmspace serve: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _serve(settings: Settings) -> None:
+    # Opened once here, before uvicorn: an error in the app's startup reaches
+    # the user as uvicorn's traceback, and these are mistakes in the settings.
+    open_storage(settings.storage_url).close()
+    load_or_create(settings.identity_path)
     local = load_or_create(settings.local_identity_path)
     app = create_app(settings)
     config = uvicorn.Config(
