@@ -28,6 +28,7 @@
     │   ├── TransactionClosedError
     │   └── ReadOnlyCellError          cell, owner action
     ├── LinkError                      cycle / hop limit / unresolvable
+    │   └── InputLinkError             charm id, input, source (a link that cannot be followed)
     ├── SchemaError                    path, reason
     │   ├── NotJSONError               path, reason (also a TypeError)
     │   └── PathTypeError              path, found, needed (also a TypeError)
@@ -427,6 +428,27 @@ class LinkError(CharmspaceError):
         self.location = location
         at = f" at {location}" if location else ""
         super().__init__(f"Cannot follow link{at}: {reason}.")
+
+
+class InputLinkError(LinkError):
+    """Linking a charm's input to ``source`` would make a link no read can follow.
+
+    Refused before the commit: such a link commits like any other, and then
+    every read of the charm (its result, its UI, its handlers) fails on it.
+    """
+
+    def __init__(self, charm_id: str, input: str, source: str, reason: str) -> None:
+        self.charm_id = charm_id
+        self.input = input
+        self.source = source
+        CharmspaceError.__init__(
+            self,
+            f"Cannot link input {input!r} of charm {charm_id} to {source}: the link could "
+            f"not be followed ({reason}), so nothing was linked. Link the input to a cell "
+            "that does not lead back to it.",
+        )
+        self.reason = reason
+        self.location = source
 
 
 class SchemaError(CharmspaceError):

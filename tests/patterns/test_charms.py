@@ -12,6 +12,7 @@ from charmspace import Runtime
 from charmspace.errors import (
     AuthorizationError,
     CharmNotFoundError,
+    InputLinkError,
     NotAStreamError,
     PatternError,
     SchemaError,
@@ -350,6 +351,23 @@ async def test_writing_a_linked_input_of_another_space_is_refused(runtime: Runti
     assert result.error.requested == source.space
     assert source["value"].get() == 2
     assert target["log"].get() == []
+
+
+async def test_a_link_that_leads_back_to_the_input_is_refused(runtime: Runtime) -> None:
+    """Regression: linking a charm's input to itself, or to the charm's whole result
+    (which holds the input), committed, and then every read of the charm failed."""
+    charm = await runtime.charms.create(counter, inputs={"value": 4})
+    await runtime.idle()
+    for source in (charm["value"], charm):
+        with pytest.raises(InputLinkError, match="so nothing was linked") as refused:
+            await runtime.charms.link(source, charm, "value")
+        assert refused.value.charm_id == charm.id
+        assert refused.value.input == "value"
+        assert "cycle" in refused.value.reason
+    assert charm["value"].get() == 4
+    assert (await charm.stream("increment").call({})).ok
+    await runtime.idle()
+    assert charm["doubled"].get() == 10
 
 
 async def test_link_a_whole_charm_and_unknown_inputs(runtime: Runtime) -> None:

@@ -152,6 +152,20 @@ async def test_link_refuses_bad_requests(alice: AsyncClient) -> None:
     assert bad.status_code == 400
 
 
+async def test_link_refuses_a_link_back_to_the_input(alice: AsyncClient) -> None:
+    """Regression: `charm link ID/value ID/value` committed a cycle, and the charm's
+    result, cells and handlers all failed with a LinkError from then on."""
+    charm = await _counter(alice, value=2)
+    for path in [("value",), ()]:
+        with pytest.raises(APIError) as refused:
+            await alice.charms.link(alice.did, charm, "value", (alice.did, charm), *path)
+        assert refused.value.status == 400
+        assert refused.value.type == "InputLinkError"
+        assert "nothing was linked" in str(refused.value)
+    assert await alice.cell(alice.did, charm, "value").get() == 2
+    assert (await alice.charms.get(alice.did, charm))["result"]["value"] == 2
+
+
 async def test_the_new_routes_are_typed_in_openapi(served: InProcess) -> None:
     async with served.raw() as http:
         spec = (await http.get("/openapi.json")).json()

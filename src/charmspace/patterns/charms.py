@@ -35,6 +35,8 @@ from charmspace.errors import (
     CharmNotFoundError,
     CharmspaceError,
     ConflictError,
+    InputLinkError,
+    LinkError,
     PatternError,
     PatternNotInstalledError,
     UnknownStreamError,
@@ -505,10 +507,29 @@ class Charms:
             # Replace the input itself: a plain write would follow its current link.
             doc = tx.read_doc(argument.space, argument.id)
             tx.write_doc(argument.space, argument.id, setpath(doc, (input_name,), link))
+            refuse_unfollowable_link(tx, target.id, argument.key(input_name), address)
 
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+def refuse_unfollowable_link(
+    tx: Transaction, charm_id: EntityId, input_at: Address, source: Address
+) -> None:
+    """Raise :class:`InputLinkError` if the input ``tx`` just linked cannot be read.
+
+    Why before the commit: a link back to the input itself (or to a value
+    that holds it) commits like any other, and then every read of the charm
+    fails on it. Any other refusal on the way (a space the linker may not
+    read) is not this check's to make: the link is kept, as before.
+    """
+    try:
+        tx.read(input_at, track=False)
+    except LinkError as error:
+        raise InputLinkError(charm_id, str(input_at.path[-1]), str(source), error.reason) from None
+    except CharmspaceError:
+        pass
 
 
 _warned_not_reimportable: set[str] = set()

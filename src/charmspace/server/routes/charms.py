@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
 from charmspace.facade import Runtime
 from charmspace.identity import parse_did
-from charmspace.patterns.charms import Charm
+from charmspace.patterns.charms import Charm, refuse_unfollowable_link
 from charmspace.patterns.markers import NAME, UI
 from charmspace.runtime import Stream
 from charmspace.runtime.address import is_stream_marker, link_to
@@ -337,6 +337,7 @@ async def link_input(
         argument = docs_of(space, id)[0]
         doc = tx.read_doc(space, argument.id)
         tx.write_doc(space, argument.id, setpath(doc, (name,), link_to(source, redirect=redirect)))
+        refuse_unfollowable_link(tx, id, argument.key(name), source)
         result = await tx.commit_to(runtime.store)
     except BaseException:
         if tx.state == "open":
