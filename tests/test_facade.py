@@ -94,3 +94,10 @@ async def test_a_wrong_storage_url_is_refused_before_a_key_file_is_made(tmp_path
         with pytest.raises(StorageURLError, match="sqlite URLs have no host"):
             Runtime("sqlite://store")
     assert not key.exists()
+
+
+@pytest.mark.parametrize("storage", [None, 3, Path("store")])
+def test_a_storage_that_is_neither_a_url_nor_a_storage_is_refused(storage: object) -> None:
+    """Regression: ``Runtime(None)`` raised a bare AttributeError ('no attribute service')."""
+    with pytest.raises(StorageURLError, match="a storage URL is a string"):
+        Runtime(storage)  # type: ignore[arg-type]

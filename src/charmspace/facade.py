@@ -45,8 +45,9 @@ class Runtime(_Runtime):
         identity: Identity | None = None,
         **kwargs: Any,
     ) -> None:
-        if isinstance(storage, str):
-            storage = open_storage(storage)  # a wrong URL is refused before a key file is made
+        if not isinstance(storage, Storage):
+            # A wrong URL (or not a URL at all) is refused before a key file is made.
+            storage = open_storage(storage)
         if identity is None and _persistent(storage):
             identity = load_or_create(local_identity_path())
         super().__init__(storage, identity=identity, **kwargs)

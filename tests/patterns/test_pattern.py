@@ -332,3 +332,14 @@ def test_pattern_records_name_import_path_and_source_hash() -> None:
     assert counter.name == "counter"
     assert counter.import_path == "charmspace.library.counter:counter"
     assert len(counter.source_hash) == 16
+
+
+@pytest.mark.parametrize("inputs", [[("value", 3)], "value=3", 3])
+async def test_inputs_that_are_not_a_mapping_are_a_schema_error(
+    runtime: Runtime, inputs: object
+) -> None:
+    """Regression: ``create(counter, inputs=[...])`` raised a bare TypeError from ``dict()``."""
+    with pytest.raises(SchemaError, match="are a mapping of input names to values") as refused:
+        await runtime.charms.create("counter", inputs=inputs)  # type: ignore[arg-type]
+    assert f"not a {type(inputs).__name__}" in str(refused.value)
+    assert runtime.charms.list() == []

@@ -99,6 +99,13 @@ class Pattern:
         bound to that cell, live); other values are checked against the input's
         type; missing inputs take their defaults.
         """
+        if inputs is not None and not isinstance(inputs, Mapping):
+            raise SchemaError(
+                (),
+                f"the inputs of pattern {self.name} are a mapping of input names to values "
+                f"(e.g. {{{next(iter(self.inputs), 'value')!r}: ...}}), not a "
+                f"{type(inputs).__name__}",
+            )
         inputs = dict(inputs or {})
         unknown = sorted(set(inputs) - set(self.inputs))
         if unknown:
