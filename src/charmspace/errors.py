@@ -44,6 +44,7 @@
     ├── PatternError                   construction mistakes (captured cells, bad annotations)
     │   └── PatternNotInstalledError   space, charm id, pattern (a stored charm's, not known)
     ├── CharmNotFoundError             space, charm id
+    ├── RuntimeClosedError             action (the runtime was closed before it)
     ├── CharmCreatorError              space, charm id, claimed creator, who wrote the claim
     └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
 
@@ -631,6 +632,23 @@ class CharmNotFoundError(CharmspaceError):
         self.space = space
         self.charm_id = charm_id
         super().__init__(f"No charm {charm_id} in space {space}.")
+
+
+class RuntimeClosedError(CharmspaceError):
+    """Something new was asked of a runtime after :meth:`close`: nothing was done.
+
+    Why refuse rather than carry on: in memory a closed runtime's storage
+    still accepts commits, so a charm created after ``close()`` would be
+    written and never run; on SQLite the same call failed on the closed files.
+    Both backends now refuse alike, before anything is written.
+    """
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(
+            f"The runtime is closed, so it cannot {action}; nothing was done. "
+            "Open a new Runtime on the same storage to go on."
+        )
 
 
 class CharmCreatorError(CharmspaceError):

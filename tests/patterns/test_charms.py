@@ -15,6 +15,7 @@ from charmspace.errors import (
     InputLinkError,
     NotAStreamError,
     PatternError,
+    RuntimeClosedError,
     SchemaError,
     WriteIsolationError,
 )
@@ -382,3 +383,28 @@ async def test_link_a_whole_charm_and_unknown_inputs(runtime: Runtime) -> None:
     assert target["name"].get() == "Counter: 1"
     with pytest.raises(PatternError, match="has no input 'nope'"):
         await runtime.charms.link(source, target, "nope")
+
+
+async def test_a_closed_runtime_refuses_new_work_alike_on_every_backend(runtime: Runtime) -> None:
+    """Regression: in memory, a runtime after ``close()`` still created spaces and
+    charms and committed edits (never to run them); on SQLite the same calls failed
+    with "the storage is closed", which did not say what to do."""
+    charm = await runtime.charms.create(counter, inputs={"value": 1})
+    await runtime.close()
+    refused = [
+        ("create a space", lambda: runtime.create_space(name="later")),
+        ("start an edit", lambda: runtime.edit()),
+    ]
+    for action, call in refused:
+        with pytest.raises(RuntimeClosedError, match=f"cannot {action}; nothing was done"):
+            call()
+    awaited = [
+        ("create a charm", runtime.charms.create(counter)),
+        ("load a charm", runtime.charms.get(charm.space, charm.id)),
+        ("remove a charm", runtime.charms.remove(charm.space, charm.id)),
+        ("add a favorite", runtime.favorites().add(charm)),
+    ]
+    for action, pending in awaited:
+        with pytest.raises(RuntimeClosedError, match="Open a new Runtime") as error:
+            await pending
+        assert error.value.action == action

@@ -199,6 +199,7 @@ class Charms:
         Everything the charm needs is written in one transaction: a failed
         ``create`` (bad input, a pattern that raises) leaves nothing behind.
         """
+        self.runtime.check_open("create a charm")
         pat = resolve_pattern(pattern) if isinstance(pattern, str) else pattern
         if not isinstance(pat, Pattern):
             raise PatternError(f"{pattern!r} is not a pattern (decorate it with @pattern)")
@@ -269,6 +270,7 @@ class Charms:
 
     async def get(self, space: SpaceDID, charm_id: EntityId) -> Charm:
         """The charm, started (and rebuilt from storage after a restart) if it is not running."""
+        self.runtime.check_open("load a charm")
         charm = self._running.get((space, charm_id))
         if charm is not None:
             return charm
@@ -406,6 +408,7 @@ class Charms:
         too. Without WRITE nothing is even loaded.
         """
         runtime = self.runtime
+        runtime.check_open("remove a charm")
         principal = principal or runtime.acting()
         if not runtime.storage.has_space(space):
             raise CharmNotFoundError(space, charm_id)
@@ -454,6 +457,7 @@ class Charms:
         the UI are computed by the new code. A charm whose pattern no longer
         builds stays stopped (its error is logged) and is rebuilt on next use.
         """
+        self.runtime.check_open("rebuild charms")
         prefix = f"{module}:"
         roots = [
             charm

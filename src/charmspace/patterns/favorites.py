@@ -38,6 +38,7 @@ class Favorites:
 
     async def add(self, charm: Charm) -> None:
         """Favorite ``charm`` (no duplicate if it already is one)."""
+        self.runtime.check_open("add a favorite")
         self.runtime.storage.ensure_space(self.user, self.user)
         async with self.runtime.edit(self.user) as tx:
             current = tx.read(self.address, deep=False)
@@ -57,6 +58,7 @@ class Favorites:
 
     async def remove(self, charm: Charm) -> None:
         """Unfavorite ``charm`` (nothing happens if it was not a favorite)."""
+        self.runtime.check_open("remove a favorite")
         if not self.runtime.storage.has_space(self.user):
             return
         async with self.runtime.edit(self.user) as tx:

@@ -18,7 +18,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from charmspace.errors import CharmspaceError
+from charmspace.errors import CharmspaceError, RuntimeClosedError
 from charmspace.identity import Identity
 from charmspace.runtime import context, outbox, redaction
 from charmspace.runtime.address import STREAM_MARKER, Address
@@ -201,6 +201,11 @@ class Runtime:
         """Whether :meth:`close` finished: events sent from then on are refused."""
         return self._closed
 
+    def check_open(self, action: str) -> None:
+        """Refuse ``action`` ("create a charm") with :class:`RuntimeClosedError` once closed."""
+        if self._closed:
+            raise RuntimeClosedError(action)
+
     @property
     def service_did(self) -> DID:
         return self.service.did
@@ -221,6 +226,7 @@ class Runtime:
         argument, the user's home space. A ``space`` DID that is neither can be
         found but not created: only its key's holder may create it.
         """
+        self.check_open("create a space")
         proof = None
         if space is None and name:
             key = self.identity.derive(name)
@@ -232,6 +238,7 @@ class Runtime:
 
     def edit(self, principal: DID | None = None) -> Edit:
         """A transaction as a context manager: ``async with runtime.edit() as tx: …``."""
+        self.check_open("start an edit")
         return Edit(self, principal or self.acting())
 
     def cell(self, space: SpaceDID, id: EntityId, *path: PathSegment) -> Cell[Any]:
