@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -208,3 +209,58 @@ def test_a_busy_server_says_why_and_when_to_try_again(tmp_path: Path) -> None:
     wait = re.search(r"send it again in (\d+) s", refused.stderr)
     assert wait is not None and int(left) - 3 <= int(wait[1]) <= int(left) + 2
     assert "Traceback" not in refused.output
+
+
+SLOW_PATTERN = """
+import asyncio
+from pathlib import Path
+
+from charmspace import Cell, Default, handler, pattern
+
+
+@handler
+async def slow(event: dict, *, value: Cell[int]) -> None:
+    Path(event["marker"]).write_text("started")
+    await asyncio.sleep(3)  # Ctrl-C comes well before this ends
+    value.set(value.get() + 1)
+
+
+@pattern
+def sleeper(value: Default[int, 0]):
+    return {"value": value, "slow": slow.bind(value=value)}
+"""
+
+
+def test_ctrl_c_while_call_waits_says_the_event_may_still_commit(tmp_path: Path) -> None:
+    """Regression: Ctrl-C during `charm call --wait` ended with status 130 and no word,
+    leaving the user to guess whether the event was sent."""
+    patterns = tmp_path / "patterns"
+    patterns.mkdir()
+    (patterns / "sleeper.py").write_text(SLOW_PATTERN)
+    server = start_server(tmp_path, "--patterns", str(patterns))
+    try:
+        user = make_user("alice", tmp_path, server.url)
+        charm = user("charm", "new", "sleeper").stdout.strip()
+        marker = tmp_path / "started"
+        waiting = subprocess.Popen(
+            [CHARMSPACE, "charm", "call", charm, "slow", f'{{"marker": "{marker}"}}', "--wait"],
+            env=user.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # As at a terminal: a test runner in the background may have SIGINT ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 15
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), server.log_text()
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=15)
+    finally:
+        assert server.stop() == 0, server.log_text()
+    assert waiting.returncode == 130
+    assert out == ""
+    assert err.startswith("Stopped waiting. The event may have reached slow already")
+    assert f"`charmspace charm log {charm}` shows whether it did" in err
+    assert "Traceback" not in err

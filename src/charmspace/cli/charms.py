@@ -195,8 +195,19 @@ def call(
         accepted = target.send(payload)
         confirm(opts, f"Sent to {stream}.", accepted)
         return
-    with stderr().status(f"Waiting for {stream}'s handler to commit…", spinner="dots"):
-        outcome = target.call(payload)
+    try:
+        with stderr().status(f"Waiting for {stream}'s handler to commit…", spinner="dots"):
+            outcome = target.call(payload)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the waiting, not the event: it may have reached the server.
+        where = f"--space {opts.space_option} " if opts.space_option else ""
+        stderr().print(
+            f"Stopped waiting. The event may have reached {stream} already, and then its "
+            f"handler still runs and commits; `charmspace {where}charm log {id}` shows "
+            "whether it did.",
+            markup=False,
+        )
+        raise typer.Exit(130) from None
     if not outcome["ok"]:  # the handler raised: its commit was aborted
         error = outcome.get("error") or {}
         fail(f"the handler of {stream} raised {error.get('type')}: {error.get('message')}")
