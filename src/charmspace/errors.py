@@ -44,6 +44,7 @@
     ├── PatternError                   construction mistakes (captured cells, bad annotations)
     │   └── PatternNotInstalledError   space, charm id, pattern (a stored charm's, not known)
     ├── CharmNotFoundError             space, charm id
+    ├── UnknownCellError               charm id, name, the names its result has (also a KeyError)
     ├── RuntimeClosedError             action (the runtime was closed before it)
     ├── CharmCreatorError              space, charm id, claimed creator, who wrote the claim
     └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
@@ -632,6 +633,28 @@ class CharmNotFoundError(CharmspaceError):
         self.space = space
         self.charm_id = charm_id
         super().__init__(f"No charm {charm_id} in space {space}.")
+
+
+class UnknownCellError(CharmspaceError, KeyError):
+    """``charm[name]`` for a name the charm's result does not have.
+
+    Why refuse: a misspelt ``charm["vaule"]`` used to be a cell that reads
+    ``None`` and that ``runtime.edit()`` would add to the result, so the typo
+    showed up as a wrong value much later. Also a ``KeyError``, as for a dict.
+    """
+
+    def __init__(self, charm_id: str, name: str, names: Sequence[str]) -> None:
+        self.charm_id = charm_id
+        self.name = name
+        self.names = tuple(names)
+        CharmspaceError.__init__(
+            self,
+            f"Charm {charm_id} has no {name!r} in its result; it has: "
+            f"{', '.join(self.names) or 'nothing'}. Use one of those names.",
+        )
+
+    def __str__(self) -> str:  # KeyError's own would show the message in quotes
+        return str(self.args[0])
 
 
 class RuntimeClosedError(CharmspaceError):

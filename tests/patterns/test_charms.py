@@ -17,6 +17,7 @@ from charmspace.errors import (
     PatternError,
     RuntimeClosedError,
     SchemaError,
+    UnknownCellError,
     WriteIsolationError,
 )
 from charmspace.identity import Identity
@@ -408,3 +409,18 @@ async def test_a_closed_runtime_refuses_new_work_alike_on_every_backend(runtime:
         with pytest.raises(RuntimeClosedError, match="Open a new Runtime") as error:
             await pending
         assert error.value.action == action
+
+
+async def test_a_name_the_result_lacks_is_refused_with_the_names_it_has(runtime: Runtime) -> None:
+    """Regression: ``charm["vaule"]`` was a cell that read None, and an edit through it
+    added the typo to the charm's result."""
+    charm = await runtime.charms.create(counter, inputs={"value": 2})
+    with pytest.raises(UnknownCellError, match="has no 'vaule' in its result") as refused:
+        charm["vaule"]
+    assert refused.value.charm_id == charm.id
+    assert "value" in refused.value.names and "doubled" in refused.value.names
+    assert str(refused.value).endswith("Use one of those names.")
+    with pytest.raises(KeyError):  # what code written for dicts catches
+        charm["vaule"]
+    assert charm["value"].get() == 2
+    assert "vaule" not in charm.get()

@@ -39,6 +39,7 @@ from charmspace.errors import (
     LinkError,
     PatternError,
     PatternNotInstalledError,
+    UnknownCellError,
     UnknownStreamError,
 )
 from charmspace.patterns.build import (
@@ -146,6 +147,19 @@ class Charm:
         return Cell(self.runtime, self.unit.error_address)
 
     def __getitem__(self, key: str) -> Cell[Any]:
+        """The result's cell ``key``; a name the result lacks is :class:`UnknownCellError`.
+
+        If the result cannot be read here (this principal may not), the cell is
+        given unchecked, and its own ``get()`` says why it cannot be read.
+        """
+        try:
+            result = Transaction(self.runtime, self.runtime.acting()).read(
+                self.result.address, deep=False, track=False
+            )
+        except CharmspaceError:
+            result = None
+        if isinstance(result, dict) and key not in result:
+            raise UnknownCellError(self.id, key, sorted(result))
         return self.result.key(key)
 
     def get(self) -> Any:
