@@ -128,8 +128,8 @@ class AuthorizationError(StorageError):
         super().__init__(
             f"{principal} is not allowed{what} in space {space}: it needs {needed}. "
             f"Ask the space's owner to grant {needed} to {principal}; or, if the space "
-            "is yours, act as the identity that owns it (Runtime(identity=...), or the "
-            "local user's key file that Runtime uses over SQLite by default)."
+            "is yours, act as the identity that owns it (`charmspace --identity FILE`, "
+            "Runtime(identity=...), or the local user's key file that both use by default)."
         )
 
 

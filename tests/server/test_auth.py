@@ -177,6 +177,26 @@ async def test_no_acl_grant(alice: AsyncClient, bob: AsyncClient, counter: str) 
     assert await alice.cell(alice.did, counter, "value").get() == 1
 
 
+async def test_a_refusal_names_what_was_asked_not_the_acl_read_before_it(
+    alice: AsyncClient, bob: AsyncClient, counter: str
+) -> None:
+    """Regression: with no grant at all, every refusal said Bob was "not allowed to read
+    the ACL", whatever he had asked; it says what he asked and what that needs."""
+    charm = f"/api/spaces/{alice.did}/charms/{counter}"
+    asked = [
+        (await bob.http.get(f"{charm}/cells/value"), "read a cell", "READ"),
+        (await bob.http.put(f"{charm}/cells/value", json={"value": 9}), "edit a cell", "WRITE"),
+    ]
+    for response, action, needed in asked:
+        error = response.json()["error"]
+        assert response.status_code == 403
+        assert error["message"].startswith(
+            f"{bob.did} is not allowed to {action} in space {alice.did}: it needs {needed}."
+        )
+        assert error["needed"] == needed
+        assert "`charmspace --identity FILE`" in error["message"]
+
+
 async def test_read_grant_is_not_write(alice: AsyncClient, bob: AsyncClient, counter: str) -> None:
     await alice.spaces.set_acl(alice.did, bob.did, "read")
     head = await alice.spaces.head(alice.did)

@@ -100,7 +100,13 @@ def require(
 ) -> SpaceRecord:
     """The space's record if ``principal`` has ``needed`` on it; else 404 / 403, nothing done."""
     storage = runtime.storage
-    record = storage.space(space, principal)  # SpaceNotFoundError, or AuthorizationError for READ
+    try:
+        record = storage.space(space, principal)  # SpaceNotFoundError, or refused without READ
+    except AuthorizationError as error:
+        if type(error) is not AuthorizationError:
+            raise
+        # Storage refuses reading the ACL; the user asked to do ``action``, so say that.
+        raise AuthorizationError(principal, space, needed.name, action) from None
     if not storage.allowed(record, principal, needed):
         raise AuthorizationError(principal, space, needed.name, action)
     return record
