@@ -223,7 +223,11 @@ class SpaceNotFoundError(StorageError):
 
     def __init__(self, space: str) -> None:
         self.space = space
-        super().__init__(f"Space {space} does not exist here; create it first.")
+        super().__init__(
+            f"Space {space} does not exist here. Check the space's DID (or --space NAME); "
+            "a space of yours is created with runtime.create_space() or `charmspace space "
+            "new NAME`, and your home space also by creating a charm in it."
+        )
 
 
 class SpaceExistsError(StorageError):
@@ -632,7 +636,11 @@ class CharmNotFoundError(CharmspaceError):
     def __init__(self, space: str, charm_id: str) -> None:
         self.space = space
         self.charm_id = charm_id
-        super().__init__(f"No charm {charm_id} in space {space}.")
+        super().__init__(
+            f"No charm {charm_id} in space {space}. Check the id and the space: "
+            "`charmspace charm ls` (with --space) or runtime.charms.list(space) lists the "
+            "charms there."
+        )
 
 
 class UnknownCellError(CharmspaceError, KeyError):

@@ -52,6 +52,17 @@ def test_a_new_users_home_space_has_no_charms_yet(alice: User) -> None:
     assert alice("--json", "charm", "ls").json() == []
     elsewhere = alice("--space", "nowhere", "charm", "ls")
     assert elsewhere.code == 1 and "SpaceNotFoundError" in elsewhere.stderr
+    assert "`charmspace space new NAME`" in elsewhere.stderr  # says how to make one
+
+
+def test_a_charm_id_that_is_not_there_says_how_to_find_the_right_one(
+    alice: User, counter: str
+) -> None:
+    """Regression: "No charm X in space Y." gave no hint of what to check next."""
+    missing = alice("charm", "get", "of:nothing", "value")
+    assert missing.code == 1
+    assert "No charm of:nothing in space" in missing.stderr
+    assert "Check the id and the space: `charmspace charm ls`" in missing.stderr
 
 
 def test_charm_new_ls_inspect_get_set_rm(alice: User, counter: str) -> None:
