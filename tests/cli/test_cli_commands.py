@@ -170,7 +170,11 @@ def test_favorite_add_ls_rm_and_wish(alice: User, counter: str) -> None:
 
     removed = alice("favorite", "rm", counter)
     assert removed.code == 0
+    assert removed.stdout == f"Unfavorited {counter}.\n"
     assert alice("--json", "favorite", "ls").json() == []
+    again = alice("favorite", "rm", counter)  # regression: it said "Unfavorited" again
+    assert again.code == 0
+    assert again.stdout.startswith(f"{counter} (in {alice.did}) is not one of your favorites")
     none = alice("wish", "#counter")
     assert none.code == 1 and "none of your favorites is tagged #counter" in none.stderr
     bad = alice("wish", "counter")

@@ -31,10 +31,20 @@ def add(ctx: typer.Context, id: IdArg) -> None:
 
 @app.command("rm")
 def rm(ctx: typer.Context, id: IdArg) -> None:
-    """Remove a charm from your favorites."""
+    """Remove a charm from your favorites (nothing changes if it is not one)."""
     opts = options(ctx)
-    opts.client().favorites.remove(opts.space, id)
-    confirm_removed(opts, id, f"Unfavorited {id}.")
+    client = opts.client()
+    was = any(f["id"] == id and f["space"] == opts.space for f in client.favorites.list())
+    client.favorites.remove(opts.space, id)
+    if was:
+        confirm_removed(opts, id, f"Unfavorited {id}.")
+    else:  # the same answer for scripts: rm is idempotent, and the id is not a favorite now
+        confirm_removed(
+            opts,
+            id,
+            f"{id} (in {opts.space}) is not one of your favorites; nothing changed. "
+            "`charmspace favorite ls` lists them, with their spaces.",
+        )
 
 
 @app.command("ls")
