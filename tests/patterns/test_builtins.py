@@ -214,6 +214,25 @@ async def test_cell_is_internal_state_with_a_default(runtime: Runtime) -> None:
     assert charm.internal.get()["cells"]["count"] == 6
 
 
+async def test_a_cell_default_that_is_not_json_names_the_pattern_and_the_cell(
+    runtime: Runtime,
+) -> None:
+    """Regression: ``cell({1, 2})`` said only "Invalid value at (root): set is not JSON",
+    with nothing to find the cell by."""
+
+    @pattern
+    def tags() -> Any:
+        return {"tags": cell({"a", "b"}, name="tags")}
+
+    with pytest.raises(PatternError) as refused:
+        await runtime.charms.create(tags)
+    assert str(refused.value) == (
+        "pattern tags: the default of cell 'tags' cannot be stored: set is not JSON "
+        "(use dict, list, str, int, float, bool, None)"
+    )
+    assert runtime.charms.list() == []
+
+
 # --- now -------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from charmspace.errors import PatternError, SpaceNotFoundError
+from charmspace.errors import PatternError, SchemaError, SpaceNotFoundError
 from charmspace.patterns.index import charm_links, favorites_address
 from charmspace.patterns.mapped import MappedList
 from charmspace.patterns.refs import Ref, StreamRef, active_builder, current_builder
@@ -144,7 +144,13 @@ def cell(default: Any = None, *, name: str | None = None) -> Ref:
         node = name
     else:
         node = builder.name("cell")
-    builder.cells[node] = to_json(default)
+    try:
+        builder.cells[node] = to_json(default)
+    except SchemaError as error:  # named like a result that cannot be stored
+        raise PatternError(
+            f"pattern {builder.pattern_name}: the default of cell {node!r} cannot be stored: "
+            f"{error.reason}"
+        ) from None
     return Ref(
         builder.runtime, builder.internal.key("cells", node), f"{builder.pattern_name}.{node}"
     )
