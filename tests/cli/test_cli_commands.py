@@ -89,7 +89,8 @@ def test_charm_new_ls_inspect_get_set_rm(alice: User, counter: str) -> None:
 def test_charm_new_with_an_unknown_pattern_or_input(alice: User) -> None:
     unknown = alice("charm", "new", "nope")
     assert unknown.code == 1
-    assert "No installed pattern is named 'nope'" in unknown.stderr
+    assert "No installed pattern is named 'nope'; installed: counter, " in unknown.stderr
+    assert "`charmspace patterns`" in unknown.stderr  # not only the HTTP route
     wrong = alice("charm", "new", "counter", "--input", 'value="many"')
     assert wrong.code == 1 and "SchemaError" in wrong.stderr
 

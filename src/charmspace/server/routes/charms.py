@@ -81,8 +81,12 @@ async def create_charm(
     """
     pattern = installed.get(body.pattern)
     if pattern is None:
+        names = sorted(installed)
+        shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         raise PatternError(
-            f"No installed pattern is named {body.pattern[:80]!r}; GET /api/patterns lists them."
+            f"No installed pattern is named {body.pattern[:80]!r}; installed: "
+            f"{shown or 'none'}. `charmspace patterns` (GET /api/patterns) lists them "
+            "with their inputs."
         )
     if space != principal or runtime.storage.has_space(space):
         require(runtime, space, principal, Capability.WRITE, "create a charm")
