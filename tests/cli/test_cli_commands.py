@@ -55,6 +55,18 @@ def test_a_new_users_home_space_has_no_charms_yet(alice: User) -> None:
     assert "`charmspace space new NAME`" in elsewhere.stderr  # says how to make one
 
 
+def test_a_cell_name_the_result_lacks_is_refused_for_get_and_set(alice: User, counter: str) -> None:
+    """Regression: `charm get ID vaule` printed null, and `charm set ID vaule 3` added
+    'vaule' to the charm's result, so a typo looked like a value."""
+    for args in (["get", counter, "vaule"], ["set", counter, "vaule", "3"]):
+        refused = alice("charm", *args)
+        assert refused.code == 1
+        assert f"Charm {counter} has no 'vaule' in its result; it has: " in refused.stderr
+        assert "(UnknownCellError, HTTP 404)" in refused.stderr
+    assert "vaule" not in alice("--json", "charm", "inspect", counter).json()["result"]
+    assert alice("charm", "get", counter, "value").stdout.strip() == "2"
+
+
 def test_a_charm_id_that_is_not_there_says_how_to_find_the_right_one(
     alice: User, counter: str
 ) -> None:

@@ -163,8 +163,9 @@ def test_deep_but_allowed_json_is_fine_or_refused_cleanly(client: Client) -> Non
     nested: Any = 1
     for _ in range(60):
         nested = {"a": nested}
-    response = client.put(charm_path(client) + "/cells/extra", json={"value": nested})
+    response = client.put(charm_path(client) + "/cells/value", json={"value": nested})
     check(response)
+    check(client.put(charm_path(client) + "/cells/value", json={"value": 0}))
 
 
 @pytest.mark.parametrize(
@@ -231,11 +232,12 @@ def test_bad_links_are_refused_or_stored_as_data(client: Client, value: Any) -> 
 
 
 def test_a_link_cycle_is_a_clear_error(client: Client) -> None:
-    cycle = {"/": {"link@1": {"path": ["extra2"]}}}
-    first = client.put(charm_path(client) + "/cells/extra2", json={"value": cycle})
+    cycle = {"/": {"link@1": {"path": ["value"]}}}
+    first = client.put(charm_path(client) + "/cells/value", json={"value": cycle})
     check(first)
-    response = client.get(charm_path(client) + "/cells/extra2")
+    response = client.get(charm_path(client) + "/cells/value")
     check(response)
+    check(client.put(charm_path(client) + "/cells/value", json={"value": 0}))
 
 
 @pytest.mark.parametrize(

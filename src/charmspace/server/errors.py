@@ -119,6 +119,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (errors.SpaceNotFoundError, 404),
     (errors.CharmNotFoundError, 404),
     (errors.NotAStreamError, 404),  # UnknownStreamError too
+    (errors.UnknownCellError, 404),
     (errors.SpaceExistsError, 409),
     (errors.ConflictError, 409),
     (errors.ReadOnlyCellError, 409),

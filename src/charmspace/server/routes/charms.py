@@ -6,13 +6,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from charmspace.errors import AuthorizationError, CharmspaceError, PatternError, SchemaError
+from charmspace.errors import (
+    AuthorizationError,
+    CharmspaceError,
+    PatternError,
+    SchemaError,
+    UnknownCellError,
+)
 from charmspace.facade import Runtime
 from charmspace.identity import parse_did
 from charmspace.patterns.charms import Charm, refuse_unfollowable_link
 from charmspace.patterns.markers import NAME, UI
 from charmspace.runtime import Stream
-from charmspace.runtime.address import is_stream_marker, link_to
+from charmspace.runtime.address import Address, is_stream_marker, link_to
 from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import Transaction
 from charmspace.server.causes import charm_ids, describe
@@ -163,9 +169,26 @@ async def get_cell(
     require(runtime, space, principal, Capability.READ, "read a cell")
     require_charm(runtime, space, id, principal)
     address = docs_of(space, id)[2].key(*segments)
-    value = Transaction(runtime, principal).read(address)
+    tx = Transaction(runtime, principal)
+    require_result_name(tx, id, address)
+    value = tx.read(address)
     value = shown(runtime, space, principal, value, path=segments)
     return CellValue(value=value)  # type: ignore[arg-type]
+
+
+def require_result_name(tx: Transaction, id: EntityId, address: Address) -> None:
+    """404 :class:`UnknownCellError` if the first segment of ``address`` is not in the result.
+
+    Why: a misspelt ``cells/vaule`` read as null and an edit of it added the
+    typo to the charm's result, so the mistake showed up much later as a
+    wrong value. Deeper segments are the cell's own business (a list grows).
+    """
+    if not address.path:
+        return
+    result = tx.read(Address(address.space, address.id), deep=False, track=False)
+    name = address.path[0]
+    if isinstance(result, dict) and name not in result:
+        raise UnknownCellError(id, str(name), sorted(result))
 
 
 @router.put("/{id}/cells/{path:path}")
@@ -188,6 +211,7 @@ async def set_cell(
     address = docs_of(space, id)[2].key(*segments)
     tx = Transaction(runtime, principal, meta={"edit": "api"})
     try:
+        require_result_name(tx, id, address)
         tx.write(address, to_json(body.value))
         result = await tx.commit_to(runtime.store)
     except BaseException:
