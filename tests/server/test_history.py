@@ -143,6 +143,10 @@ async def test_link_refuses_bad_requests(alice: AsyncClient) -> None:
     with pytest.raises(APIError) as no_source:
         await alice.charms.link(alice.did, target, "value", (alice.did, "of:nothing"))
     assert no_source.value.status == 404
+    with pytest.raises(APIError) as no_cell:  # regression: it linked to a null nobody wrote
+        await alice.charms.link(alice.did, target, "value", (alice.did, source), "vaule")
+    assert no_cell.value.status == 404
+    assert no_cell.value.type == "UnknownCellError"
     with pytest.raises(APIError) as bad_space:
         await alice.charms.link(alice.did, target, "value", ("not-a-did", source))
     assert bad_space.value.status == 400

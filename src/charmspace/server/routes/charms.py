@@ -360,6 +360,7 @@ async def link_input(
     source = docs_of(source_space, source_id)[2].key(*segments)
     tx = Transaction(runtime, principal, meta={"link": name})
     try:
+        require_result_name(tx, source_id, source)
         # A stream is linked as is; a cell with a redirect link, so writes reach the source.
         redirect = not is_stream_marker(tx.read(source, deep=False))
         argument = docs_of(space, id)[0]
