@@ -56,10 +56,15 @@ def test_a_new_users_home_space_has_no_charms_yet(alice: User) -> None:
 
 
 def test_a_cell_name_the_result_lacks_is_refused_for_get_and_set(alice: User, counter: str) -> None:
-    """Regression: `charm get ID vaule` printed null, and `charm set ID vaule 3` added
-    'vaule' to the charm's result, so a typo looked like a value."""
-    for args in (["get", counter, "vaule"], ["set", counter, "vaule", "3"]):
-        refused = alice("charm", *args)
+    """Regression: `charm get ID vaule` printed null, `charm set ID vaule 3` added
+    'vaule' to the charm's result, and `charm watch ID vaule` watched null until Ctrl-C."""
+    for args in (
+        ["get", counter, "vaule"],
+        ["set", counter, "vaule", "3"],
+        ["watch", counter, "vaule"],
+    ):
+        # A process with a timeout: a watch that is not refused would never end.
+        refused = alice.run("charm", *args, timeout=20)
         assert refused.code == 1
         assert f"Charm {counter} has no 'vaule' in its result; it has: " in refused.stderr
         assert "(UnknownCellError, HTTP 404)" in refused.stderr

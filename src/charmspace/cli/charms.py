@@ -299,6 +299,8 @@ def watch(
 
 async def _watch(opts: Options, id: str, path: tuple[PathSegment, ...]) -> None:
     async with AsyncClient(opts.url, opts.identity) as client:
+        if path:  # a misspelt name is refused here, not watched as null until Ctrl-C
+            await client.cell(opts.space, id, *path).get()
         async for change in client.cell(opts.space, id, *path).watch():
             value = json.dumps(change.value, ensure_ascii=False)
             if opts.as_json:
