@@ -45,6 +45,7 @@
     │   └── PatternNotInstalledError   space, charm id, pattern (a stored charm's, not known)
     ├── CharmNotFoundError             space, charm id
     ├── UnknownCellError               charm id, name, the names its result has (also a KeyError)
+    ├── NotACharmError                 what was given instead (also a TypeError)
     ├── RuntimeClosedError             action (the runtime was closed before it)
     ├── CharmCreatorError              space, charm id, claimed creator, who wrote the claim
     └── IntegrationError               OAuth / Gmail / LLM failures with a machine-readable reason
@@ -663,6 +664,25 @@ class UnknownCellError(CharmspaceError, KeyError):
 
     def __str__(self) -> str:  # KeyError's own would show the message in quotes
         return str(self.args[0])
+
+
+class NotACharmError(CharmspaceError, TypeError):
+    """A charm was expected and something else was given, most often a coroutine.
+
+    Why its own error: ``runtime.charms.create(...)`` without ``await`` gives a
+    coroutine, and passing that on used to fail deep inside with an
+    ``AttributeError`` about ``.id`` that did not point at the missing ``await``.
+    """
+
+    def __init__(self, where: str, given: object, expected: str = "a Charm") -> None:
+        self.where = where
+        self.given = type(given).__name__
+        hint = (
+            " Did you forget `await` (charms.create and charms.get are coroutines)?"
+            if self.given == "coroutine"
+            else ""
+        )
+        super().__init__(f"{where} takes {expected}, not a {self.given}.{hint}")
 
 
 class RuntimeClosedError(CharmspaceError):

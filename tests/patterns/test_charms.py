@@ -13,6 +13,7 @@ from charmspace.errors import (
     AuthorizationError,
     CharmNotFoundError,
     InputLinkError,
+    NotACharmError,
     NotAStreamError,
     PatternError,
     RuntimeClosedError,
@@ -424,3 +425,22 @@ async def test_a_name_the_result_lacks_is_refused_with_the_names_it_has(runtime:
         charm["vaule"]
     assert charm["value"].get() == 2
     assert "vaule" not in charm.get()
+
+
+async def test_a_charm_not_awaited_is_named_as_the_missing_await(runtime: Runtime) -> None:
+    """Regression: passing ``charms.create(...)`` without ``await`` on to favorites or
+    ``link`` failed with an AttributeError about ``.id`` or ``.address``."""
+    charm = await runtime.charms.create(counter)
+    for make_call in (
+        lambda pending: runtime.favorites().add(pending),
+        lambda pending: runtime.favorites().remove(pending),
+        lambda pending: runtime.charms.link(pending, charm, "value"),
+        lambda pending: runtime.charms.link(charm["value"], pending, "value"),
+    ):
+        pending = runtime.charms.create(counter)
+        with pytest.raises(NotACharmError, match="Did you forget `await`") as refused:
+            await make_call(pending)
+        assert isinstance(refused.value, TypeError)
+        assert refused.value.given == "coroutine"
+        await pending  # what the caller meant to do first
+    assert runtime.favorites().list() == []

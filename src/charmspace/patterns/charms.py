@@ -37,6 +37,7 @@ from charmspace.errors import (
     ConflictError,
     InputLinkError,
     LinkError,
+    NotACharmError,
     PatternError,
     PatternNotInstalledError,
     UnknownCellError,
@@ -513,6 +514,9 @@ class Charms:
         principal: DID | None = None,
     ) -> None:
         """Bind ``target``'s input ``input_name`` to ``source`` (any space): data flows live."""
+        require_charm_given(target, "charms.link(source, target, ...)")
+        if not isinstance(source, Charm | Cell | Ref | Stream):
+            raise NotACharmError("charms.link(source, ...)", source, "a Charm, a cell or a stream")
         if input_name not in target.pattern.inputs:
             raise PatternError(
                 f"pattern {target.pattern.name} has no input {input_name!r} "
@@ -530,6 +534,12 @@ class Charms:
     async def start_all(self, space: SpaceDID) -> builtins.list[Charm]:
         """Start every charm recorded in ``space`` (a server does this at boot)."""
         return [await self.get(space, info.id) for info in self.list(space)]
+
+
+def require_charm_given(value: object, where: str) -> None:
+    """Raise :class:`NotACharmError` unless ``value`` is a :class:`Charm`."""
+    if not isinstance(value, Charm):
+        raise NotACharmError(where, value)
 
 
 def refuse_unfollowable_link(

@@ -39,6 +39,7 @@ class Favorites:
     async def add(self, charm: Charm) -> None:
         """Favorite ``charm`` (no duplicate if it already is one)."""
         self.runtime.check_open("add a favorite")
+        _require_charm(charm, "favorites().add(charm)")
         self.runtime.storage.ensure_space(self.user, self.user)
         async with self.runtime.edit(self.user) as tx:
             current = tx.read(self.address, deep=False)
@@ -59,6 +60,7 @@ class Favorites:
     async def remove(self, charm: Charm) -> None:
         """Unfavorite ``charm`` (nothing happens if it was not a favorite)."""
         self.runtime.check_open("remove a favorite")
+        _require_charm(charm, "favorites().remove(charm)")
         if not self.runtime.storage.has_space(self.user):
             return
         async with self.runtime.edit(self.user) as tx:
@@ -71,3 +73,10 @@ class Favorites:
             ]
             if len(kept) != len(entries):
                 tx.write(self.address, kept)
+
+
+def _require_charm(value: object, where: str) -> None:
+    # Imported here: charms.py imports this module.
+    from charmspace.patterns.charms import require_charm_given
+
+    require_charm_given(value, where)
