@@ -203,6 +203,27 @@ def test_save_refuses_to_overwrite(tmp_path: Path, alice: Identity) -> None:
     assert path.read_text() == "precious"
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_save_to_a_directory_says_to_name_a_file_in_it(
+    tmp_path: Path, alice: Identity, overwrite: bool
+) -> None:
+    """Regression: `charmspace id new --out DIR` said the "key file" already exists and
+    suggested --force, which could not help."""
+    with pytest.raises(IdentityError) as refused:
+        alice.save(tmp_path, overwrite=overwrite)
+    assert str(refused.value) == (
+        f"Cannot write key file {tmp_path}: it is a directory. Name a file in it, "
+        f"e.g. {tmp_path / 'identity.pem'}."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_a_missing_directory_says_how_to_make_it(tmp_path: Path, alice: Identity) -> None:
+    missing = tmp_path / "keys"
+    with pytest.raises(IdentityError, match=f"Create it first \\(`mkdir -p {missing}`\\)"):
+        alice.save(missing / "me.pem")
+
+
 def test_save_overwrites_when_asked(tmp_path: Path, alice: Identity, open_umask: None) -> None:
     path = tmp_path / "me.pem"
     path.write_text("old")

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import secrets
+import shlex
 import stat
 from pathlib import Path
 from typing import NoReturn
@@ -183,6 +184,11 @@ class Identity:
         and renamed over the old one, so a crash leaves the old key or the new.
         """
         path = Path(path)
+        if path.is_dir():  # else "already exists", and --force would not help either
+            raise IdentityError(
+                f"Cannot write key file {path}: it is a directory. Name a file in it, "
+                f"e.g. {path / 'identity.pem'}."
+            )
         try:
             if overwrite:
                 temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -201,7 +207,9 @@ class Identity:
             ) from None
         except FileNotFoundError:
             raise IdentityError(
-                f"Cannot write key file {path}: directory {path.parent} does not exist."
+                f"Cannot write key file {path}: directory {path.parent} does not exist. "
+                f"Create it first (`mkdir -p {shlex.quote(str(path.parent))}`) or choose "
+                "another path."
             ) from None
         except OSError as error:
             raise IdentityError(f"Cannot write key file {path}: {error.strerror}.") from None
