@@ -27,6 +27,8 @@ class Tally(Generic[K]):
     longest, so a full table then behaves like one that evicts its oldest.
     """
 
+    __slots__ = ("_by_count", "_counts", "_most", "total")
+
     def __init__(self) -> None:
         self._counts: dict[K, int] = {}
         # count -> the holders with that count, in the order they reached it (a dict
@@ -54,31 +56,46 @@ class Tally(Generic[K]):
         holders = self._by_count.get(self._most)
         return next(iter(holders)) if holders else None
 
+    # add and remove are the hot path of every signed request (the nonce cache):
+    # written out in full, without a shared helper call.
+
     def add(self, holder: K) -> int:
         """One more for ``holder``; its new count."""
-        before = self._counts.get(holder, 0)
-        self._move(holder, before, before + 1)
+        counts, by_count = self._counts, self._by_count
+        before = counts.get(holder, 0)
+        after = counts[holder] = before + 1
+        if before:
+            holders = by_count[before]
+            del holders[holder]
+            if not holders:
+                del by_count[before]
+        joined = by_count.get(after)
+        if joined is None:
+            joined = by_count[after] = {}
+        joined[holder] = None
+        if after > self._most:
+            self._most = after
         self.total += 1
-        return before + 1
+        return after
 
     def remove(self, holder: K) -> int:
         """One fewer for ``holder`` (which must have one); its new count."""
-        before = self._counts[holder]
-        self._move(holder, before, before - 1)
-        self.total -= 1
-        return before - 1
-
-    def _move(self, holder: K, before: int, after: int) -> None:
-        if before:
-            holders = self._by_count[before]
-            del holders[holder]
-            if not holders:
-                del self._by_count[before]
-                if self._most == before:
-                    self._most = after  # counts move by one: ``after`` is the new most
+        counts, by_count = self._counts, self._by_count
+        before = counts[holder]
+        after = before - 1
+        holders = by_count[before]
+        del holders[holder]
+        if not holders:
+            del by_count[before]
+            if self._most == before:
+                self._most = after  # counts move by one: ``after`` is the new most
         if after:
-            self._counts[holder] = after
-            self._by_count.setdefault(after, {})[holder] = None
-            self._most = max(self._most, after)
+            counts[holder] = after
+            joined = by_count.get(after)
+            if joined is None:
+                joined = by_count[after] = {}
+            joined[holder] = None
         else:
-            del self._counts[holder]
+            del counts[holder]
+        self.total -= 1
+        return after
