@@ -20,6 +20,7 @@ the request's principal is a DID, and nothing after the gate tells them apart.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -316,10 +317,26 @@ def header_value(scope: Scope, name: bytes) -> str | None:
 
 
 def client_address(scope: Scope) -> str:
-    """The client's address ("" if unknown): the peer's, or behind a proxy the server
-    trusts (uvicorn's ``FORWARDED_ALLOW_IPS``), the one ``X-Forwarded-For`` names."""
+    """The client's address ("" if unknown), as the per-address limits count it.
+
+    The peer's address or, behind a proxy the server trusts (uvicorn's
+    ``FORWARDED_ALLOW_IPS``), the one ``X-Forwarded-For`` names. An IPv6 client
+    counts as its ``/64``: one host is usually given a whole ``/64``, so counting
+    its single addresses would let it be as many clients as it likes.
+    """
     client = scope.get("client")
-    return str(client[0]) if client else ""
+    if not client:
+        return ""
+    host = str(client[0])
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP (a test client's name, a Unix socket): counted as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return host
 
 
 def cookies(scope: Scope) -> dict[str, str]:
