@@ -26,9 +26,9 @@ class State:
     def take(self) -> int:
         return self.value
 
-    def render(self, value: int) -> dict[str, int]:
+    def render(self, value: int) -> str:
         self.written.append(value)
-        return {"value": value}
+        return json.dumps({"value": value})
 
 
 def on_disk(path: Path) -> Any:
@@ -59,7 +59,7 @@ async def test_changes_made_during_a_write_are_written_after_it_never_before(
     entered, gate = threading.Event(), threading.Event()
     state = State()
 
-    def slow_render(value: int) -> dict[str, int]:
+    def slow_render(value: int) -> str:
         entered.set()
         gate.wait(timeout=30)  # the first write is held until the test lets it go
         return state.render(value)

@@ -5,7 +5,7 @@ with every login and logout, and holds every session. Rewritten whole on each
 change, on the event loop, it made a flood of logins stall every user's
 requests and WebSockets for as long as each write took (about 50 ms with
 20,000 sessions). Here a change only marks the file stale. One task writes it:
-it takes a snapshot on the loop (a dict copy: cheap), turns it into JSON and
+it takes a snapshot on the loop (a dict copy: cheap), encodes it as JSON and
 writes it in a worker thread, then waits ``interval`` before it writes again,
 so any number of changes in that time costs one write of the latest state.
 
@@ -28,9 +28,9 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from charmspace.private_json import write_private_json
+from charmspace.private_json import write_private_text
 
 S = TypeVar("S")
 
@@ -42,7 +42,10 @@ class WriteBehind(Generic[S]):
 
     ``take()`` runs on the loop and returns a snapshot that later changes do not
     touch (a shallow copy of a dict of tuples); ``render(snapshot)`` runs in a
-    worker thread and returns the JSON value written, with mode 0600.
+    worker thread and returns the JSON text written, with mode 0600. The worker
+    still shares the interpreter's lock with the loop: a render that encodes in
+    pieces and lets go between them (``time.sleep(0)``) keeps the loop's waits
+    short (see :func:`charmspace.server.sessions._render`).
     :meth:`changed` is called on the loop's thread.
     """
 
@@ -50,7 +53,7 @@ class WriteBehind(Generic[S]):
         self,
         path: Path,
         take: Callable[[], S],
-        render: Callable[[S], Any],
+        render: Callable[[S], str],
         *,
         what: str,
         interval: float = 1.0,
@@ -121,7 +124,7 @@ class WriteBehind(Generic[S]):
             if changes <= self._written:
                 return
             try:
-                write_private_json(self.path, self._render(snapshot))
+                write_private_text(self.path, self._render(snapshot))
             except OSError as error:
                 if not self._failing:
                     self._failing = True
