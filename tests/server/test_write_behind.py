@@ -124,3 +124,16 @@ async def test_a_writer_stopped_with_nothing_changed_writes_nothing(tmp_path: Pa
     file.start()
     await file.stop()
     assert not file.path.exists() and state.written == []
+
+
+async def test_a_writer_that_fails_unexpectedly_does_not_stop_the_shutdown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(value: int) -> str:
+        raise TypeError("not JSON")
+
+    file = WriteBehind(tmp_path / "state.json", int, broken, what="state")
+    file.start()
+    file.changed()
+    await file.stop()  # logged, not raised
+    assert "writing the state file" in caplog.text and "not JSON" in caplog.text
