@@ -93,9 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await demo.seed(runtime, load_or_create(settings.local_identity_path))
             log.info("demo mode: fake Google, Gmail and LLM under %s", demo.url)
         patterns.start(app, runtime)
+        # Written behind, off the loop (a login only marks it stale); the last state on the way out.
+        app.state.sessions.start_writing()
         try:
             yield
         finally:
+            await app.state.sessions.stop_writing()
             await patterns.stop()
             await runtime.close()
             withdraw()
