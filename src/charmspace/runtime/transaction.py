@@ -561,25 +561,23 @@ class Transaction:
             answer(EMPTY_COMMIT, None)
             return
         self.state = "committing"
-        try:
-            applying = store.apply(commit, grouped=grouped)
-        except BaseException as e:
-            self._failed(e)
-            raise
-        self._run_applied()
+        space = commit.space
 
-        def settled(applied: asyncio.Future[int]) -> None:
-            error = asyncio.CancelledError() if applied.cancelled() else applied.exception()
+        def settled(seq: int, error: BaseException | None) -> None:
             if error is not None:
                 self._failed(error)
                 answer(None, error)
             else:
-                answer(self._applied(commit.space, applied.result()), None)
+                answer(self._applied(space, seq), None)
 
-        if applying.done():  # durable already (memory): answer in this turn, as the submitter
-            settled(applying)
-        else:
-            applying.add_done_callback(settled)
+        try:
+            seq = store.apply_then(commit, settled, grouped=grouped)
+        except BaseException as e:
+            self._failed(e)
+            raise
+        self._run_applied()
+        if seq is not None:  # durable already (memory): answer in this turn, as the submitter
+            answer(self._applied(space, seq), None)
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
