@@ -76,5 +76,11 @@ def enter(
     )
 
 
+def enter_transaction(transaction: Transaction | None) -> contextvars.Token[RunContext]:
+    """:func:`enter` with only the transaction replaced: the scheduler's, once per event."""
+    now = _current.get()
+    return _current.set(RunContext(transaction, now.unit, now.action, now.principal))
+
+
 def leave(token: contextvars.Token[RunContext]) -> None:
     _current.reset(token)

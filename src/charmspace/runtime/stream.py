@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from charmspace.errors import AwaitedSendError, StreamError
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
+from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import CommitResult, Transaction
 from charmspace.types import DID, JSONValue, SpaceDID
 
@@ -125,8 +126,6 @@ class Stream(Generic[T]):
 
         Inside a handler the event is staged and dropped if the handler aborts.
         """
-        from charmspace.runtime.cell import to_json
-
         payload = to_json(event)
         self._check_open()
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
@@ -182,8 +181,6 @@ class Stream(Generic[T]):
         event is already queued and still runs to completion (its commit, if
         any, stands), so read the target's state to learn whether it committed.
         """
-        from charmspace.runtime.cell import to_json
-
         payload = to_json(event)
         self._check_open()
         target = self.runtime.scheduler.resolve_stream(self.address, principal)
