@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
@@ -145,10 +146,12 @@ class Transaction:
         self._rows: dict[tuple[str, str], JSONValue | object] = {}
         self._row_reads: dict[tuple[SpaceDID, str, str], int] = {}
         self._noop_spaces: set[SpaceDID] = set()
-        self._after_commit: list[Callable[[CommitResult], None]] = []
-        self._on_abort: list[Callable[[], None]] = []
-        self._on_applied: list[Callable[[], None]] = []
-        self._before_commit: list[Callable[[Transaction], None]] = []
+        # Callbacks: None until the first one (most transactions have none, and one
+        # is made per event).
+        self._after_commit: list[Callable[[CommitResult], None]] | None = None
+        self._on_abort: list[Callable[[], None]] | None = None
+        self._on_applied: list[Callable[[], None]] | None = None
+        self._before_commit: list[Callable[[Transaction], None]] | None = None
         self.staged: Staged | None = None
         self.may_read_pending = False
         """Whether this transaction may read its home space's pending commits (and so
@@ -490,11 +493,15 @@ class Transaction:
     def after_commit(self, callback: Callable[[CommitResult], None]) -> None:
         """Run ``callback(result)`` once the commit succeeded (dropped on abort)."""
         self._check_open()
+        if self._after_commit is None:
+            self._after_commit = []
         self._after_commit.append(callback)
 
     def before_commit(self, callback: Callable[[Transaction], None]) -> None:
         """Run ``callback(tx)`` when the commit starts; it may still write (the outbox does)."""
         self._check_open()
+        if self._before_commit is None:
+            self._before_commit = []
         self._before_commit.append(callback)
 
     def on_applied(self, callback: Callable[[], None]) -> None:
@@ -504,11 +511,15 @@ class Transaction:
         reads it); if the group then fails, the ``on_abort`` callbacks run.
         """
         self._check_open()
+        if self._on_applied is None:
+            self._on_applied = []
         self._on_applied.append(callback)
 
     def on_abort(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` if this transaction aborts (or its commit fails)."""
         self._check_open()
+        if self._on_abort is None:
+            self._on_abort = []
         self._on_abort.append(callback)
 
     def commit(self) -> CommitResult:
@@ -593,8 +604,9 @@ class Transaction:
         None for a transaction that wrote nothing: it is committed here.
         """
         self._check_open()
-        for callback in self._before_commit:
-            callback(self)
+        if self._before_commit is not None:
+            for callback in self._before_commit:  # one may add another: it runs too
+                callback(self)
         if self._noop_spaces:
             self._validate_noop_spaces()
         if not self._writes and not self._rows:
@@ -607,6 +619,7 @@ class Transaction:
         assert space is not None
         reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
         writes = {id: v for (s, id), v in self._writes.items()}
+        row_reads = self._row_reads
         return Commit(
             space,
             self.principal,
@@ -614,7 +627,9 @@ class Transaction:
             reads,
             self.meta,
             self._rows,  # type: ignore[arg-type]
-            {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
+            {(box, key): v for (s, box, key), v in row_reads.items() if s == space}
+            if row_reads
+            else _NO_ROW_READS,
         )
 
     def _applied(self, space: SpaceDID, seq: int, *, durable: bool = False) -> CommitResult:
@@ -669,7 +684,9 @@ class Transaction:
                 raise
 
     def _run_applied(self) -> None:
-        callbacks, self._on_applied = self._on_applied, []
+        callbacks, self._on_applied = self._on_applied, None
+        if callbacks is None:
+            return
         for callback in callbacks:
             try:
                 callback()
@@ -677,8 +694,10 @@ class Transaction:
                 log_error(log, "on-applied callback", error, {})
 
     def _run_after_commit(self, result: CommitResult) -> None:
-        callbacks, self._after_commit = self._after_commit, []
-        self._on_abort.clear()
+        callbacks, self._after_commit = self._after_commit, None
+        self._on_abort = None
+        if callbacks is None:
+            return
         for callback in callbacks:
             try:
                 callback(result)
@@ -697,9 +716,9 @@ class Transaction:
         self.state = "aborted"
         self._writes.clear()
         self._rows.clear()
-        self._after_commit.clear()
-        callbacks, self._on_abort = self._on_abort, []
-        if rerun:
+        self._after_commit = None
+        callbacks, self._on_abort = self._on_abort, None
+        if rerun or callbacks is None:
             return
         for callback in callbacks:
             try:
@@ -730,6 +749,10 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 class _Absent:
     pass
+
+
+_NO_ROW_READS: Mapping[tuple[str, str], int] = MappingProxyType({})
+"""The row reads of a commit that read no row (most): one shared, immutable mapping."""
 
 
 _ABSENT: Any = _Absent()

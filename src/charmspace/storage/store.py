@@ -455,8 +455,15 @@ class Storage:
                 change = Change(space, seq, ids)
                 if defer:
                     assert on_durable is not None
-                    self._pending.setdefault(space, []).append((change, on_durable))
-                    self._unsettled.setdefault(space, set()).update(change.ids)
+                    pending = self._pending.get(space)
+                    if pending is None:  # not setdefault: it would build a list per commit
+                        pending = self._pending[space] = []
+                    pending.append((change, on_durable))
+                    unsettled = self._unsettled.get(space)
+                    if unsettled is None:
+                        self._unsettled[space] = set(ids)
+                    else:
+                        unsettled.update(ids)
                     if prepared.rows:
                         self._rows_unsettled.add(space)
                 else:
@@ -466,10 +473,11 @@ class Storage:
                     if on_durable is not None:
                         settle.append((on_durable, None))
         finally:
-            _run(settle)
+            if settle:
+                _run(settle)
         if documents:
             self.pruner.written(space, history)
-        if defer:
+        if defer and not self._flush_requested:
             self._request_flush()
         return seq
 
