@@ -328,7 +328,8 @@ class Transaction:
                 i = 0
                 continue
             if i == len(remaining):
-                where = Address(space, id, tuple(walked))
+                # no link on the way: the address itself (most reads; one object less)
+                where = address if seen is None else Address(space, id, tuple(walked))
                 if track and home_only and (self.writer is None or self.writer == space):
                     # every document on the way is cached here and validated at commit
                     if self._targets is None:
