@@ -13,6 +13,7 @@ import contextvars
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from charmspace.quick_init import quick_init
 from charmspace.types import DID
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from charmspace.runtime.unit import Action, Unit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """Where the running code is: each field None when it does not apply."""

@@ -34,6 +34,7 @@ from charmspace.errors import (
     TransactionClosedError,
     WriteIsolationError,
 )
+from charmspace.quick_init import quick_init
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.runtime.redaction import log_error
 from charmspace.storage import DELETE, Commit, Row
@@ -51,6 +52,7 @@ MAX_HOPS = 64
 DocKey = tuple[SpaceDID, EntityId]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """The outcome of a commit: ``ok`` with the space and seq, or the error.
