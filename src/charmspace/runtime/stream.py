@@ -128,7 +128,8 @@ class Stream(Generic[T]):
         """
         payload = to_json(event)
         self._check_open()
-        target = self.runtime.scheduler.resolve_stream(self.address, principal)
+        acting = principal or self.runtime.acting()  # asked once: it reads the context
+        target = self.runtime.scheduler.resolve_stream(self.address, acting)
         tx = context.current().transaction
         staging = tx is not None and tx.state == "open"
         delivery = Delivery(on_commit, location=self.address, staged_in=tx if staging else None)
@@ -162,9 +163,7 @@ class Stream(Generic[T]):
                 )
             )
         else:
-            self.runtime.scheduler.dispatch(
-                target, payload, principal or self.runtime.acting(), delivery
-            )
+            self.runtime.scheduler.dispatch(target, payload, acting, delivery)
         return delivery
 
     async def call(

@@ -435,8 +435,9 @@ class Storage:
         # A commit of rows only changes no document: no seq, nothing to notify.
         documents = bool(prepared.writes)
         settle: list[Settle] = []
+        lock = self._commit_locks.get(space) or self._commit_lock(space)
         try:
-            with self._commit_lock(space):
+            with lock:
                 try:
                     seq = self.backend.apply(
                         prepared,
@@ -578,7 +579,8 @@ class Storage:
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))
                 continue
-            frozen = freeze(value, (id,))
+            # a runtime's write is frozen (validated) already: no call, no path tuple
+            frozen = value if type(value) is FrozenDict else freeze(value, (id,))
             write = self._as_delta(space, id, frozen)
             if write is None:
                 text = dumps(frozen)
