@@ -16,6 +16,7 @@ result when it reads again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from charmspace.errors import (
     WriteIsolationError,
 )
 from charmspace.quick_init import quick_init
+from charmspace.runtime import context
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.runtime.redaction import log_error
 from charmspace.storage import DELETE, Commit, Row
@@ -576,13 +578,30 @@ class Transaction:
             return
         self.state = "committing"
         space = commit.space
+        submitter = contextvars.copy_context()
 
-        def settled(seq: int, error: BaseException | None) -> None:
+        def answer_now(seq: int, error: BaseException | None) -> None:
             if error is not None:
                 self._failed(error)
                 answer(None, error)
             else:
                 answer(self._applied(space, seq), None)
+
+        def settled(seq: int, error: BaseException | None) -> None:
+            # The answer runs as the submitter (its callbacks act for its principal),
+            # never inside the code that made the group durable: a flush runs it at
+            # once, but a transaction that settled the group in the middle of its own
+            # code (a read) hears of it on the next turn of the loop, as with a future.
+            running = context.current().transaction
+            if running is not None and running.state == "open":
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    pass
+                else:
+                    loop.call_soon(answer_now, seq, error, context=submitter)
+                    return
+            submitter.run(answer_now, seq, error)
 
         try:
             seq = store.apply_then(commit, settled, grouped=grouped)
