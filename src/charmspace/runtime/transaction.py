@@ -577,40 +577,17 @@ class Transaction:
             answer(EMPTY_COMMIT, None)
             return
         self.state = "committing"
-        space = commit.space
-        submitter = contextvars.copy_context()
-
-        def answer_now(seq: int, error: BaseException | None) -> None:
-            if error is not None:
-                self._failed(error)
-                answer(None, error)
-            else:
-                answer(self._applied(space, seq), None)
-
-        def settled(seq: int, error: BaseException | None) -> None:
-            # The answer runs as the submitter (its callbacks act for its principal),
-            # never inside the code that made the group durable: a flush runs it at
-            # once, but a transaction that settled the group in the middle of its own
-            # code (a read) hears of it on the next turn of the loop, as with a future.
-            running = context.current().transaction
-            if running is not None and running.state == "open":
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:
-                    pass
-                else:
-                    loop.call_soon(answer_now, seq, error, context=submitter)
-                    return
-            submitter.run(answer_now, seq, error)
-
+        submitted = _Submitted(self, commit.space, answer)
         try:
-            seq = store.apply_then(commit, settled, grouped=grouped)
+            seq = store.apply_then(commit, submitted.durable, grouped=grouped)
         except BaseException as e:
             self._failed(e)
             raise
+        if seq is None:  # answered later: as the submitter, so in a copy of this context
+            submitted.context = contextvars.copy_context()
         self._run_applied()
         if seq is not None:  # durable already (memory): answer in this turn, as the submitter
-            answer(self._applied(space, seq), None)
+            answer(self._applied(commit.space, seq), None)
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
@@ -751,6 +728,56 @@ class Transaction:
     def _check_open(self) -> None:
         if self.state != "open":
             raise TransactionClosedError(self.state)
+
+
+class _Submitted:
+    """A commit handed to the store by :meth:`Transaction.submit_then`, until it is durable.
+
+    The answer runs as the submitter (in the context it submitted from, so its
+    callbacks act for its principal), never inside the code that made the
+    group durable: a flush answers at once, but a transaction that settled
+    the group in the middle of its own code (a read) has it answered on the
+    next turn of the loop, as a future's callback would be; and while such
+    answers wait, later ones wait behind them, so senders hear in the order
+    their commits became durable.
+    """
+
+    __slots__ = ("answer", "context", "space", "tx")
+
+    def __init__(self, tx: Transaction, space: SpaceDID, answer: Answer) -> None:
+        self.tx = tx
+        self.space = space
+        self.answer = answer
+        self.context: contextvars.Context | None = None
+
+    def durable(self, seq: int, error: BaseException | None) -> None:
+        """The store's answer (see :meth:`SpaceStore.apply_then`)."""
+        submitter = self.context
+        assert submitter is not None  # set before apply_then could answer
+        runtime = self.tx.runtime
+        running = context.current().transaction
+        if runtime.answers_queued or (running is not None and running.state == "open"):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                runtime.answers_queued += 1
+                loop.call_soon(self._queued, seq, error, context=submitter)
+                return
+        submitter.run(self._answer, seq, error)
+
+    def _queued(self, seq: int, error: BaseException | None) -> None:
+        self.tx.runtime.answers_queued -= 1
+        self._answer(seq, error)
+
+    def _answer(self, seq: int, error: BaseException | None) -> None:
+        tx = self.tx
+        if error is not None:
+            tx._failed(error)
+            self.answer(None, error)
+        else:
+            self.answer(tx._applied(self.space, seq), None)
 
 
 def _settle_future(
