@@ -292,7 +292,7 @@ class Transaction:
     def read(self, address: Address, *, track: bool = True, deep: bool = True) -> JSONValue:
         """The value at ``address``, following links; nested links resolved when ``deep``."""
         value, where = self._walk(address, track=track)
-        if deep:
+        if deep and (type(value) is FrozenDict or type(value) is FrozenList):  # else no link inside
             value = self._resolve_nested(value, where, track, (where,))
         return value
 
@@ -342,7 +342,10 @@ class Transaction:
                 return mark_stream(value, where), where
             seg = remaining[i]
             i += 1
-            value = getpath(value, (seg,))
+            if type(value) is FrozenDict and type(seg) is str:  # most steps: a key of an object
+                value = value.get(seg)
+            else:
+                value = getpath(value, (seg,))
             walked.append(seg)
 
     def _follow(self, space: SpaceDID, id: EntityId, track: bool, origin: Address) -> JSONValue:
