@@ -6,11 +6,14 @@ A refused request is checked against the space's log head: nothing is written.
 from __future__ import annotations
 
 import stat
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from in_process import BASE, InProcess
 
 from charmspace.client import AsyncClient
@@ -22,6 +25,7 @@ from charmspace.server.sessions import (
     LOGIN_TOKEN_TTL,
     SESSION_COOKIE,
     SESSION_TTL,
+    Session,
     SessionStore,
 )
 from charmspace.signing import b64encode, session_message
@@ -234,6 +238,154 @@ def test_the_session_cap_counts_sessions_restored_from_the_file(tmp_path: Path) 
     assert after.get(first.id) is None  # the oldest ended, in memory and in the file
     assert after.get(second.id) is not None and after.get(third.id) is not None
     assert SessionStore(path=path).get(first.id) is None
+
+
+# A flood of fresh identities from one client address ends only that address's sessions.
+
+
+def fresh() -> str:
+    """A new identity's DID: free to mint, as many as a flood likes."""
+    return Identity.generate().did
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["in-memory", "with-file"])
+def test_a_flood_of_fresh_identities_from_one_address_ends_only_its_own_sessions(
+    tmp_path: Path, kept: bool
+) -> None:
+    """Regression: a full table ended its oldest session, whoever's, so one address
+    logging in again and again with fresh identities logged every other user out."""
+    clock = Clock()
+    path = tmp_path / "sessions.json" if kept else None
+    store = SessionStore(clock=clock, max_sessions=10, path=path)
+    alice, bob = store.open(fresh(), "10.0.0.1"), store.open(fresh(), "10.0.0.2")
+    flood = []
+    for _ in range(50):
+        clock.now += 1
+        flood.append(store.open(fresh(), "10.6.6.6"))
+    assert store.get(alice.id) == alice and store.get(bob.id) == bob
+    assert [store.get(s.id) is not None for s in flood] == [False] * 42 + [True] * 8
+    assert len(store.sessions) == 10
+    carol = store.open(fresh(), "10.0.0.3")  # a newcomer gets in, at the flood's expense
+    assert [store.get(s.id) is not None for s in (alice, bob, carol)] == [True] * 3
+    assert sum(store.get(s.id) is not None for s in flood) == 7
+    if path is not None:  # and the file, which a restart reads, kept them too
+        restarted = SessionStore(clock=clock, path=path)
+        assert [restarted.get(s.id) is not None for s in (alice, bob, carol)] == [True] * 3
+
+
+def test_when_every_address_holds_one_session_the_oldest_ends() -> None:
+    store = SessionStore(clock=Clock(), max_sessions=3)
+    sessions = [store.open(fresh(), f"10.0.0.{n}") for n in range(5)]
+    assert [store.get(s.id) is not None for s in sessions] == [False, False, True, True, True]
+
+
+def test_an_address_at_its_session_cap_is_refused_and_spends_nothing() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock, max_sessions_per_address=3)
+    first = store.open(fresh(), "10.6.6.6")
+    clock.now += 100
+    mine = [first, store.open(fresh(), "10.6.6.6"), store.open(fresh(), "10.6.6.6")]
+    identity = Identity.generate()
+    challenge, _ = store.challenge("10.6.6.6")
+    signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+    with pytest.raises(ServerBusyError) as refused:
+        store.login(identity.did, challenge, signature, "10.6.6.6")
+    assert refused.value.limit == "sessions_per_address"
+    assert refused.value.retry_after == SESSION_TTL - 100  # when its oldest expires
+    assert "log out of one" in str(refused.value)
+    token = store.login_token(identity.did)
+    with pytest.raises(ServerBusyError):
+        store.redeem(token, "10.6.6.6")
+    assert [store.get(s.id) for s in mine] == mine  # nothing ended
+    assert store.open(fresh(), "10.0.0.2").did  # another address is not affected
+    store.close(first.id)  # logging out makes room; the challenge was not spent
+    assert store.login(identity.did, challenge, signature, "10.6.6.6").did == identity.did
+    with pytest.raises(ServerBusyError):
+        store.redeem(token, "10.6.6.6")
+    store.close(mine[1].id)  # the login link was not spent either
+    assert store.redeem(token, "10.6.6.6").did == identity.did
+    clock.now = mine[2].expires  # and waiting for the oldest to expire makes room too
+    assert len([store.open(fresh(), "10.6.6.6") for _ in range(2)]) == 2
+
+
+def test_sessions_restored_after_a_restart_outlast_a_flood(tmp_path: Path) -> None:
+    """Restored sessions have no known address: each counts as its identity's own. Were
+    they one holder, it would be the biggest, and a flood would end them first."""
+    path = tmp_path / "sessions.json"
+    clock = Clock()
+    before = SessionStore(clock=clock, path=path)
+    users = [before.open(fresh(), f"10.0.0.{n}") for n in range(3)]
+    after = SessionStore(clock=clock, path=path, max_sessions=4)
+    flood = [after.open(fresh(), "10.6.6.6") for _ in range(20)]
+    assert [after.get(u.id) is not None for u in users] == [True] * 3
+    assert [after.get(s.id) is not None for s in flood] == [False] * 19 + [True]
+    again = SessionStore(clock=clock, path=path)
+    assert [again.get(u.id) is not None for u in users] == [True] * 3
+    clock.now = users[0].expires  # restored sessions still expire, and make room
+    assert after.open(fresh(), "10.0.0.9").did
+    assert after.holders.total == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["open", "open", "open", "close", "restart"]),
+            st.sampled_from(["10.0.0.1", "10.0.0.2", "10.6.6.6"]),
+            st.sampled_from([0.0, 0.0, 1.0, SESSION_TTL / 2]),  # the clock moves on
+        ),
+        max_size=40,
+    )
+)
+def test_the_live_sessions_stay_bounded_and_are_what_a_restart_restores(
+    steps: list[tuple[str, str, float]],
+) -> None:
+    """Whatever happens, no cap is passed, every session get() knows is counted once
+    (by address, or restored identity), and the file restores exactly those."""
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "sessions.json"
+
+        def store() -> SessionStore:
+            return SessionStore(
+                clock=clock,
+                path=path,
+                max_sessions=5,
+                max_sessions_per_did=2,
+                max_sessions_per_address=3,
+            )
+
+        current = store()
+        dids = [fresh() for _ in range(3)]
+        opened: list[Session] = []
+        # session id -> the address it logged in from, since the last restart: restored
+        # sessions count as their identity's, not their address's (see SessionStore)
+        where: dict[str, str] = {}
+        for n, (step, address, tick) in enumerate(steps):
+            clock.now += tick
+            live = [s for s in opened if current.get(s.id) is not None]
+            if step == "open":
+                try:
+                    opened.append(current.open(dids[n % 3], address))
+                    where[opened[-1].id] = address
+                except ServerBusyError:
+                    assert [where.get(s.id) for s in live].count(address) == 3
+            elif step == "close" and opened:
+                current.close(opened[n % len(opened)].id)
+            elif step == "restart":
+                current = store()
+                where.clear()
+            live = [s for s in opened if current.get(s.id) is not None]
+            assert len(live) <= 5
+            addresses = [where[s.id] for s in live if s.id in where]
+            assert all(addresses.count(a) <= 3 for a in addresses)
+            assert all([s.did for s in live].count(did) <= 2 for did in dids)
+            if step != "close":  # expired sessions left the indexes (a close may not look)
+                assert current.holders.total == len(live)
+        restarted = store()
+        assert [restarted.get(s.id) is not None for s in opened] == [
+            current.get(s.id) is not None for s in opened
+        ]
 
 
 async def test_the_login_link_works_once(served: InProcess) -> None:

@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
     app.state.sessions = sessions = SessionStore(
         max_sessions_per_did=settings.max_sessions_per_did,
+        max_sessions_per_address=settings.max_sessions_per_address,
         max_challenges_per_address=settings.max_challenges_per_address,
         path=settings.data / "sessions.json",
     )
@@ -146,5 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
         max_websockets_per_did=settings.max_websockets_per_did,
+        max_websockets_per_address=settings.max_websockets_per_address,
+        max_websockets=settings.max_websockets,
     )
     return app
