@@ -158,9 +158,9 @@ def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise NotJSONError(path, f"{value!r} is not a JSON number (NaN and infinity are not)")
         return value  # type: ignore[return-value]
-    if isinstance(value, FrozenDict | FrozenList):  # subclasses carry extra meaning; keep them
-        return value
-    if isinstance(value, Mapping):
+    if cls is not dict and isinstance(value, FrozenDict | FrozenList):
+        return value  # subclasses carry extra meaning; keep them
+    if type(value) is dict or isinstance(value, Mapping):  # a plain dict need not ask the ABC
         if depth >= MAX_DEPTH:
             raise too_deep(path)
         for k in value:
@@ -172,7 +172,7 @@ def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
             return _EMPTY_DICT
         depth += 1
         return _new_dict((k, freeze(v, (*path, k), depth)) for k, v in value.items())
-    if isinstance(value, list | tuple):
+    if type(value) is list or isinstance(value, list | tuple):
         if depth >= MAX_DEPTH:
             raise too_deep(path)
         depth += 1
