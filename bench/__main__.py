@@ -20,6 +20,7 @@ BENCHMARKS = {
     "b9": "bench.b9_refresh",
     "b10": "bench.b10_nonces",
     "b11": "bench.b11_lease",
+    "b12": "bench.b12_sessions",
 }
 
 

@@ -10,6 +10,7 @@ with :mod:`json`, and work with pydantic, but every mutating method raises.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -90,17 +91,15 @@ def _rebuild_list(items: list[Any]) -> FrozenList:
     return freeze(items)  # type: ignore[return-value]
 
 
-def _new_dict(items: Iterable[tuple[str, Any]]) -> FrozenDict:
-    d = FrozenDict()
-    for k, v in items:
-        dict.__setitem__(d, k, v)
-    return d
+def _new_dict(items: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> FrozenDict:
+    """A frozen dict of ``items``, filled at C speed (``dict.__init__`` never calls the
+    refusing ``update``)."""
+    return FrozenDict(items)
 
 
 def _new_list(items: Iterable[Any]) -> FrozenList:
-    lst = FrozenList()
-    list.extend(lst, items)
-    return lst
+    """A frozen list of ``items``, filled at C speed (as :func:`_new_dict`)."""
+    return FrozenList(items)
 
 
 _EMPTY_DICT = FrozenDict()
@@ -159,9 +158,9 @@ def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise NotJSONError(path, f"{value!r} is not a JSON number (NaN and infinity are not)")
         return value  # type: ignore[return-value]
-    if isinstance(value, FrozenDict | FrozenList):  # subclasses carry extra meaning; keep them
-        return value
-    if isinstance(value, Mapping):
+    if cls is not dict and isinstance(value, FrozenDict | FrozenList):
+        return value  # subclasses carry extra meaning; keep them
+    if type(value) is dict or isinstance(value, Mapping):  # a plain dict need not ask the ABC
         if depth >= MAX_DEPTH:
             raise too_deep(path)
         for k in value:
@@ -173,7 +172,7 @@ def freeze(value: object, path: Path = (), depth: int = 0) -> JSONValue:
             return _EMPTY_DICT
         depth += 1
         return _new_dict((k, freeze(v, (*path, k), depth)) for k, v in value.items())
-    if isinstance(value, list | tuple):
+    if type(value) is list or isinstance(value, list | tuple):
         if depth >= MAX_DEPTH:
             raise too_deep(path)
         depth += 1
@@ -285,35 +284,32 @@ def extend(base: FrozenList, items: Iterable[JSONValue]) -> FrozenList:
     return new
 
 
-_DERIVED: dict[int, tuple[JSONValue, JSONValue, PathSegment]] = {}
-"""``id(new) → (new, base, key)`` for the last few containers made from another one.
+_DERIVED_MAX = 16
+_DERIVED: list[tuple[JSONValue, JSONValue, PathSegment] | None] = [None] * _DERIVED_MAX
+"""``(new, base, key)`` for the last few containers made from another one, a ring.
 
 A list ``new`` with more items than ``base`` is ``base`` plus items appended
 from index ``key``; otherwise ``new`` (a list or an object) differs from
-``base`` at ``key`` only. Entries hold both values, so an id is never reused
-while its entry is here; only the last :data:`_DERIVED_MAX` are kept (a write
+``base`` at ``key`` only. Only the last :data:`_DERIVED_MAX` are kept (a write
 is committed soon after it is made), and a value without an entry is simply
-compared item by item.
+compared item by item. A ring rather than a dict by id: every write adds an
+entry, while only the writes to large documents look one up (storage's
+deltas), so adding is one list store and finding is a scan of 16.
 """
-_DERIVED_MAX = 16
+_DERIVED_NEXT = itertools.count()
 
 
 def _remember(new: JSONValue, base: JSONValue, key: PathSegment) -> None:
-    derived = _DERIVED
-    if len(derived) >= _DERIVED_MAX:
-        try:  # noqa: SIM105 - every write comes here; suppress() costs an object and two calls
-            del derived[next(iter(derived))]
-        except (KeyError, StopIteration, RuntimeError):  # another thread won
-            pass
-    derived[id(new)] = (new, base, key)
+    # one store into the list: two threads at once at worst lose an entry, never corrupt one
+    _DERIVED[next(_DERIVED_NEXT) % _DERIVED_MAX] = (new, base, key)
 
 
 def derived_from(new: JSONValue) -> tuple[JSONValue, PathSegment] | None:
     """``(base, key)`` if ``new`` was recently made from ``base`` by a change at ``key``."""
-    hit = _DERIVED.get(id(new))
-    if hit is None or hit[0] is not new:
-        return None
-    return hit[1], hit[2]
+    for hit in _DERIVED:
+        if hit is not None and hit[0] is new:
+            return hit[1], hit[2]
+    return None
 
 
 def _no_constant(name: str) -> NoReturn:
@@ -438,10 +434,9 @@ def _setpath(value: JSONValue, path: Path, at: int, new: JSONValue) -> JSONValue
         hint = f"Set {_where(path[:at])} to a list first, or use a string key below it."
         raise _mismatch(path, at, value, "a list", hint)
     if value is None or isinstance(value, dict):
-        base: Mapping[str, Any] = value if value is not None else {}
-        d = dict(base)
-        d[seg] = _setpath(base.get(seg), path, at + 1, new)
-        changed = _new_dict(d.items())
+        base: Mapping[str, Any] = value if value is not None else _EMPTY_DICT
+        changed = _new_dict(base)
+        dict.__setitem__(changed, seg, _setpath(base.get(seg), path, at + 1, new))
         if value is not None:
             _remember(changed, value, seg)
         return changed

@@ -23,10 +23,11 @@ import pytest
 from charmspace import Runtime
 from charmspace.errors import DiskFullError
 from charmspace.identity import Identity
-from charmspace.runtime import Cell
+from charmspace.runtime import Cell, Transaction
 from charmspace.runtime.outbox import outbox_box
 from charmspace.storage import open_storage
 from charmspace.storage.backends.sqlite import SQLiteBackend
+from charmspace.testing import ManualFlush
 from charmspace.types import SpaceDID
 from charmspace.values import getpath
 
@@ -169,5 +170,34 @@ async def test_idle_means_everything_so_far_is_durable(
             "pear",
         ]
         assert other.rows(shop_space, outbox_box(shop.id), owner) == []  # delivered, cleared
+    finally:
+        other.close()
+
+
+async def test_idle_makes_a_group_nobody_waits_for_durable(
+    sqlite_runtime: Runtime, tmp_path: Path
+) -> None:
+    """idle() leaves nothing in an open group, even a commit nobody awaits.
+
+    Bookkeeping (a delivered event cleared from its outbox) commits in the
+    space's group and nobody waits for it; its flush normally comes within the
+    loop turn, so here the flush scheduler never runs one by itself.
+    """
+    space = sqlite_runtime.create_space(name="notes")
+    unit = sqlite_runtime.unit(space, "notes")
+    note = unit.cell("note", "")
+    await unit.start()
+    await sqlite_runtime.idle()
+    sqlite_runtime.storage.flush_scheduler = ManualFlush()  # no flush comes by itself
+    tx = Transaction(sqlite_runtime, USER.did)
+    tx.write(note.address, "kept")
+    unwaited = tx.submit(sqlite_runtime.store)
+    assert sqlite_runtime.storage.grouping and not unwaited.done()
+    await asyncio.wait_for(sqlite_runtime.idle(), 5)
+    assert unwaited.done() and unwaited.result().ok
+    other = open_storage(f"sqlite:///{tmp_path / 'store'}")  # as another process reads it
+    try:
+        rev = other.read(space, note.address.id, USER.did)
+        assert getpath(rev.value, note.address.path) == "kept"
     finally:
         other.close()

@@ -336,6 +336,39 @@ async def test_an_on_commit_callback_never_acts_for_whoever_shared_the_commit_gr
     assert entries.get() == ["dear diary", "posted on the board"]
 
 
+async def test_an_on_commit_callback_of_bobs_event_acts_as_bob_when_a_flush_finishes_it(
+    runtime: Runtime, diary: SpaceDID, board: SpaceDID
+) -> None:
+    """Regression: the flush that makes a group durable runs in a context of its own;
+    the answers it gives must still run as each event's submitter. Run in the flush's
+    context, Bob's ``on_commit`` callback acted for the runtime's user, Alice, and
+    could write her private diary."""
+    entries, write_diary = await diary_charm(runtime, diary)
+    bobs = runtime.unit(board, "bob's notes")
+    note = lambda event, *, notes: notes.push(event["text"])  # noqa: E731
+    bob_posts = bobs.handler("post", note, state={"notes": bobs.cell("notes", [])})
+    await bobs.start()
+    outcomes: list[Any] = []
+
+    def then_write_the_diary(result: Any) -> None:
+        try:
+            outcomes.append(write_diary.send({"line": "bob was here"}))
+        except CharmspaceError as e:
+            outcomes.append(e)
+
+    posted = bob_posts.send({"text": "bob's"}, principal=BOB.did, on_commit=then_write_the_diary)
+    assert (await posted).ok
+    await runtime.idle()
+    [outcome] = outcomes
+    if not isinstance(outcome, CharmspaceError):
+        result = await outcome
+        assert not result.ok
+        outcome = result.error
+    assert isinstance(outcome, AuthorizationError)
+    assert outcome.principal == BOB.did
+    assert entries.get() == ["dear diary"]
+
+
 async def test_an_on_commit_callback_never_acts_for_a_reader_that_settled_its_commit(
     runtime: Runtime, diary: SpaceDID, board: SpaceDID
 ) -> None:

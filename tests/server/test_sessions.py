@@ -5,16 +5,24 @@ A refused request is checked against the space's log head: nothing is written.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import stat
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from in_process import BASE, InProcess
 
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
+from charmspace.server import write_behind
 from charmspace.server.errors import ServerBusyError
 from charmspace.server.sessions import (
     CHALLENGE_TTL,
@@ -22,9 +30,11 @@ from charmspace.server.sessions import (
     LOGIN_TOKEN_TTL,
     SESSION_COOKIE,
     SESSION_TTL,
+    Session,
     SessionStore,
 )
 from charmspace.signing import b64encode, session_message
+from real_server import ServerProcess
 
 ORIGIN = BASE  # the server's own origin, as a browser on its page sends it
 
@@ -228,12 +238,167 @@ def test_the_session_cap_counts_sessions_restored_from_the_file(tmp_path: Path) 
     did = Identity.generate().did
     before = SessionStore(path=path, max_sessions_per_did=2)
     first, second = before.open(did), before.open(did)
+    before.flush()  # a clean stop
     after = SessionStore(path=path, max_sessions_per_did=2)
     assert after.get(first.id) is not None and after.get(second.id) is not None
     third = after.open(did)
     assert after.get(first.id) is None  # the oldest ended, in memory and in the file
     assert after.get(second.id) is not None and after.get(third.id) is not None
+    after.flush()
     assert SessionStore(path=path).get(first.id) is None
+
+
+# A flood of fresh identities from one client address ends only that address's sessions.
+
+
+def fresh() -> str:
+    """A new identity's DID: free to mint, as many as a flood likes."""
+    return Identity.generate().did
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["in-memory", "with-file"])
+def test_a_flood_of_fresh_identities_from_one_address_ends_only_its_own_sessions(
+    tmp_path: Path, kept: bool
+) -> None:
+    """Regression: a full table ended its oldest session, whoever's, so one address
+    logging in again and again with fresh identities logged every other user out."""
+    clock = Clock()
+    path = tmp_path / "sessions.json" if kept else None
+    store = SessionStore(clock=clock, max_sessions=10, path=path)
+    alice, bob = store.open(fresh(), "10.0.0.1"), store.open(fresh(), "10.0.0.2")
+    flood = []
+    for _ in range(50):
+        clock.now += 1
+        flood.append(store.open(fresh(), "10.6.6.6"))
+    assert store.get(alice.id) == alice and store.get(bob.id) == bob
+    assert [store.get(s.id) is not None for s in flood] == [False] * 42 + [True] * 8
+    assert len(store.sessions) == 10
+    carol = store.open(fresh(), "10.0.0.3")  # a newcomer gets in, at the flood's expense
+    assert [store.get(s.id) is not None for s in (alice, bob, carol)] == [True] * 3
+    assert sum(store.get(s.id) is not None for s in flood) == 7
+    if path is not None:  # and the file, which a restart reads, kept them too
+        store.flush()
+        restarted = SessionStore(clock=clock, path=path)
+        assert [restarted.get(s.id) is not None for s in (alice, bob, carol)] == [True] * 3
+
+
+def test_when_every_address_holds_one_session_the_oldest_ends() -> None:
+    store = SessionStore(clock=Clock(), max_sessions=3)
+    sessions = [store.open(fresh(), f"10.0.0.{n}") for n in range(5)]
+    assert [store.get(s.id) is not None for s in sessions] == [False, False, True, True, True]
+
+
+def test_an_address_at_its_session_cap_is_refused_and_spends_nothing() -> None:
+    clock = Clock()
+    store = SessionStore(clock=clock, max_sessions_per_address=3)
+    first = store.open(fresh(), "10.6.6.6")
+    clock.now += 100
+    mine = [first, store.open(fresh(), "10.6.6.6"), store.open(fresh(), "10.6.6.6")]
+    identity = Identity.generate()
+    challenge, _ = store.challenge("10.6.6.6")
+    signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+    with pytest.raises(ServerBusyError) as refused:
+        store.login(identity.did, challenge, signature, "10.6.6.6")
+    assert refused.value.limit == "sessions_per_address"
+    assert refused.value.retry_after == SESSION_TTL - 100  # when its oldest expires
+    assert "log out of one" in str(refused.value)
+    token = store.login_token(identity.did)
+    with pytest.raises(ServerBusyError):
+        store.redeem(token, "10.6.6.6")
+    assert [store.get(s.id) for s in mine] == mine  # nothing ended
+    assert store.open(fresh(), "10.0.0.2").did  # another address is not affected
+    store.close(first.id)  # logging out makes room; the challenge was not spent
+    assert store.login(identity.did, challenge, signature, "10.6.6.6").did == identity.did
+    with pytest.raises(ServerBusyError):
+        store.redeem(token, "10.6.6.6")
+    store.close(mine[1].id)  # the login link was not spent either
+    assert store.redeem(token, "10.6.6.6").did == identity.did
+    clock.now = mine[2].expires  # and waiting for the oldest to expire makes room too
+    assert len([store.open(fresh(), "10.6.6.6") for _ in range(2)]) == 2
+
+
+def test_sessions_restored_after_a_restart_outlast_a_flood(tmp_path: Path) -> None:
+    """Restored sessions have no known address: each counts as its identity's own. Were
+    they one holder, it would be the biggest, and a flood would end them first."""
+    path = tmp_path / "sessions.json"
+    clock = Clock()
+    before = SessionStore(clock=clock, path=path)
+    users = [before.open(fresh(), f"10.0.0.{n}") for n in range(3)]
+    before.flush()
+    after = SessionStore(clock=clock, path=path, max_sessions=4)
+    flood = [after.open(fresh(), "10.6.6.6") for _ in range(20)]
+    assert [after.get(u.id) is not None for u in users] == [True] * 3
+    assert [after.get(s.id) is not None for s in flood] == [False] * 19 + [True]
+    after.flush()
+    again = SessionStore(clock=clock, path=path)
+    assert [again.get(u.id) is not None for u in users] == [True] * 3
+    clock.now = users[0].expires  # restored sessions still expire, and make room
+    assert after.open(fresh(), "10.0.0.9").did
+    assert after.holders.total == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["open", "open", "open", "close", "restart"]),
+            st.sampled_from(["10.0.0.1", "10.0.0.2", "10.6.6.6"]),
+            st.sampled_from([0.0, 0.0, 1.0, SESSION_TTL / 2]),  # the clock moves on
+        ),
+        max_size=40,
+    )
+)
+def test_the_live_sessions_stay_bounded_and_are_what_a_restart_restores(
+    steps: list[tuple[str, str, float]],
+) -> None:
+    """Whatever happens, no cap is passed, every session get() knows is counted once
+    (by address, or restored identity), and the file restores exactly those."""
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "sessions.json"
+
+        def store() -> SessionStore:
+            return SessionStore(
+                clock=clock,
+                path=path,
+                max_sessions=5,
+                max_sessions_per_did=2,
+                max_sessions_per_address=3,
+            )
+
+        current = store()
+        dids = [fresh() for _ in range(3)]
+        opened: list[Session] = []
+        # session id -> the address it logged in from, since the last restart: restored
+        # sessions count as their identity's, not their address's (see SessionStore)
+        where: dict[str, str] = {}
+        for n, (step, address, tick) in enumerate(steps):
+            clock.now += tick
+            live = [s for s in opened if current.get(s.id) is not None]
+            if step == "open":
+                try:
+                    opened.append(current.open(dids[n % 3], address))
+                    where[opened[-1].id] = address
+                except ServerBusyError:
+                    assert [where.get(s.id) for s in live].count(address) == 3
+            elif step == "close" and opened:
+                current.close(opened[n % len(opened)].id)
+            elif step == "restart":  # a clean one: the last state is written first
+                current.flush()
+                current = store()
+                where.clear()
+            live = [s for s in opened if current.get(s.id) is not None]
+            assert len(live) <= 5
+            addresses = [where[s.id] for s in live if s.id in where]
+            assert all(addresses.count(a) <= 3 for a in addresses)
+            assert all([s.did for s in live].count(did) <= 2 for did in dids)
+            if step != "close":  # expired sessions left the indexes (a close may not look)
+                assert current.holders.total == len(live)
+        current.flush()
+        restarted = store()
+        assert [restarted.get(s.id) is not None for s in opened] == [
+            current.get(s.id) is not None for s in opened
+        ]
 
 
 async def test_the_login_link_works_once(served: InProcess) -> None:
@@ -351,9 +516,114 @@ def test_sessions_survive_a_restart_and_the_file_holds_no_session_id(tmp_path: P
     session = before.open(identity.did)
     ended = before.open(identity.did)
     before.close(ended.id)
+    before.flush()
     assert session.id not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
     after = SessionStore(path=path)
     restored = after.get(session.id)
     assert restored is not None and (restored.did, restored.csrf) == (identity.did, session.csrf)
     assert after.get(ended.id) is None
     assert after.get("not-a-session") is None
+
+
+# The sessions file is written behind the logins: off the event loop, coalesced.
+
+
+async def test_a_flood_of_logins_is_a_few_writes_of_the_file_and_a_restart_restores_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every login rewrote the whole file, on the event loop (60 ms with
+    20,000 sessions), so a flood of logins stalled every other request."""
+    writes: list[int] = []  # how many sessions each write held
+    real = write_behind.write_private_text
+
+    def counted(path: Path, text: str) -> None:
+        writes.append(len(json.loads(text)))
+        real(path, text)
+
+    monkeypatch.setattr(write_behind, "write_private_text", counted)
+    path = tmp_path / "sessions.json"
+    store = SessionStore(path=path, write_interval=3600)  # one write, then one on the stop
+    store.start_writing()
+    logins = []
+    for n in range(300):
+        logins.append(store.open(fresh(), f"10.0.{n // 256}.{n % 256}"))
+        await asyncio.sleep(0)  # the writer may run between logins
+    await store.stop_writing()
+    assert len(writes) <= 2 and writes[-1] == 300
+    restarted = SessionStore(path=path)
+    assert all(restarted.get(s.id) == s for s in logins)
+
+
+def test_a_crash_forgets_only_the_logins_since_the_last_write(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    before = SessionStore(path=path)
+    written = before.open(fresh())
+    before.flush()
+    unwritten = before.open(fresh())  # the process dies before the next write
+    after = SessionStore(path=path)
+    assert after.get(written.id) == written
+    assert after.get(unwritten.id) is None  # that browser logs in again
+
+
+def test_an_unwritable_sessions_file_is_logged_once_and_logins_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.write_text("not a directory")  # as root, permissions would not stop a write
+    store = SessionStore(path=data / "sessions.json")
+    with caplog.at_level(logging.WARNING):
+        sessions = []
+        for _ in range(3):
+            sessions.append(store.open(fresh()))
+            store.flush()
+    assert all(store.get(s.id) == s for s in sessions)  # served from memory
+    warnings = [r.getMessage() for r in caplog.records if "could not write" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "make the data directory writable" in warnings[0]
+    assert not any(s.id in warnings[0] for s in sessions)
+
+
+def real_login(http: httpx.Client, url: str, identity: Identity) -> None:
+    """What a browser's page does to log in, against a real server."""
+    challenge = http.get(f"{url}/api/session/challenge").json()["challenge"]
+    signature = b64encode(identity.sign(session_message(challenge, identity.did)))
+    response = http.post(
+        f"{url}/api/session",
+        json={"did": identity.did, "challenge": challenge, "signature": signature},
+        headers={"Origin": url},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_browsers_that_logged_in_just_before_a_clean_stop_stay_logged_in_after_it(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """The stop writes what the writer had not written yet: nobody is logged out."""
+    first = server_factory()
+    with ExitStack() as closing:
+        browsers = [(closing.enter_context(httpx.Client()), Identity.generate()) for _ in range(20)]
+        for http, identity in browsers:
+            real_login(http, first.url, identity)
+        assert first.stop() == 0, first.log_text()  # at once: within the writer's interval
+        ids = [http.cookies[SESSION_COOKIE] for http, _ in browsers]
+        kept = (first.data / "sessions.json").read_text()
+        assert not any(id in kept for id in ids)  # a digest of each, never the id
+        second = server_factory(data=first.data)
+        for http, identity in browsers:
+            assert http.get(f"{second.url}/api/session").json()["did"] == identity.did
+
+
+def test_a_server_that_cannot_write_its_sessions_file_says_so_once_and_serves_on(
+    server_factory: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "sessions.tmp").mkdir(parents=True, mode=0o700)  # where each write begins
+    server = server_factory(data=data)
+    with ExitStack() as closing:
+        browsers = [(closing.enter_context(httpx.Client()), Identity.generate()) for _ in range(5)]
+        for http, identity in browsers:
+            real_login(http, server.url, identity)
+        for http, identity in browsers:
+            assert http.get(f"{server.url}/api/session").json()["did"] == identity.did
+    assert server.stop() == 0, server.log_text()  # and the stop's last try fails too
+    assert server.log_text().count("could not write the sessions file") == 1

@@ -61,6 +61,31 @@ async def test_a_grouped_apply_answers_when_its_group_is_durable(
     assert (await store.read(space, X, owner)).value == 2
 
 
+async def test_apply_then_answers_through_its_callback_once_durable(
+    storage: Storage, store: AsyncStorage, space: SpaceDID, owner: DID
+) -> None:
+    flush = ManualFlush()
+    storage.flush_scheduler = flush
+    answers: list[tuple[int, BaseException | None]] = []
+    first = store.apply_then(Commit(space, owner, {X: 1}), lambda *a: answers.append(a))
+    second = store.apply_then(
+        Commit(space, owner, {X: 2}, reads={X: 1}), lambda *a: answers.append(a)
+    )
+    if storage.backend.batches:
+        assert (first, second, answers) == (None, None, [])  # applied, not durable yet
+        assert (await store.read(space, X, owner)).value is None
+        flush.run()
+        assert answers == [(1, None), (2, None)]
+    else:  # durable at once: the seq is the answer, and the callback is never called
+        assert (first, second, answers) == (1, 2, [])
+    assert (await store.read(space, X, owner)).value == 2
+    with pytest.raises(ConflictError):
+        store.apply_then(Commit(space, owner, {X: 3}, reads={X: 1}), lambda *a: answers.append(a))
+    flush.run()
+    assert len(answers) == (2 if storage.backend.batches else 0)
+    assert (await store.read(space, X, owner)).value == 2
+
+
 async def test_apply_refuses_a_stale_read_and_writes_nothing(
     store: AsyncStorage, space: SpaceDID, owner: DID
 ) -> None:

@@ -164,6 +164,33 @@ def test_a_grant_to_anyone_applies_to_every_principal(
     assert write(storage, space, bob, x="edited") == 2  # the larger grant wins
 
 
+def test_a_revocation_holds_for_a_principal_that_was_just_let_in(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    """Regression: access checks remember the record they let through; a new ACL is a new record."""
+    storage.set_acl(space, owner, alice, Capability.WRITE)
+    for _ in range(3):  # let in again and again under the same record
+        write(storage, space, alice, x="mine")
+        assert storage.read(space, X, alice).value == "mine"
+    storage.set_acl(space, owner, alice, Capability.READ)
+    assert storage.read(space, X, alice).value == "mine"
+    with pytest.raises(AuthorizationError):
+        write(storage, space, alice, x="again")
+    storage.set_acl(space, owner, alice, None)
+    with pytest.raises(AuthorizationError):
+        storage.read(space, X, alice)
+
+
+def test_each_use_of_the_service_identity_is_logged(
+    storage: Storage, space: SpaceDID, service: DID, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="charmspace.storage.store")
+    for _ in range(3):
+        storage.read(space, X, service)
+    used = [r for r in caplog.records if r.getMessage() == "service identity used"]
+    assert len(used) == 3
+
+
 def test_the_service_identity_is_allowed_everywhere(
     storage: Storage, space: SpaceDID, owner: DID, service: DID
 ) -> None:

@@ -7,8 +7,10 @@ send again:
 - the nonce limits (``nonces_per_did``, ``nonce_floor``, ``nonces``) are
   checked with the signature, before the request reaches a route, and a
   refused nonce is not remembered;
-- ``websockets_per_did`` is checked before a WebSocket is accepted;
-- ``challenges_per_address`` refuses a login challenge before making one.
+- the WebSocket limits (``websockets_per_did``, ``websockets_per_address``,
+  ``websockets``) are checked before a WebSocket is accepted;
+- ``challenges_per_address`` refuses a login challenge before making one, and
+  ``sessions_per_address`` a login before spending its challenge.
 
 Each try is signed anew, with a fresh nonce and the current time: a
 ``nonce_floor`` refusal asks for exactly that, and a replayed signature would be

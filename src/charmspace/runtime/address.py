@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from charmspace.errors import LinkError
+from charmspace.quick_init import quick_init
 from charmspace.types import EntityId, JSONValue, Path, PathSegment, SpaceDID
 from charmspace.values import FrozenDict, freeze
 
@@ -22,6 +23,7 @@ LINK_TAG = "link@1"
 STREAM_MARKER: JSONValue = freeze({"$stream": True})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Address:
     """A location: ``(space, id, path)``. Cheap, hashable, comparable."""

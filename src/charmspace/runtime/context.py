@@ -13,6 +13,7 @@ import contextvars
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from charmspace.quick_init import quick_init
 from charmspace.types import DID
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from charmspace.runtime.unit import Action, Unit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """Where the running code is: each field None when it does not apply."""
@@ -74,6 +76,12 @@ def enter(
             now.principal if isinstance(principal, _Keep) else principal,
         )
     )
+
+
+def enter_transaction(transaction: Transaction | None) -> contextvars.Token[RunContext]:
+    """:func:`enter` with only the transaction replaced: the scheduler's, once per event."""
+    now = _current.get()
+    return _current.set(RunContext(transaction, now.unit, now.action, now.principal))
 
 
 def leave(token: contextvars.Token[RunContext]) -> None:

@@ -166,6 +166,10 @@ class Runtime:
         self._followers: dict[SpaceDID, set[Propagator]] = {}
         self._error_listeners: list[ErrorListener] = []
         self._busy = 0
+        self.answers_queued = 0
+        """Commit answers put off to the next loop turn and not given yet: later answers
+        queue behind them, so senders hear in the order their commits became durable
+        (see :meth:`Transaction.submit_then`)."""
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = storage.subscribe(None, self._on_change)

@@ -270,7 +270,7 @@ class Scheduler:
                 home=spec.unit.space,
                 rerun_on_conflict=rerun,
             )
-            token = context.enter(transaction=tx)
+            token = context.enter_transaction(tx)
             try:
                 if event.send is not None and outbox.already_consumed(tx, spec.unit, event.send):
                     tx.commit()  # a redelivery after a crash: applied once already

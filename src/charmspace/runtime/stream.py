@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from charmspace.errors import AwaitedSendError, StreamError
 from charmspace.runtime import context
 from charmspace.runtime.address import Address
+from charmspace.runtime.cell import to_json
 from charmspace.runtime.transaction import CommitResult, Transaction
 from charmspace.types import DID, JSONValue, SpaceDID
 
@@ -125,11 +126,10 @@ class Stream(Generic[T]):
 
         Inside a handler the event is staged and dropped if the handler aborts.
         """
-        from charmspace.runtime.cell import to_json
-
         payload = to_json(event)
         self._check_open()
-        target = self.runtime.scheduler.resolve_stream(self.address, principal)
+        acting = principal or self.runtime.acting()  # asked once: it reads the context
+        target = self.runtime.scheduler.resolve_stream(self.address, acting)
         tx = context.current().transaction
         staging = tx is not None and tx.state == "open"
         delivery = Delivery(on_commit, location=self.address, staged_in=tx if staging else None)
@@ -163,9 +163,7 @@ class Stream(Generic[T]):
                 )
             )
         else:
-            self.runtime.scheduler.dispatch(
-                target, payload, principal or self.runtime.acting(), delivery
-            )
+            self.runtime.scheduler.dispatch(target, payload, acting, delivery)
         return delivery
 
     async def call(
@@ -182,8 +180,6 @@ class Stream(Generic[T]):
         event is already queued and still runs to completion (its commit, if
         any, stands), so read the target's state to learn whether it committed.
         """
-        from charmspace.runtime.cell import to_json
-
         payload = to_json(event)
         self._check_open()
         target = self.runtime.scheduler.resolve_stream(self.address, principal)

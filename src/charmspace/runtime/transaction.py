@@ -16,10 +16,12 @@ result when it reads again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import (
@@ -33,6 +35,8 @@ from charmspace.errors import (
     TransactionClosedError,
     WriteIsolationError,
 )
+from charmspace.quick_init import quick_init
+from charmspace.runtime import context
 from charmspace.runtime.address import Address, StreamMarker, is_link, mark_stream, parse_link
 from charmspace.runtime.redaction import log_error
 from charmspace.storage import DELETE, Commit, Row
@@ -50,6 +54,7 @@ MAX_HOPS = 64
 DocKey = tuple[SpaceDID, EntityId]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """The outcome of a commit: ``ok`` with the space and seq, or the error.
@@ -145,10 +150,12 @@ class Transaction:
         self._rows: dict[tuple[str, str], JSONValue | object] = {}
         self._row_reads: dict[tuple[SpaceDID, str, str], int] = {}
         self._noop_spaces: set[SpaceDID] = set()
-        self._after_commit: list[Callable[[CommitResult], None]] = []
-        self._on_abort: list[Callable[[], None]] = []
-        self._on_applied: list[Callable[[], None]] = []
-        self._before_commit: list[Callable[[Transaction], None]] = []
+        # Callbacks: None until the first one (most transactions have none, and one
+        # is made per event).
+        self._after_commit: list[Callable[[CommitResult], None]] | None = None
+        self._on_abort: list[Callable[[], None]] | None = None
+        self._on_applied: list[Callable[[], None]] | None = None
+        self._before_commit: list[Callable[[Transaction], None]] | None = None
         self.staged: Staged | None = None
         self.may_read_pending = False
         """Whether this transaction may read its home space's pending commits (and so
@@ -285,7 +292,7 @@ class Transaction:
     def read(self, address: Address, *, track: bool = True, deep: bool = True) -> JSONValue:
         """The value at ``address``, following links; nested links resolved when ``deep``."""
         value, where = self._walk(address, track=track)
-        if deep:
+        if deep and (type(value) is FrozenDict or type(value) is FrozenList):  # else no link inside
             value = self._resolve_nested(value, where, track, (where,))
         return value
 
@@ -325,7 +332,8 @@ class Transaction:
                 i = 0
                 continue
             if i == len(remaining):
-                where = Address(space, id, tuple(walked))
+                # no link on the way: the address itself (most reads; one object less)
+                where = address if seen is None else Address(space, id, tuple(walked))
                 if track and home_only and (self.writer is None or self.writer == space):
                     # every document on the way is cached here and validated at commit
                     if self._targets is None:
@@ -334,7 +342,10 @@ class Transaction:
                 return mark_stream(value, where), where
             seg = remaining[i]
             i += 1
-            value = getpath(value, (seg,))
+            if type(value) is FrozenDict and type(seg) is str:  # most steps: a key of an object
+                value = value.get(seg)
+            else:
+                value = getpath(value, (seg,))
             walked.append(seg)
 
     def _follow(self, space: SpaceDID, id: EntityId, track: bool, origin: Address) -> JSONValue:
@@ -490,11 +501,15 @@ class Transaction:
     def after_commit(self, callback: Callable[[CommitResult], None]) -> None:
         """Run ``callback(result)`` once the commit succeeded (dropped on abort)."""
         self._check_open()
+        if self._after_commit is None:
+            self._after_commit = []
         self._after_commit.append(callback)
 
     def before_commit(self, callback: Callable[[Transaction], None]) -> None:
         """Run ``callback(tx)`` when the commit starts; it may still write (the outbox does)."""
         self._check_open()
+        if self._before_commit is None:
+            self._before_commit = []
         self._before_commit.append(callback)
 
     def on_applied(self, callback: Callable[[], None]) -> None:
@@ -504,11 +519,15 @@ class Transaction:
         reads it); if the group then fails, the ``on_abort`` callbacks run.
         """
         self._check_open()
+        if self._on_applied is None:
+            self._on_applied = []
         self._on_applied.append(callback)
 
     def on_abort(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` if this transaction aborts (or its commit fails)."""
         self._check_open()
+        if self._on_abort is None:
+            self._on_abort = []
         self._on_abort.append(callback)
 
     def commit(self) -> CommitResult:
@@ -561,25 +580,17 @@ class Transaction:
             answer(EMPTY_COMMIT, None)
             return
         self.state = "committing"
+        submitted = _Submitted(self, commit.space, answer)
         try:
-            applying = store.apply(commit, grouped=grouped)
+            seq = store.apply_then(commit, submitted.durable, grouped=grouped)
         except BaseException as e:
             self._failed(e)
             raise
+        if seq is None:  # answered later: as the submitter, so in a copy of this context
+            submitted.context = contextvars.copy_context()
         self._run_applied()
-
-        def settled(applied: asyncio.Future[int]) -> None:
-            error = asyncio.CancelledError() if applied.cancelled() else applied.exception()
-            if error is not None:
-                self._failed(error)
-                answer(None, error)
-            else:
-                answer(self._applied(commit.space, applied.result()), None)
-
-        if applying.done():  # durable already (memory): answer in this turn, as the submitter
-            settled(applying)
-        else:
-            applying.add_done_callback(settled)
+        if seq is not None:  # durable already (memory): answer in this turn, as the submitter
+            answer(self._applied(commit.space, seq), None)
 
     async def commit_to(self, store: SpaceStore, *, grouped: bool = True) -> CommitResult:
         """:meth:`submit`, and wait until the commit is durable (or raise, having written nothing).
@@ -595,8 +606,9 @@ class Transaction:
         None for a transaction that wrote nothing: it is committed here.
         """
         self._check_open()
-        for callback in self._before_commit:
-            callback(self)
+        if self._before_commit is not None:
+            for callback in self._before_commit:  # one may add another: it runs too
+                callback(self)
         if self._noop_spaces:
             self._validate_noop_spaces()
         if not self._writes and not self._rows:
@@ -609,6 +621,7 @@ class Transaction:
         assert space is not None
         reads = {id: seq for (s, id), seq in self._reads.items() if s == space}
         writes = {id: v for (s, id), v in self._writes.items()}
+        row_reads = self._row_reads
         return Commit(
             space,
             self.principal,
@@ -616,7 +629,9 @@ class Transaction:
             reads,
             self.meta,
             self._rows,  # type: ignore[arg-type]
-            {(box, key): v for (s, box, key), v in self._row_reads.items() if s == space},
+            {(box, key): v for (s, box, key), v in row_reads.items() if s == space}
+            if row_reads
+            else _NO_ROW_READS,
         )
 
     def _applied(self, space: SpaceDID, seq: int, *, durable: bool = False) -> CommitResult:
@@ -671,7 +686,9 @@ class Transaction:
                 raise
 
     def _run_applied(self) -> None:
-        callbacks, self._on_applied = self._on_applied, []
+        callbacks, self._on_applied = self._on_applied, None
+        if callbacks is None:
+            return
         for callback in callbacks:
             try:
                 callback()
@@ -679,8 +696,10 @@ class Transaction:
                 log_error(log, "on-applied callback", error, {})
 
     def _run_after_commit(self, result: CommitResult) -> None:
-        callbacks, self._after_commit = self._after_commit, []
-        self._on_abort.clear()
+        callbacks, self._after_commit = self._after_commit, None
+        self._on_abort = None
+        if callbacks is None:
+            return
         for callback in callbacks:
             try:
                 callback(result)
@@ -699,9 +718,9 @@ class Transaction:
         self.state = "aborted"
         self._writes.clear()
         self._rows.clear()
-        self._after_commit.clear()
-        callbacks, self._on_abort = self._on_abort, []
-        if rerun:
+        self._after_commit = None
+        callbacks, self._on_abort = self._on_abort, None
+        if rerun or callbacks is None:
             return
         for callback in callbacks:
             try:
@@ -712,6 +731,56 @@ class Transaction:
     def _check_open(self) -> None:
         if self.state != "open":
             raise TransactionClosedError(self.state)
+
+
+class _Submitted:
+    """A commit handed to the store by :meth:`Transaction.submit_then`, until it is durable.
+
+    The answer runs as the submitter (in the context it submitted from, so its
+    callbacks act for its principal), never inside the code that made the
+    group durable: a flush answers at once, but a transaction that settled
+    the group in the middle of its own code (a read) has it answered on the
+    next turn of the loop, as a future's callback would be; and while such
+    answers wait, later ones wait behind them, so senders hear in the order
+    their commits became durable.
+    """
+
+    __slots__ = ("answer", "context", "space", "tx")
+
+    def __init__(self, tx: Transaction, space: SpaceDID, answer: Answer) -> None:
+        self.tx = tx
+        self.space = space
+        self.answer = answer
+        self.context: contextvars.Context | None = None
+
+    def durable(self, seq: int, error: BaseException | None) -> None:
+        """The store's answer (see :meth:`SpaceStore.apply_then`)."""
+        submitter = self.context
+        assert submitter is not None  # set before apply_then could answer
+        runtime = self.tx.runtime
+        running = context.current().transaction
+        if runtime.answers_queued or (running is not None and running.state == "open"):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                runtime.answers_queued += 1
+                loop.call_soon(self._queued, seq, error, context=submitter)
+                return
+        submitter.run(self._answer, seq, error)
+
+    def _queued(self, seq: int, error: BaseException | None) -> None:
+        self.tx.runtime.answers_queued -= 1
+        self._answer(seq, error)
+
+    def _answer(self, seq: int, error: BaseException | None) -> None:
+        tx = self.tx
+        if error is not None:
+            tx._failed(error)
+            self.answer(None, error)
+        else:
+            self.answer(tx._applied(self.space, seq), None)
 
 
 def _settle_future(
@@ -732,6 +801,10 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
 
 class _Absent:
     pass
+
+
+_NO_ROW_READS: Mapping[tuple[str, str], int] = MappingProxyType({})
+"""The row reads of a commit that read no row (most): one shared, immutable mapping."""
 
 
 _ABSENT: Any = _Absent()

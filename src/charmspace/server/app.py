@@ -93,9 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await demo.seed(runtime, load_or_create(settings.local_identity_path))
             log.info("demo mode: fake Google, Gmail and LLM under %s", demo.url)
         patterns.start(app, runtime)
+        # Written behind, off the loop (a login only marks it stale); the last state on the way out.
+        app.state.sessions.start_writing()
         try:
             yield
         finally:
+            await app.state.sessions.stop_writing()
             await patterns.stop()
             await runtime.close()
             withdraw()
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Here, not in the lifespan: `charmspace serve` issues the login link before it starts.
     app.state.sessions = sessions = SessionStore(
         max_sessions_per_did=settings.max_sessions_per_did,
+        max_sessions_per_address=settings.max_sessions_per_address,
         max_challenges_per_address=settings.max_challenges_per_address,
         path=settings.data / "sessions.json",
     )
@@ -146,5 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
         max_websockets_per_did=settings.max_websockets_per_did,
+        max_websockets_per_address=settings.max_websockets_per_address,
+        max_websockets=settings.max_websockets,
     )
     return app

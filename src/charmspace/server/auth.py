@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from charmspace.errors import IdentityError
 from charmspace.identity import parse_did, verify
 from charmspace.server.errors import AuthenticationError, ServerBusyError
+from charmspace.server.tally import Tally
 from charmspace.signing import parse_header, request_message
 from charmspace.types import DID
 
@@ -69,16 +70,14 @@ class NonceCache:
         self.per_did = per_did
         self.skew = skew
         self._ledgers: dict[str, _Ledger] = {}
-        self._size = 0
         # One entry per DID: (the time of its oldest nonce when queued, did). When it
         # comes up, the DID's expired nonces go and it is queued again, so nothing
         # here changes when a nonce is forgotten early and the heap never goes stale.
         self._expiry: list[tuple[int, str]] = []
-        self._by_count: dict[int, set[str]] = {}  # how many nonces a DID holds -> the DIDs
-        self._most = 0
+        self._held: Tally[str] = Tally()  # how many nonces each DID holds
 
     def __len__(self) -> int:
-        return self._size
+        return self._held.total
 
     def held(self, did: str) -> int:
         """How many nonces ``did`` holds."""
@@ -118,15 +117,14 @@ class NonceCache:
                     principal=did,
                     retry_after=self._until_expired(ledger.heap[0][0], now),
                 )
-        if self._size >= self.capacity:
+        if self._held.total >= self.capacity:
             self._evict(now)
         if ledger is None:
             ledger = self._ledgers[did] = _Ledger()
             heapq.heappush(self._expiry, (ts, did))
         ledger.nonces[nonce] = ts
         heapq.heappush(ledger.heap, (ts, nonce))
-        self._size += 1
-        self._recount(did, len(ledger.nonces) - 1, len(ledger.nonces))
+        self._held.add(did)
         return True
 
     def _until_expired(self, ts: int, now: float) -> int:
@@ -159,14 +157,15 @@ class NonceCache:
 
     def _evict(self, now: float) -> None:
         """Forget the oldest nonce of the DID holding the most (see the class docstring)."""
-        if self._most < 2:
+        if self._held.most < 2:
             raise ServerBusyError(
                 f"The server holds {self.capacity} nonces of as many identities within the "
                 "replay window and cannot take more yet; retry later.",
                 limit="nonces",
                 retry_after=self._until_expired(self._expiry[0][0], now),
             )
-        did = next(iter(self._by_count[self._most]))
+        did = self._held.biggest()
+        assert did is not None  # it holds two or more
         ledger = self._ledgers[did]
         ts = self._forget(did, ledger)
         ledger.floor = ts if ledger.floor is None else max(ledger.floor, ts)
@@ -175,21 +174,8 @@ class NonceCache:
         """Forget ``did``'s oldest nonce; its time."""
         ts, nonce = heapq.heappop(ledger.heap)
         del ledger.nonces[nonce]
-        self._size -= 1
-        self._recount(did, len(ledger.nonces) + 1, len(ledger.nonces))
+        self._held.remove(did)
         return ts
-
-    def _recount(self, did: str, before: int, after: int) -> None:
-        if before:
-            dids = self._by_count[before]
-            dids.discard(did)
-            if not dids:
-                del self._by_count[before]
-                if self._most == before:
-                    self._most = after  # counts move by one: ``after`` is the new most
-        if after:
-            self._by_count.setdefault(after, set()).add(did)
-            self._most = max(self._most, after)
 
 
 class Verifier:

@@ -5,10 +5,12 @@ anything parses the body: an oversized body is refused from its length, an
 unsigned or badly signed request never reaches the JSON parser or a route, and
 the signature covers the raw bytes as they arrived.
 
-The gate also holds the one per-principal limit that spans requests: how many
-``/api/ws`` connections a DID has open (``max_websockets_per_did``), counted
-from the upgrade it authenticated to the socket's end, so one identity cannot
-hold every socket the server can serve.
+The gate also holds the limits that span requests: how many ``/api/ws``
+connections are open, counted from the upgrade it authenticated to the
+socket's end, per DID (``max_websockets_per_did``), per client address
+(``max_websockets_per_address``: identities are free to mint, so per DID alone
+one client could open as many as it likes) and in all (``max_websockets``),
+so no one client can hold every socket the server can serve.
 
 A request is authenticated by its signature or, when it carries no
 ``Authorization`` header, by a browser's session cookie (with the CSRF checks
@@ -18,6 +20,7 @@ the request's principal is a DID, and nothing after the gate tells them apart.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -41,6 +44,7 @@ from charmspace.server.errors import (
     status_of,
 )
 from charmspace.server.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionStore
+from charmspace.server.tally import Tally
 
 log = logging.getLogger("charmspace.server.requests")
 
@@ -85,6 +89,8 @@ class RequestGate:
         max_body_bytes: int,
         max_json_depth: int,
         max_websockets_per_did: int,
+        max_websockets_per_address: int,
+        max_websockets: int,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -92,7 +98,11 @@ class RequestGate:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.max_websockets_per_did = max_websockets_per_did
-        self.websockets: dict[str, int] = {}  # principal -> its open /api/ws connections
+        self.max_websockets_per_address = max_websockets_per_address
+        self.max_websockets = max_websockets
+        # The open /api/ws connections, by principal (their total: all of them) and by address
+        self.websockets: Tally[str] = Tally()
+        self.websockets_by_address: Tally[str] = Tally()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -164,40 +174,70 @@ class RequestGate:
         cookies with an upgrade from any site, and CORS does not cover
         WebSockets, so the ``Origin`` check is all that stops a foreign page.
         """
+        address = client_address(scope)
+        principal: str | None = None
         try:
             principal = self._authenticate_upgrade(scope)
-            if self.websockets.get(principal, 0) >= self.max_websockets_per_did:
-                raise ServerBusyError(
-                    f"This identity has {self.max_websockets_per_did} live connections open "
-                    "already: close a page or a client's watch, then retry.",
-                    limit="websockets_per_did",
-                    retry_after=5,
-                    principal=principal,
-                )
+            self._check_room(principal, address)
         except CharmspaceError as error:
             refused = getattr(error, "reason", None) or getattr(error, "limit", None)
             log.info(
-                "websocket %s refused: %s",
+                "websocket %s from %s %s refused: %s",
                 scope["path"],
+                address or "-",
+                principal or "-",
                 refused or type(error).__name__,
                 extra={
                     "path": scope["path"],
+                    "address": address,
                     "refused": refused,
-                    "principal": getattr(error, "principal", None),
+                    "principal": principal,
                 },
             )
             await _deny_upgrade(scope, receive, send, error)
             return
-        log.info("websocket %s %s", scope["path"], principal, extra={"principal": principal})
+        log.info(
+            "websocket %s from %s %s",
+            scope["path"],
+            address or "-",
+            principal,
+            extra={"path": scope["path"], "address": address, "principal": principal},
+        )
         scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
-        self.websockets[principal] = self.websockets.get(principal, 0) + 1
+        self.websockets.add(principal)
+        self.websockets_by_address.add(address)
         try:
             await self.app(scope, receive, send)
         finally:
-            if self.websockets[principal] <= 1:
-                del self.websockets[principal]
-            else:
-                self.websockets[principal] -= 1
+            self.websockets.remove(principal)
+            self.websockets_by_address.remove(address)
+
+    def _check_room(self, principal: str, address: str) -> None:
+        """Refuse (429) one more ``/api/ws`` connection past a limit: the identity's,
+        then the client address's (identities are free to mint), then the server's."""
+        if self.websockets[principal] >= self.max_websockets_per_did:
+            raise ServerBusyError(
+                f"This identity has {self.max_websockets_per_did} live connections open "
+                "already: close a page or a client's watch, then retry.",
+                limit="websockets_per_did",
+                retry_after=5,
+                principal=principal,
+            )
+        if self.websockets_by_address[address] >= self.max_websockets_per_address:
+            raise ServerBusyError(
+                f"This client address has {self.max_websockets_per_address} live connections "
+                "open already, whatever the identities: close a page or a client's watch, "
+                "then retry.",
+                limit="websockets_per_address",
+                retry_after=5,
+            )
+        if self.websockets.total >= self.max_websockets:
+            raise ServerBusyError(
+                f"The server has {self.max_websockets} live connections open, as many as it "
+                "serves: retry in a few seconds.",
+                limit="websockets",
+                retry_after=5,
+            )
 
     def _authenticate_upgrade(self, scope: Scope) -> str:
         return self._principal(scope, "GET", b"", upgrade=True)
@@ -274,6 +314,29 @@ def header_value(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address ("" if unknown), as the per-address limits count it.
+
+    The peer's address or, behind a proxy the server trusts (uvicorn's
+    ``FORWARDED_ALLOW_IPS``), the one ``X-Forwarded-For`` names. An IPv6 client
+    counts as its ``/64``: one host is usually given a whole ``/64``, so counting
+    its single addresses would let it be as many clients as it likes.
+    """
+    client = scope.get("client")
+    if not client:
+        return ""
+    host = str(client[0])
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP (a test client's name, a Unix socket): counted as it is
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return host
 
 
 def cookies(scope: Scope) -> dict[str, str]:

@@ -13,24 +13,41 @@ from a second, non-``HttpOnly`` cookie; no other site can read it) in the
 ``SameSite=Strict`` alone is not enough: every port of ``127.0.0.1`` is the same
 site, so a page served by another local program is not cross-site.
 
-Everything is held in memory and bounded. When a table is full, its oldest
-entry goes, so a flood of challenges can delay a login but never grow the
-server. Each client address holds at most ``max_challenges_per_address``
-unanswered challenges (more is a 429), so one flooding client does not push
-out everyone else's; each DID holds at most ``max_sessions_per_did`` sessions,
-and logging in once more ends its own oldest, so one identity logging in over
-and over ends only its own sessions, never another user's.
+Everything is held in memory and bounded, so a flood can delay a login but
+never grow the server. Each client address holds at most
+``max_challenges_per_address`` unanswered challenges (more is a 429), so one
+flooding client does not push out everyone else's; when the challenge table is
+full all the same, its oldest entry goes. Each DID holds at most
+``max_sessions_per_did`` sessions, and logging in once more ends its own
+oldest, so one identity logging in over and over ends only its own sessions.
+Identities are free to mint, though, so sessions are also bounded per client
+address (``max_sessions_per_address``, more is a 429), and when the session
+table is full the address holding the most sessions loses its own oldest
+(see :class:`SessionStore`): a flood of fresh identities from one address
+never logs out a user at another.
 
 Sessions are also kept in a file of the data directory (when the server has
 one), so a restart does not log browsers out: an open page reconnects and
 carries on. The file holds a SHA-256 of each session id, never
 the id itself, so reading it does not let anyone act as a logged-in browser.
+
+The file is written behind the changes (:mod:`charmspace.server.write_behind`),
+not on each one: a login or logout marks it stale, and a worker thread writes
+it at most once every ``WRITE_INTERVAL`` seconds. Written on each change, on
+the event loop, it made a flood of logins stall every other request: the whole
+file, 4 MB and 60 ms at 20,000 sessions, once per login. A clean stop writes
+the last state (the app's lifespan calls :meth:`SessionStore.stop_writing`).
+What a crash may lose is what changed since the last write began, about a
+second: the browsers that logged in then log in again after the restart, and a
+logout made then is undone, which only a copy of that cookie taken before the
+logout could use (the browser itself dropped it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import math
 import secrets
@@ -43,8 +60,10 @@ from typing import Generic, TypeVar
 
 from charmspace.errors import IdentityError
 from charmspace.identity import parse_did, verify
-from charmspace.private_json import load_private_json, save_private_json
+from charmspace.private_json import load_private_json
 from charmspace.server.errors import AuthenticationError, ServerBusyError
+from charmspace.server.tally import Tally
+from charmspace.server.write_behind import WriteBehind
 from charmspace.signing import b64decode, session_message
 from charmspace.types import DID
 
@@ -54,6 +73,7 @@ LOGIN_TOKEN_TTL = 600.0
 SESSION_COOKIE = "charmspace_session"
 CSRF_COOKIE = "charmspace_csrf"
 CSRF_HEADER = "x-csrf-token"
+WRITE_INTERVAL = 1.0  # the sessions file is written at most this often (seconds)
 
 V = TypeVar("V")
 
@@ -151,21 +171,52 @@ class Session:
         return same_header and same_cookie
 
 
+Holder = tuple[str, str]
+"""Who a session counts against when the table is full: ``("address", host)``, the
+client address that logged in, or ``("restored", did)`` for one restored from the
+file, whose address is not known (see :class:`SessionStore`)."""
+
+Kept = tuple[float, dict[str, tuple[DID, str, float]]]
+"""A snapshot of the sessions the file keeps: when it was taken, and the sessions."""
+
+
 class SessionStore:
-    """The server's challenges, sessions and login tokens (see the module docstring)."""
+    """The server's challenges, sessions and login tokens (see the module docstring).
+
+    *Which session ends when the table is full.* Not the oldest: identities are
+    free to mint, so one client address could log in ``max_sessions`` times and
+    push out every other user. The holder with the most live sessions, counting
+    the one being opened, loses its own oldest instead (as
+    :class:`~charmspace.server.auth.NonceCache` makes the DID holding the most
+    nonces forget its oldest), so a flood from one address ends only that
+    address's sessions. A holder is the client address a session logged in
+    from; each address also holds at most ``max_sessions_per_address`` (more is
+    a 429 until one ends), so a flood stops long before the table fills.
+
+    *Sessions restored from the file* have no known address: the file keeps
+    none (an address says where a user was, which need not be kept on disk, and
+    a laptop's changes with its network anyway). Each counts as its identity's
+    own holder. One holder shared by them all would be the biggest after a
+    restart, so a flood would end every restored session before its own; per
+    identity, each holds at most ``max_sessions_per_did``, and a flooding
+    address that holds more pays first.
+    """
 
     def __init__(
         self,
         *,
         max_sessions: int = 100_000,
         max_sessions_per_did: int = 100,
+        max_sessions_per_address: int = 1_000,
         max_challenges_per_address: int = 100,
         clock: Callable[[], float] = time.time,
         path: Path | None = None,
+        write_interval: float = WRITE_INTERVAL,
     ) -> None:
         self.clock = clock
         self.max_sessions = max_sessions
         self.max_sessions_per_did = max_sessions_per_did
+        self.max_sessions_per_address = max_sessions_per_address
         self.max_challenges_per_address = max_challenges_per_address
         # address -> its unanswered challenges, oldest first (token -> expires)
         self.by_address: dict[str, OrderedDict[str, float]] = {}
@@ -174,14 +225,27 @@ class SessionStore:
         )
         # did -> its sessions, oldest first: sha256(id) -> the id (None: restored from the file)
         self.by_did: dict[DID, OrderedDict[str, str | None]] = {}
+        # holder -> its sessions, oldest first: sha256(id) -> (did, expires); and back
+        self.by_holder: dict[Holder, OrderedDict[str, tuple[DID, float]]] = {}
+        self.holder_of: dict[str, Holder] = {}
+        self.holders: Tally[Holder] = Tally()  # every live session, counted by holder
+        # The store bounds the sessions itself, just after adding one (see _make_room):
+        # this capacity, one more, is a backstop that never evicts.
         self.sessions: Expiring[tuple[DID, str]] = Expiring(
-            SESSION_TTL, max_sessions, clock, self._session_dropped
+            SESSION_TTL, max_sessions + 1, clock, self._session_dropped
         )
         self.login_tokens: Expiring[DID] = Expiring(LOGIN_TOKEN_TTL, 100, clock)
         self.path = path
-        self.kept: dict[str, tuple[DID, str, float]] = {}  # sha256(id) -> did, csrf, expires
+        # What the file holds, live sessions only: sha256(id) -> did, csrf, expires
+        self.kept: dict[str, tuple[DID, str, float]] = {}
+        # The sessions only the file held, soonest to expire first: sha256(id) -> did, expires
+        self.restored: OrderedDict[str, tuple[DID, float]] = OrderedDict()
+        self.file: WriteBehind[Kept] | None = None
         if path is not None:
             self._load(path)
+            self.file = WriteBehind(
+                path, self._snapshot, _render, what="sessions", interval=write_interval
+            )
 
     def challenge(self, address: str = "") -> tuple[str, float]:
         """A new single-use challenge for a client at ``address`` and the time it expires."""
@@ -206,8 +270,10 @@ class SessionStore:
             if not pending:
                 del self.by_address[address]
 
-    def login(self, did: str, challenge: str, signature: str) -> Session:
-        """A session for ``did`` if it signed ``challenge``, which is spent either way."""
+    def login(self, did: str, challenge: str, signature: str, address: str = "") -> Session:
+        """A session for ``did`` at ``address`` if it signed ``challenge``, which is spent
+        either way (unless refused as busy: see :meth:`open`)."""
+        self._refuse_if_full(address)
         if self.challenges.take(challenge) is None:
             raise AuthenticationError(
                 "challenge",
@@ -223,11 +289,16 @@ class SessionStore:
             raise AuthenticationError(
                 "bad_signature", "The signature is not the did's signature of the challenge."
             )
-        return self.open(did)
+        return self.open(did, address)
 
-    def open(self, did: DID) -> Session:
-        """A new session for ``did``; its oldest ends if it holds ``max_sessions_per_did``."""
-        self.sessions.prune()
+    def open(self, did: DID, address: str = "") -> Session:
+        """A new session for ``did``, logging in from ``address``.
+
+        Its own oldest ends if it holds ``max_sessions_per_did``; the biggest
+        holder's oldest if the table is full (see the class docstring). Refused
+        (429, nothing ended) if ``address`` holds ``max_sessions_per_address``.
+        """
+        self._refuse_if_full(address)
         mine = self.by_did.get(did)
         while mine and len(mine) >= self.max_sessions_per_did:
             digest, old = next(iter(mine.items()))
@@ -242,33 +313,115 @@ class SessionStore:
         csrf = secrets.token_urlsafe(32)
         id, expires = self.sessions.put((did, csrf))
         digest = _digest(id)
-        self.by_did.setdefault(did, OrderedDict())[digest] = id
+        self._index(did, digest, id, ("address", address), expires)
         if self.path is not None:
             self.kept[digest] = (did, csrf, expires)
-            self._save()
+        self._make_room()
+        self._changed()
         return Session(id, did, csrf, expires)
 
+    def _refuse_if_full(self, address: str) -> None:
+        """Refuse (429) a session for ``address`` if it holds ``max_sessions_per_address``.
+
+        Checked before a challenge or login token is spent, so the refused
+        request may be sent again as it was.
+        """
+        self._prune()
+        held = self.by_holder.get(("address", address))
+        if not held or len(held) < self.max_sessions_per_address:
+            return
+        _, oldest = next(iter(held.values()))
+        log.info(
+            "refusing a session from %s: the address holds %d",
+            address or "-",
+            len(held),
+            extra={"address": address, "refused": "sessions_per_address"},
+        )
+        raise ServerBusyError(
+            f"This client address holds {self.max_sessions_per_address} live browser "
+            "sessions, as many as one address may: log out of one (DELETE /api/session), "
+            "or retry once the oldest expires.",
+            limit="sessions_per_address",
+            retry_after=max(1, math.ceil(oldest - self.clock())),
+        )
+
+    def _make_room(self) -> None:
+        """End the biggest holder's oldest sessions while there are too many.
+
+        Called once the new session is counted: an address that floods is then
+        the biggest as soon as it holds one more than anyone else, while one
+        that logs in for the first time is never the biggest when others hold
+        as many (on a tie, the first to reach the count goes: see :class:`Tally`).
+        """
+        while self.holders.total > self.max_sessions:
+            holder = self.holders.biggest()
+            assert holder is not None  # the table is not empty
+            digest, (did, _) = next(iter(self.by_holder[holder].items()))
+            kind, name = holder
+            log.info(
+                "%d sessions: ending the oldest of %s %s, which holds the most (%d)",
+                self.holders.total,
+                kind,
+                name or "-",
+                self.holders.most,
+                extra={
+                    "principal": did,
+                    "address": name if kind == "address" else None,
+                    "refused": "sessions",
+                },
+            )
+            self._end(did, digest, self.by_did[did][digest])
+
+    def _index(self, did: DID, digest: str, id: str | None, holder: Holder, expires: float) -> None:
+        self.by_did.setdefault(did, OrderedDict())[digest] = id
+        self.by_holder.setdefault(holder, OrderedDict())[digest] = (did, expires)
+        self.holder_of[digest] = holder
+        self.holders.add(holder)
+
     def _end(self, did: DID, digest: str, id: str | None) -> None:
-        """End one session in memory and in the DID's index, and drop it from the
-        kept ones (the file is written with the session that replaces it)."""
+        """End one session in memory and in the indexes, and drop it from the kept ones
+        (the file is written with the session that replaces it: see :meth:`open`)."""
         if id is not None:
             self.sessions.discard(id)
         self.kept.pop(digest, None)
         self._unindex(did, digest)
 
     def _unindex(self, did: DID, digest: str) -> None:
+        """Forget a session that ended, in every index (once; again is harmless)."""
         mine = self.by_did.get(did)
         if mine is not None:
             mine.pop(digest, None)
             if not mine:
                 del self.by_did[did]
+        holder = self.holder_of.pop(digest, None)
+        if holder is not None:
+            held = self.by_holder[holder]
+            del held[digest]
+            if not held:
+                del self.by_holder[holder]
+            self.holders.remove(holder)
+        self.restored.pop(digest, None)
 
     def _session_dropped(self, id: str, value: tuple[DID, str]) -> None:
-        # Expired or pushed out of memory: still a session if the file keeps it.
+        # Expired, or ended by _end or close (which unindex it too). Until then the file
+        # may keep it, with the same expiry: it is still a session.
         digest = _digest(id)
         kept = self.kept.get(digest)
         if kept is None or kept[2] <= self.clock():
+            # Expired: out of the kept ones too, so a snapshot of them is a plain copy.
+            self.kept.pop(digest, None)
             self._unindex(value[0], digest)
+
+    def _prune(self) -> None:
+        """Forget the sessions that expired: in memory, and those only the file held."""
+        self.sessions.prune()
+        now = self.clock()
+        while self.restored:
+            digest, (did, expires) = next(iter(self.restored.items()))
+            if expires > now:
+                break
+            self.kept.pop(digest, None)
+            self._unindex(did, digest)
 
     def get(self, id: str) -> Session | None:
         entry = self.sessions.get(id)
@@ -284,7 +437,7 @@ class SessionStore:
         session = self.get(id)
         self.sessions.discard(id)
         if self.kept.pop(_digest(id), None) is not None:
-            self._save()
+            self._changed()
         if session is not None:
             self._unindex(session.did, _digest(id))
 
@@ -297,33 +450,46 @@ class SessionStore:
                     self.kept[str(digest)] = (str(did), str(csrf), float(expires))
         except (ValueError, TypeError, AttributeError):
             log.warning("ignoring the unreadable sessions file %s: browsers log in again", path)
-        for digest, (did, _, _) in sorted(self.kept.items(), key=lambda item: item[1][2]):
-            self.by_did.setdefault(did, OrderedDict())[digest] = None
+        live = sorted(self.kept.items(), key=lambda item: item[1][2])[-self.max_sessions :]
+        self.kept = dict(live)
+        for digest, (did, _, expires) in live:
+            self._index(did, digest, None, ("restored", did), expires)
+            self.restored[digest] = (did, expires)
 
-    def _save(self) -> None:
-        assert self.path is not None
-        now = self.clock()
-        live = sorted(
-            ((d, v) for d, v in self.kept.items() if v[2] > now), key=lambda item: item[1][2]
-        )
-        gone = self.kept
-        self.kept = dict(live[-self.max_sessions :])
-        for digest, (did, _, _) in gone.items():
-            if digest in self.kept:
-                continue
-            mine = self.by_did.get(did)
-            id = mine.get(digest) if mine is not None else None
-            if id is None or self.sessions.get(id) is None:
-                self._unindex(did, digest)  # only the file held it
-        save_private_json(self.path, {d: list(v) for d, v in self.kept.items()}, what="sessions")
+    def _changed(self) -> None:
+        if self.file is not None:
+            self.file.changed()
+
+    def _snapshot(self) -> Kept:
+        """What the file is to hold, taken on the event loop: a copy of the kept sessions
+        and the time, whose expired ones (not yet pruned) :func:`_render` leaves out."""
+        return self.clock(), dict(self.kept)
+
+    def start_writing(self) -> None:
+        """Write the sessions file behind the changes, from a task of the running loop."""
+        if self.file is not None:
+            self.file.start()
+
+    async def stop_writing(self) -> None:
+        """Write the last state of the sessions file; then changes are written only by
+        :meth:`flush` (or another :meth:`start_writing`)."""
+        if self.file is not None:
+            await self.file.stop()
+
+    def flush(self) -> None:
+        """Write the sessions file now, if it misses a change (while nothing writes behind)."""
+        if self.file is not None:
+            self.file.flush()
 
     def login_token(self, did: DID) -> str:
         """A single-use token that opens a session for ``did`` (the one-time login link)."""
         token, _ = self.login_tokens.put(did)
         return token
 
-    def redeem(self, token: str) -> Session:
-        """A session for the token's DID; the token is spent."""
+    def redeem(self, token: str, address: str = "") -> Session:
+        """A session for the token's DID, at ``address``; the token is spent (unless
+        refused as busy: see :meth:`open`)."""
+        self._refuse_if_full(address)
         did = self.login_tokens.take(token)
         if did is None:
             raise AuthenticationError(
@@ -331,7 +497,34 @@ class SessionStore:
                 "This login link is unknown, expired or already used; restart "
                 "`charmspace serve` for a new one.",
             )
-        return self.open(did)
+        return self.open(did, address)
+
+
+RENDER_PIECE = 1_000  # sessions encoded between two chances for the event loop
+
+
+def _render(snapshot: Kept) -> str:
+    """The file's JSON, ``{sha256(id): [did, csrf, expires]}``, live sessions only.
+
+    Runs in the writer's thread, in pieces: the event loop's thread needs the
+    interpreter's lock too, and would otherwise wait up to the interpreter's
+    switch interval (5 ms) at each turn of the loop for as long as the whole
+    file takes (about 0.2 s with 100,000 sessions). Each piece is encoded by
+    the C encoder (a millisecond), then ``time.sleep(0)`` hands the lock over.
+    """
+    now, kept = snapshot
+    pieces: list[str] = []
+    piece: dict[str, tuple[DID, str, float]] = {}
+    for digest, session in kept.items():
+        if session[2] > now:
+            piece[digest] = session
+            if len(piece) == RENDER_PIECE:
+                pieces.append(json.dumps(piece)[1:-1])
+                piece = {}
+                time.sleep(0)
+    if piece:
+        pieces.append(json.dumps(piece)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
 
 
 def _digest(id: str) -> str:

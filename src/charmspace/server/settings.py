@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="Browser sessions one identity may hold; logging in once more ends its "
         "oldest session.",
     )
+    max_sessions_per_address: int = Field(
+        default=1_000,
+        ge=1,
+        description="Live browser sessions logged in from one client address; past it, a "
+        "login from there gets 429 until one of them ends. When the server's 100,000 are "
+        "all held, the address holding the most loses its oldest session.",
+    )
     max_challenges_per_address: int = Field(
         default=100,
         ge=1,
@@ -84,6 +91,18 @@ class Settings(BaseSettings):
         default=32,
         ge=1,
         description="Open /api/ws connections one identity may have; past it, the upgrade "
+        "is refused (429).",
+    )
+    max_websockets_per_address: int = Field(
+        default=200,
+        ge=1,
+        description="Open /api/ws connections from one client address, whatever the "
+        "identities; past it, the upgrade is refused (429).",
+    )
+    max_websockets: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open /api/ws connections the server serves in all; past it, the upgrade "
         "is refused (429).",
     )
     call_timeout: float = Field(

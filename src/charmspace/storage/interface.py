@@ -25,14 +25,18 @@ lease keeps two hosts from computing and committing the same derived values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Protocol
 
 from charmspace.storage.lease import Lease, check_seconds, hold
 from charmspace.storage.model import Commit, LogEntry, Revision, SpaceRecord
 from charmspace.storage.store import Storage
 from charmspace.types import DID, EntityId, SpaceDID
+
+Durable = Callable[[int, BaseException | None], None]
+"""How :meth:`SpaceStore.apply_then` tells the outcome: ``(seq, None)`` or ``(0, error)``."""
 
 
 class SpaceStore(Protocol):
@@ -78,6 +82,20 @@ class SpaceStore(Protocol):
         """
         ...
 
+    def apply_then(self, commit: Commit, answer: Durable, *, grouped: bool = True) -> int | None:
+        """:meth:`apply`, with the outcome told through ``answer`` rather than a future.
+
+        Returns the seq if the commit is durable already (``answer`` is then
+        never called), else None, and later calls ``answer(seq, None)`` once
+        it is durable or ``answer(0, error)`` if it could not be written —
+        never before this call has returned. Refusals are raised as by
+        :meth:`apply`. Why a second way: the scheduler commits every event
+        through it, and a future costs each one an object and, once the
+        group is durable, a turn of the event loop for its callback. A
+        backend may implement it as :meth:`apply` and ``add_done_callback``.
+        """
+        ...
+
     async def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000
     ) -> list[LogEntry]:
@@ -104,6 +122,47 @@ def _resolve(durable: asyncio.Future[int], seq: int, error: BaseException | None
         durable.set_result(seq)
     else:
         durable.set_exception(error)
+
+
+class _Waiting:
+    """A grouped commit's ``on_durable``: answers once both the seq and the outcome are known.
+
+    Storage calls ``on_durable`` before :meth:`Storage.commit` returns the seq
+    when the commit is durable at once (memory); the answer then waits for it.
+    """
+
+    __slots__ = ("answer", "early", "seq")
+
+    def __init__(self, answer: Durable) -> None:
+        self.answer = answer
+        self.seq: int | None = None
+        self.early: BaseException | None | _NotYet = _NOT_YET
+
+    def durable(self, error: BaseException | None) -> None:
+        if self.seq is None:
+            self.early = error  # inside commit(): told by known()
+        else:
+            self.answer(0 if error is not None else self.seq, error)
+
+    def known(self, seq: int) -> int | None:
+        """Commit returned ``seq``: it, if durable already; else None (answer comes later)."""
+        early = self.early
+        if early is _NOT_YET:
+            self.seq = seq
+            return None
+        if early is None:
+            return seq
+        # the group failed within commit() (no flush scheduler): answer after returning
+        assert isinstance(early, BaseException)
+        asyncio.get_running_loop().call_soon(self.answer, 0, early)
+        return None
+
+
+class _NotYet:
+    pass
+
+
+_NOT_YET = _NotYet()
 
 
 class AsyncStorage:
@@ -135,27 +194,21 @@ class AsyncStorage:
         return self.storage.read(space, id, principal, at=at)
 
     def apply(self, commit: Commit, *, grouped: bool = True) -> asyncio.Future[int]:
+        durable: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        seq = self.apply_then(commit, partial(_resolve, durable), grouped=grouped)
+        if seq is not None:
+            durable.set_result(seq)
+        return durable
+
+    def apply_then(self, commit: Commit, answer: Durable, *, grouped: bool = True) -> int | None:
         # Validated and written now, in the space's open SQLite write transaction;
         # durable when the group is (its COMMIT at the end of this loop turn, or
         # sooner if a reader settles it). Memory is durable at once.
-        durable: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not grouped:  # one COMMIT now: another Storage on the directory, in this
             # thread, would otherwise wait for the group with the loop blocked
-            durable.set_result(self.storage.commit(commit))
-            return durable
-        seq: int | None = None  # known once commit() returns; on_durable may come first
-        early: list[BaseException | None] = []
-
-        def settled(error: BaseException | None) -> None:
-            if seq is None:
-                early.append(error)  # durable at once (memory): resolved below
-            else:
-                _resolve(durable, seq, error)
-
-        seq = self.storage.commit(commit, on_durable=settled)
-        if early:
-            _resolve(durable, seq, early[0])
-        return durable
+            return self.storage.commit(commit)
+        waiting = _Waiting(answer)
+        return waiting.known(self.storage.commit(commit, on_durable=waiting.durable))
 
     async def log(
         self, space: SpaceDID, principal: DID, *, since: int = 0, limit: int = 1000

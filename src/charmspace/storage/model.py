@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from charmspace.quick_init import quick_init
 from charmspace.types import DID, EntityId, JSONValue, SpaceDID
 
 
@@ -49,6 +50,7 @@ class _Delete:
 DELETE = _Delete()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Revision:
     """A document's value as of a commit. ``seq`` 0 means it never existed."""
@@ -92,6 +94,7 @@ RowKey = tuple[str, str]
 """A row's ``(box, key)``: the box groups the rows listed together (one charm's outbox)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Row:
     """A row of a space's bookkeeping, as stored: outside the documents and their history.
@@ -109,6 +112,7 @@ class Row:
     version: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Commit:
     """What a transaction asks storage to make durable, atomically.
@@ -129,6 +133,7 @@ class Commit:
     row_reads: Mapping[RowKey, int] = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
     """A write checked against the limits, as JSON text or as a delta against ``base``.
@@ -178,6 +183,7 @@ class PreparedRow:
     text: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PreparedCommit:
     """A commit after validation, as a backend receives it."""
@@ -211,6 +217,7 @@ class PreparedCommit:
 _last_meta: tuple[object, str] = (None, "{}")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     """One commit in a space's history (ids, never values)."""
@@ -222,6 +229,7 @@ class LogEntry:
     meta: Mapping[str, JSONValue]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Change:
     """The notification a subscriber receives after a commit is durable."""

@@ -73,28 +73,33 @@ class _Access:
     """The access check a read or write hands its backend: ``principal`` needs ``needed``.
 
     A class rather than a closure, and kept per principal (:meth:`Storage._access`):
-    every read and commit hands one over.
+    every read and commit hands one over. It remembers the last record it let
+    through: a record is never changed once made (a new grant or revocation,
+    here or seen from another process, is a new record), so the same record
+    gives the same answer, and the check is then one identity comparison.
+    The service identity is never remembered: each of its uses is logged.
     """
 
-    __slots__ = ("action", "needed", "principal", "storage")
+    __slots__ = ("action", "needed", "passed", "principal", "storage")
 
     def __init__(self, storage: Storage, principal: DID, needed: Capability, action: str) -> None:
         self.storage = storage
         self.principal = principal
         self.needed = needed
         self.action = action
+        self.passed: SpaceRecord | None = None
 
     def __call__(self, record: SpaceRecord) -> None:
-        self.storage._authorize(record, self.principal, self.needed, self.action)
+        if record is self.passed:
+            return
+        storage = self.storage
+        storage._authorize(record, self.principal, self.needed, self.action)
+        if storage.service is None or self.principal != storage.service:
+            self.passed = record
 
 
 _MAX_ACCESS_CHECKS = 1024
 """How many principals' checks :meth:`Storage._access` keeps (then it starts afresh)."""
-
-
-def _history_cost(writes: tuple[PreparedWrite, ...]) -> int:
-    """What ``writes`` add to a space's history, counted as the retention budget counts it."""
-    return sum(len(w.id) + w.cost + 150 for w in writes)
 
 
 class Storage:
@@ -423,15 +428,16 @@ class Storage:
             return 0
         # WRITE is checked by the backend, inside its write transaction.
         self._require_principal(commit.principal, commit.space, "write")
-        prepared = self._prepare(commit)
+        prepared, history = self._prepare(commit)
         space = commit.space
         principal = commit.principal
         defer = on_durable is not None and self.backend.batches
         # A commit of rows only changes no document: no seq, nothing to notify.
         documents = bool(prepared.writes)
         settle: list[Settle] = []
+        lock = self._commit_locks.get(space) or self._commit_lock(space)
         try:
-            with self._commit_lock(space):
+            with lock:
                 try:
                     seq = self.backend.apply(
                         prepared,
@@ -445,11 +451,20 @@ class Storage:
                 except BaseException as error:
                     settle = self._fail_pending(space, error)
                     raise
-                change = Change(space, seq, tuple(w.id for w in prepared.writes))
+                writes = prepared.writes
+                ids = (writes[0].id,) if len(writes) == 1 else tuple([w.id for w in writes])
+                change = Change(space, seq, ids)
                 if defer:
                     assert on_durable is not None
-                    self._pending.setdefault(space, []).append((change, on_durable))
-                    self._unsettled.setdefault(space, set()).update(change.ids)
+                    pending = self._pending.get(space)
+                    if pending is None:  # not setdefault: it would build a list per commit
+                        pending = self._pending[space] = []
+                    pending.append((change, on_durable))
+                    unsettled = self._unsettled.get(space)
+                    if unsettled is None:
+                        self._unsettled[space] = set(ids)
+                    else:
+                        unsettled.update(ids)
                     if prepared.rows:
                         self._rows_unsettled.add(space)
                 else:
@@ -459,10 +474,11 @@ class Storage:
                     if on_durable is not None:
                         settle.append((on_durable, None))
         finally:
-            _run(settle)
+            if settle:
+                _run(settle)
         if documents:
-            self.pruner.written(space, _history_cost(prepared.writes))
-        if defer:
+            self.pruner.written(space, history)
+        if defer and not self._flush_requested:
             self._request_flush()
         return seq
 
@@ -540,7 +556,12 @@ class Storage:
                 "make ids with entity_id(cause), which are 55 bytes",
             )
 
-    def _prepare(self, commit: Commit) -> PreparedCommit:
+    def _prepare(self, commit: Commit) -> tuple[PreparedCommit, int]:
+        """The commit checked against the limits, and what it adds to the space's history.
+
+        That addition is counted as the retention budget counts it: per
+        document written, its id, its JSON (or delta) and 150 bytes.
+        """
         limits = self.limits
         space = commit.space
         if len(commit.writes) > limits.max_commit_writes:
@@ -551,17 +572,23 @@ class Storage:
             self._check_id(space, id)
         writes = []
         total = 0
+        history = 0
         for id, value in commit.writes.items():
             self._check_id(space, id)
+            history += len(id) + 150
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))
                 continue
-            frozen = freeze(value, (id,))
+            # a runtime's write is frozen (validated) already: no call, no path tuple
+            frozen = value if type(value) is FrozenDict else freeze(value, (id,))
             write = self._as_delta(space, id, frozen)
             if write is None:
                 text = dumps(frozen)
                 size = len(text) if text.isascii() else len(text.encode("utf-8"))
                 write = PreparedWrite(id, frozen, text, size=size)
+                history += len(text)
+            else:
+                history += len(write.delta)  # type: ignore[arg-type]
             if write.size > limits.max_document_bytes:
                 raise LimitExceededError(
                     f"The size of document {id} in bytes", write.size, limits.max_document_bytes
@@ -592,7 +619,7 @@ class Storage:
                 "The size of the commit in bytes", total, limits.max_commit_bytes
             )
         meta = commit.meta
-        return PreparedCommit(
+        prepared = PreparedCommit(
             commit.space,
             commit.principal,
             self.clock(),
@@ -602,6 +629,7 @@ class Storage:
             tuple(rows),
             commit.row_reads,
         )
+        return prepared, history
 
     def _check_row_key(self, space: SpaceDID, key: object) -> None:
         """A row's ``(box, key)`` must be two strings no longer than an id."""

@@ -6,8 +6,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from charmspace.server.deps import PrincipalDep
-from charmspace.server.errors import AuthenticationError
-from charmspace.server.middleware import check_origin
+from charmspace.server.errors import (
+    AuthenticationError,
+    ServerBusyError,
+    error_headers,
+    status_of,
+)
+from charmspace.server.middleware import check_origin, client_address
 from charmspace.server.models import Challenge, Login, SessionInfo
 from charmspace.server.routes.pages import login_page
 from charmspace.server.sessions import (
@@ -46,8 +51,7 @@ def _set_cookies(request: Request, response: Response, session: Session) -> None
 @router.get("/api/session/challenge")
 async def challenge(request: Request) -> Challenge:
     """A new challenge to sign for ``POST /api/session``: single use, two minutes."""
-    address = request.client.host if request.client else ""
-    value, expires = _store(request).challenge(address)
+    value, expires = _store(request).challenge(client_address(request.scope))
     return Challenge(challenge=value, expires=expires)
 
 
@@ -55,7 +59,9 @@ async def challenge(request: Request) -> Challenge:
 async def login(request: Request, body: Login, response: Response) -> SessionInfo:
     """Log in with a signed challenge: sets the session and CSRF cookies."""
     check_origin(request.scope)  # no logging a victim's browser in from another site
-    session = _store(request).login(body.did, body.challenge, body.signature)
+    session = _store(request).login(
+        body.did, body.challenge, body.signature, client_address(request.scope)
+    )
     _set_cookies(request, response, session)
     return SessionInfo(did=session.did, expires=session.expires, csrf=session.csrf)
 
@@ -84,17 +90,20 @@ async def login_link(request: Request, token: str = "") -> Response:
     """The login page or, with ``?token=``, the one-time link ``charmspace serve`` prints.
 
     The link logs the browser in as the local user and lands on the home page.
-    A spent or unknown token is a 401: the login page for a browser, the JSON
-    error for anything else.
+    A spent or unknown token is a 401 (an address holding
+    ``max_sessions_per_address`` sessions, a 429 that leaves the token unspent):
+    the login page for a browser, the JSON error for anything else.
     """
     if not token:
         return login_page(request)
     try:
-        session = _store(request).redeem(token)
-    except AuthenticationError as error:
+        session = _store(request).redeem(token, client_address(request.scope))
+    except (AuthenticationError, ServerBusyError) as error:
         if "text/html" not in request.headers.get("accept", ""):
             raise
-        return login_page(request, 401, str(error))
+        page = login_page(request, status_of(error) or 401, str(error))
+        page.headers.update(error_headers(error))  # a busy address: when to retry
+        return page
     response = RedirectResponse("/", status_code=303)
     _set_cookies(request, response, session)
     return response

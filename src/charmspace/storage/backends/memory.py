@@ -155,25 +155,23 @@ class MemoryBackend:
                 return 0
             seq = s.seq + 1
             size = 0
+            history = s.history
             for w in commit.writes:
                 if w.deleted:
                     rev = Revision(None, seq, True)
                 else:
                     rev = Revision(w.value, seq, size=w.size)
                 current[w.id] = rev
-                s.history.setdefault(w.id, []).append(rev)  # values share what did not change
+                revisions = history.get(w.id)
+                if revisions is None:
+                    history[w.id] = [rev]
+                else:
+                    revisions.append(rev)  # values share what did not change
                 size += len(w.id) + w.cost + 150
             s.sizes[seq] = size
             s.seq = seq
-            s.log.append(
-                LogEntry(
-                    seq,
-                    commit.principal,
-                    commit.time,
-                    tuple(w.id for w in commit.writes),
-                    commit.meta,
-                )
-            )
+            ids = tuple([w.id for w in commit.writes])
+            s.log.append(LogEntry(seq, commit.principal, commit.time, ids, commit.meta))
             return seq
 
     def head(self, space: SpaceDID) -> int:
