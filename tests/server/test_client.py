@@ -9,6 +9,7 @@ import pytest
 
 from charmspace.client import APIError, AsyncClient, Client
 from charmspace.client.ops import APIURLError
+from charmspace.errors import NotJSONError
 from charmspace.identity import Identity
 from real_server import ServerProcess
 
@@ -79,3 +80,18 @@ def test_a_url_no_request_can_use_is_refused_when_the_client_is_made(url: str) -
     assert isinstance(refused.value, ValueError)
     with pytest.raises(APIURLError):
         AsyncClient(url, me)
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [({1, 2}, "event/tags"), (float("nan"), "event/tags"), (object(), "event/tags")],
+)
+def test_a_value_that_is_not_json_is_refused_before_it_is_sent(value: Any, where: str) -> None:
+    """Regression: ``stream.call({"tags": {1, 2}})`` raised json's bare TypeError
+    ("Object of type set is not JSON serializable") from inside httpx."""
+    me = Identity.from_passphrase("json checks")
+    with Client("127.0.0.1:9", me) as client:  # nothing listens: nothing may be sent
+        with pytest.raises(NotJSONError, match=f"Invalid value at {where}:"):
+            client.stream(me.did, "of:x", "adjust").call({"tags": value})
+        with pytest.raises(NotJSONError):
+            client.cell(me.did, "of:x", "value").set({"tags": value})

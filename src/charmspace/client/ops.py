@@ -20,6 +20,7 @@ from charmspace.identity import Identity
 from charmspace.signing import b64encode
 from charmspace.storage.proof import creation_proof
 from charmspace.types import JSONValue, PathSegment
+from charmspace.values import freeze
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
@@ -101,6 +102,13 @@ class Op:
     params: Mapping[str, str | int] = field(default_factory=dict)
     json: Any = None
     read: Callable[[Any], Any] = _as_is
+
+    def __post_init__(self) -> None:
+        # Checked here, as the runtime checks a value: a set or an object in an
+        # event is a NotJSONError naming where it is, before anything is sent,
+        # not json's TypeError from deep inside httpx.
+        if self.json is not None:
+            freeze(self.json)
 
     def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         """This request, built by ``http`` (its base URL, headers and auth apply)."""
