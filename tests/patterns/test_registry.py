@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import EntryPoint
@@ -121,6 +122,19 @@ def test_a_stored_charm_finds_its_pattern_by_import_path_then_by_name() -> None:
     assert known_pattern("journal", "tests.nowhere:journal") is None
     register(journal)
     assert known_pattern("journal", journal.import_path) is journal
+
+
+def test_rebuilding_a_bundled_charm_imports_its_own_module_only() -> None:
+    """Regression: the first charm a process rebuilt imported every installed pattern,
+    the Google sign-in stack included, before a counter took its first event."""
+    script = (
+        "import sys\n"
+        "from charmspace.patterns.registry import known_pattern\n"
+        "pat = known_pattern('counter', 'charmspace.library.counter:counter')\n"
+        "print(pat.import_path, 'charmspace.library.google_auth' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["charmspace.library.counter:counter", "False"]
 
 
 def test_only_patterns_can_be_registered() -> None:

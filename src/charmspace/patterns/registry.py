@@ -220,5 +220,31 @@ def known_pattern(name: object, import_path: object) -> Pattern | None:
                 if pat.name == name:
                     return pat
         if attempt == 0:
+            bundled = _bundled(import_path)
+            if bundled is not None:
+                return bundled
             _by_name.update(installed_patterns())  # scanning is slow: only on a miss
+    return None
+
+
+def _bundled(import_path: object) -> Pattern | None:
+    """The bundled pattern at ``import_path``, importing its own module only.
+
+    Why: the first charm a process rebuilds would otherwise import every
+    installed pattern, the Google sign-in stack of the bundled auth charm
+    included, before a counter can take its first event (B4's first event
+    after a restart). Only a module of :data:`LIBRARY_MODULES`, our own code,
+    is imported here, never one a stored record merely names; the bundled
+    library is the first source a name is taken from, so knowing its pattern
+    early changes no lookup.
+    """
+    if not isinstance(import_path, str):
+        return None
+    module_name = import_path.partition(":")[0]
+    if module_name not in LIBRARY_MODULES:
+        return None
+    for pat in _patterns_in(importlib.import_module(module_name)).values():
+        if pat.import_path == import_path:
+            _by_name.setdefault(pat.name, pat)
+            return pat
     return None
