@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from charmspace.errors import PatternError
@@ -37,10 +38,18 @@ through freshly made pattern objects, which the cycle check cannot see."""
 
 def charm_docs(space: SpaceDID, charm_id: EntityId) -> tuple[Address, Address, Address]:
     """The argument, internal and result documents of a charm."""
+    argument, internal, result = _charm_doc_ids(charm_id)
+    return Address(space, argument), Address(space, internal), Address(space, result)
+
+
+@lru_cache(maxsize=4096)
+def _charm_doc_ids(charm_id: EntityId) -> tuple[EntityId, EntityId, EntityId]:
+    """Remembered: creating, starting and serving a charm asks for its documents
+    several times, and each id is a SHA-256 of canonical JSON."""
     return (
-        Address(space, entity_id({"charm": charm_id, "doc": "argument"})),
-        Address(space, entity_id({"charm": charm_id, "doc": "internal"})),
-        Address(space, entity_id({"charm": charm_id, "doc": "result"})),
+        entity_id({"charm": charm_id, "doc": "argument"}),
+        entity_id({"charm": charm_id, "doc": "internal"}),
+        entity_id({"charm": charm_id, "doc": "result"}),
     )
 
 
