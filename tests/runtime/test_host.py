@@ -14,6 +14,7 @@ from charmspace import Runtime
 from charmspace.errors import AuthorizationError, DerivedTimeoutError
 from charmspace.identity import Identity
 from charmspace.runtime import Cell, ErrorReport, link_to
+from charmspace.runtime.propagation import blocks_loop
 from charmspace.storage import Capability, creation_proof
 from charmspace.types import SpaceDID
 
@@ -144,6 +145,63 @@ async def test_a_slow_synchronous_derive_moves_off_the_event_loop(
     release.set()
     await runtime.idle()
     assert loop_ran and out.get() == 7
+
+
+async def test_a_derive_that_waits_while_the_worker_is_busy_stays_on_the_loop(
+    runtime: Runtime, space: SpaceDID, other_space: SpaceDID
+) -> None:
+    """Regression: with other spaces' slow derives in the worker thread, a cheap derive
+    that read SQLite looked slow (it waited for the interpreter lock), moved to the
+    worker for good, and from then on queued behind them: about a second per change
+    (B3-tenants, CPU-bound tenants on SQLite)."""
+    release = threading.Event()
+
+    def hog(a: int) -> int:
+        if a == 0:
+            time.sleep(0.02)  # the first run shows it is slow: it moves to the worker
+            return a
+        release.wait(5)  # the worker is busy until the test lets go
+        return a
+
+    hogging = runtime.unit(space, "hog")
+    hog_input = hogging.cell("a", 0)
+    hogging.derive("hog", hog, inputs=[hog_input])
+    await hogging.start()
+    await put(hog_input, 1)
+    await asyncio.sleep(0.01)
+    assert runtime.offloading  # the worker is held by the hog
+
+    def waits_a_little(a: int) -> int:
+        time.sleep(0.01)  # as a wait for the interpreter lock would look
+        return a + 1
+
+    cheap = runtime.unit(other_space, "cheap")
+    cheap_input = cheap.cell("a", 0)
+    out = cheap.derive("plus_one", waits_a_little, inputs=[cheap_input])
+    await cheap.start()
+    for n in (1, 2, 3):
+        await put(cheap_input, n)
+        await asyncio.wait_for(runtime.host(other_space).propagator.settled(), 2)
+        assert out.get() == n + 1  # computed on the loop, not queued behind the hog
+    release.set()
+    await runtime.idle()
+
+
+@pytest.mark.parametrize(
+    ("took", "computed", "contended", "blocks"),
+    [
+        (0.001, 0.001, False, False),  # cheap
+        (0.020, 0.019, False, True),  # computes
+        (0.020, 0.019, True, True),  # computes, whatever else runs
+        (0.020, 0.0001, False, True),  # sleeps or blocks on I/O
+        (0.020, 0.0001, True, False),  # may only have waited for the interpreter lock
+        (0.200, 0.0001, True, True),  # far longer than such waits
+    ],
+)
+def test_what_counts_as_holding_up_the_loop(
+    took: float, computed: float, contended: bool, blocks: bool
+) -> None:
+    assert blocks_loop(took, computed, contended) is blocks
 
 
 async def alices_secret_and_bobs_space(

@@ -176,6 +176,7 @@ class Runtime:
         self._remove_floor = storage.add_floor(self._retention_floor)
         storage.flush_scheduler = _flush_soon
         self._offload: ThreadPoolExecutor | None = None
+        self._offloaded = 0  # calls handed to the worker thread and not answered yet
         self._closed = False
         self.services = Services()
         """What the hosting application lends to handlers (:mod:`charmspace.runtime.services`)."""
@@ -449,7 +450,16 @@ class Runtime:
         if self._offload is None:
             self._offload = ThreadPoolExecutor(1, thread_name_prefix="charmspace-derive")
         here = contextvars.copy_context()
-        return await self.loop.run_in_executor(self._offload, partial(here.run, fn, *args))
+        self._offloaded += 1
+        try:
+            return await self.loop.run_in_executor(self._offload, partial(here.run, fn, *args))
+        finally:
+            self._offloaded -= 1
+
+    @property
+    def offloading(self) -> bool:
+        """Whether the worker thread has offloaded calls to run (see :meth:`offload`)."""
+        return self._offloaded > 0
 
     # --- time, randomness ----------------------------------------------------------------
 
