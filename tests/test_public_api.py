@@ -32,6 +32,7 @@ EXPECTED = [
     "FakeClock",
     "Identity",
     "IdentityError",
+    "InputTypeError",
     "InsecureKeyFileError",
     "IntegrationError",
     "InvalidIdError",

@@ -31,7 +31,8 @@
     │   └── InputLinkError             charm id, input, source (a link that cannot be followed)
     ├── SchemaError                    path, reason
     │   ├── NotJSONError               path, reason (also a TypeError)
-    │   └── PathTypeError              path, found, needed (also a TypeError)
+    │   ├── PathTypeError              path, found, needed (also a TypeError)
+    │   └── InputTypeError             charm id, pattern, input, wanted, found (an edit's value)
     ├── StreamError
     │   ├── NotAStreamError            location
     │   │   └── UnknownStreamError     charm id, name, the streams the charm has
@@ -500,6 +501,43 @@ class PathTypeError(SchemaError, TypeError):
             self,
             f"Cannot write at {target}: {where} holds {found}, not {needed}; "
             f"nothing was written. {hint}",
+        )
+
+
+class InputTypeError(SchemaError):
+    """An edit from outside a charm would give one of its typed inputs a value of another type.
+
+    Refused before anything is written: the charm's handlers and derived
+    values read the input as the type its pattern declares, and every one of
+    them would fail on the stored value from then on. ``path`` is where the
+    mismatch is inside the input (``("value",)``, ``("items", 2)``), ``found``
+    its JSON type (``"a string"``), never the value itself.
+    """
+
+    def __init__(
+        self,
+        charm_id: str,
+        pattern: str,
+        input: str,
+        wanted: str,
+        path: Sequence[str | int],
+        found: str,
+        reason: str,
+    ) -> None:
+        self.charm_id = charm_id
+        self.pattern = pattern
+        self.input = input
+        self.wanted = wanted
+        self.path = tuple(path)
+        self.found = found
+        self.reason = reason
+        where = "/".join(str(p) for p in self.path)
+        made = f"make it {found}" if len(self.path) <= 1 else f"put {found} at {where}"
+        CharmspaceError.__init__(
+            self,
+            f"Input {input!r} of charm {charm_id} (pattern {pattern}) is {wanted}, and this "
+            f"edit would {made} ({reason}); nothing was written. Write a value of type "
+            f"{wanted} there (`charmspace patterns` lists each pattern's inputs).",
         )
 
 

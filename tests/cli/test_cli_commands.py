@@ -72,6 +72,20 @@ def test_a_cell_name_the_result_lacks_is_refused_for_get_and_set(alice: User, co
     assert alice("charm", "get", counter, "value").stdout.strip() == "2"
 
 
+def test_a_value_of_the_wrong_type_for_an_input_is_refused(alice: User, counter: str) -> None:
+    """Regression: `charm set ID value '"str"'` on the counter was written, and every
+    handler run failed from then on."""
+    refused = alice("charm", "set", counter, "value", '"str"')
+    assert refused.code == 1
+    assert f"Input 'value' of charm {counter} (pattern counter) is int" in refused.stderr
+    assert "nothing was written" in refused.stderr
+    assert "(InputTypeError, HTTP 400)" in refused.stderr
+    assert alice("--json", "charm", "get", counter, "value").json() == 2
+    waited = alice("--json", "charm", "call", counter, "increment", "--wait").json()
+    assert waited["ok"] is True and waited["error"] is None
+    assert alice("--json", "charm", "get", counter, "value").json() == 3
+
+
 def test_a_charm_id_that_is_not_there_says_how_to_find_the_right_one(
     alice: User, counter: str
 ) -> None:

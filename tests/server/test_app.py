@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
 from in_process import InProcess
 
 from charmspace.client import APIError, AsyncClient
 from charmspace.identity import Identity
+from charmspace.server import Settings, create_app
 from charmspace.signing import b64encode
 from charmspace.storage.proof import creation_proof
 from charmspace.testing import ManualFlush
@@ -109,6 +113,37 @@ async def test_derived_cells_refuse_direct_edits(alice: AsyncClient) -> None:
     with pytest.raises(APIError) as refused:
         await alice.cell(alice.did, charm, "doubled").set(3)
     assert refused.value.status == 409 and refused.value.type == "ReadOnlyCellError"
+
+
+@pytest.fixture
+async def carol(storage_url: str, tmp_path: Path) -> AsyncIterator[AsyncClient]:
+    """A client of the app over each backend (``served`` is SQLite only)."""
+    app = create_app(Settings(data=tmp_path / "data", storage=storage_url))
+    async with app.router.lifespan_context(app):
+        served = InProcess(app, httpx.ASGITransport(app=app))
+        async with served.client(Identity.from_passphrase("carol")) as client:
+            await client.spaces.create()
+            yield client
+
+
+async def test_an_edit_of_the_wrong_type_for_an_input_is_400_and_writes_nothing(
+    carol: AsyncClient,
+) -> None:
+    """The bug: a string set into the counter's int input was written, and broke its handlers."""
+    charm = (await carol.charms.create("counter", inputs={"value": 5}))["id"]
+    before = await carol.spaces.head(carol.did)
+    with pytest.raises(APIError) as refused:
+        await carol.cell(carol.did, charm, "value").set("str")
+    error = refused.value
+    assert error.status == 400 and error.type == "InputTypeError"
+    assert error.fields["pattern"] == "counter" and error.fields["input"] == "value"
+    assert error.fields["wanted"] == "int" and error.fields["found"] == "a string"
+    assert "nothing was written" in str(error) and "Write a value of type int" in str(error)
+    assert await carol.spaces.head(carol.did) == before
+    assert (await carol.stream(carol.did, charm, "increment").call({}))["ok"]
+    assert await carol.cell(carol.did, charm, "value").get() == 6
+    assert (await carol.cell(carol.did, charm, "value").set(10))["ok"]
+    assert await carol.cell(carol.did, charm, "value").get() == 10
 
 
 async def test_an_event_its_handler_refuses_is_400(alice: AsyncClient) -> None:

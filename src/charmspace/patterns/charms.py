@@ -50,6 +50,7 @@ from charmspace.patterns.build import (
     creator_doc,
     rebuilt_argument,
 )
+from charmspace.patterns.edits import CharmCell
 from charmspace.patterns.index import bucket_of, index_address, index_entries
 from charmspace.patterns.pattern import Pattern
 from charmspace.patterns.refs import Ref
@@ -109,9 +110,9 @@ class Charm:
     """A running charm: ``charm["value"]`` is a result cell, ``charm.stream("adjust")`` a stream."""
 
     def __init__(
-        self, runtime: Runtime, unit: Unit, pattern: Pattern, parent: Charm | None = None
+        self, charms: Charms, unit: Unit, pattern: Pattern, parent: Charm | None = None
     ) -> None:
-        self.runtime = runtime
+        self.runtime = charms.runtime
         self.unit = unit
         self.pattern = pattern
         self.parent = parent
@@ -119,9 +120,11 @@ class Charm:
         self.children: tuple[Charm, ...] = ()
         """The child charms its pattern built, in construction order."""
         argument, internal, result = charm_docs(unit.space, unit.id)
-        self.argument: Cell[Any] = Cell(runtime, argument)
-        self.internal: Cell[Any] = Cell(runtime, internal)
-        self.result: Cell[Any] = Cell(runtime, result)
+        # Cells for code outside the charm: their writes are checked against the
+        # input types (see charmspace.patterns.edits).
+        self.argument: Cell[Any] = CharmCell(charms, argument)
+        self.internal: Cell[Any] = CharmCell(charms, internal)
+        self.result: Cell[Any] = CharmCell(charms, result)
 
     def __repr__(self) -> str:
         return f"<Charm {self.pattern.name} {self.id} in {self.space}>"
@@ -199,6 +202,8 @@ class Charms:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._running: dict[tuple[SpaceDID, EntityId], Charm] = {}
+        self._by_argument: dict[tuple[SpaceDID, EntityId], Charm] = {}
+        """The running charms by their argument document (see :meth:`with_argument`)."""
         runtime.owner_loader = self.start_stream_owner
 
     async def create(
@@ -278,10 +283,20 @@ class Charms:
         return charm
 
     def _charm_of(self, built: Built, parent: Charm | None) -> Charm:
-        charm = Charm(self.runtime, built.unit, built.pattern, parent)
+        charm = Charm(self, built.unit, built.pattern, parent)
         self._running[(charm.space, charm.id)] = charm
+        self._by_argument[charm.argument.address.doc] = charm
         charm.children = tuple(self._charm_of(child, charm) for child in built.children)
         return charm
+
+    def _stopped(self, charm: Charm) -> None:
+        """Forget ``charm`` as running (its unit is stopped)."""
+        self._running.pop((charm.space, charm.id), None)
+        self._by_argument.pop(charm.argument.address.doc, None)
+
+    def with_argument(self, space: SpaceDID, doc: EntityId) -> Charm | None:
+        """The running charm whose argument (inputs) document is ``doc``, if any."""
+        return self._by_argument.get((space, doc))
 
     async def get(self, space: SpaceDID, charm_id: EntityId) -> Charm:
         """The charm, started (and rebuilt from storage after a restart) if it is not running."""
@@ -460,7 +475,7 @@ class Charms:
         tx.commit()
         for member in family:  # no await since the commit: no event runs on deleted documents
             member.unit.stop()
-            self._running.pop((space, member.id), None)
+            self._stopped(member)
 
     async def rebuild(self, module: str) -> builtins.list[Charm]:
         """Rebuild the running charms whose pattern is defined in ``module``, keeping their data.
@@ -483,7 +498,7 @@ class Charms:
         for charm in roots:
             for member in _family(charm):
                 member.unit.stop()
-                self._running.pop((charm.space, member.id), None)
+                self._stopped(member)
             try:
                 rebuilt.append(await self._load(charm.space, charm.id))
             except Exception:  # the author's new code is broken: say so, keep serving

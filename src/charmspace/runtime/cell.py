@@ -102,6 +102,15 @@ class Cell(Generic[T]):
     def update(self, values: Mapping[str, Any]) -> None:
         """Merge ``values`` into the object at this cell (keys not named are kept)."""
         tx = self._writing_tx("update")
+        tx.write(self.address, self._updated(tx, values))
+
+    def push(self, *items: Any) -> None:
+        """Append ``items`` to the list at this cell (a missing value counts as empty)."""
+        tx = self._writing_tx("push to")
+        tx.write(self.address, self._pushed(tx, items))
+
+    def _updated(self, tx: Transaction, values: Mapping[str, Any]) -> JSONValue:
+        """What :meth:`update` writes here."""
         current = tx.read(self.address, deep=False)
         if current is None:
             current = {}
@@ -111,11 +120,10 @@ class Cell(Generic[T]):
             raise SchemaError(self.address.path, "update() takes a mapping of keys to new values")
         patch = to_json(values, self.address.path)
         assert isinstance(patch, dict)
-        tx.write(self.address, freeze({**current, **patch}))
+        return freeze({**current, **patch})
 
-    def push(self, *items: Any) -> None:
-        """Append ``items`` to the list at this cell (a missing value counts as empty)."""
-        tx = self._writing_tx("push to")
+    def _pushed(self, tx: Transaction, items: tuple[Any, ...]) -> JSONValue:
+        """What :meth:`push` writes here."""
         current = tx.read(self.address, deep=False)
         if current is None:
             current = []
@@ -124,9 +132,8 @@ class Cell(Generic[T]):
         at = len(current)
         added = [to_json(item, (*self.address.path, at + i)) for i, item in enumerate(items)]
         if type(current) is FrozenList:  # no need to check (freeze) its items again
-            tx.write(self.address, extend(current, added))
-        else:
-            tx.write(self.address, freeze([*current, *added]))
+            return extend(current, added)
+        return freeze([*current, *added])
 
 
 _PLAIN = frozenset({bool, type(None), FrozenDict, FrozenList})

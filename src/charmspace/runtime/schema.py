@@ -159,6 +159,30 @@ def event_validator_for(tp: Any) -> Validator:
     return validate
 
 
+def stored_validator_for(tp: Any) -> Validator:
+    """A function that checks JSON about to be stored as a value of ``tp``: strictly, as JSON.
+
+    Why strict: the value is stored as given, not converted, so ``"3"`` in an
+    ``int`` would stay a string for whoever reads it. Why as JSON: stored
+    values are JSON, so ``3`` is a ``float``, an object a TypedDict or model,
+    a string a ``datetime``. Unlike an event, unknown keys pass: they are
+    kept, not dropped, and a value stored before may have them.
+    """
+    try:
+        adapter = _adapter(tp)
+    except (pydantic.PydanticUserError, TypeError) as e:
+        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+
+    def validate(value: JSONValue) -> Any:
+        try:
+            return adapter.validate_json(dumps(value), strict=True)
+        except pydantic.ValidationError as e:
+            first = e.errors(include_url=False)[0]
+            raise SchemaError(tuple(first["loc"]), str(first["msg"]).lower()) from None
+
+    return validate
+
+
 def _event_error(error: Any) -> SchemaError:
     """A pydantic error as a SchemaError that says what to send instead.
 

@@ -434,8 +434,43 @@ class Transaction:
         self._check_writable(key)  # its refusal comes before setpath's
         self._put(key, setpath(doc, target.path, value))
 
-    def _write_target(self, address: Address) -> tuple[Address, JSONValue]:
-        """Where a write lands, and the current value of the document it lands in."""
+    def write_route(self, address: Address) -> list[Address]:
+        """Every place a write at ``address`` passes through: ``address``, then each
+        link it follows (as the location inside that link's target), the last
+        one being where it lands. Nothing is written.
+
+        For checks that depend on whose data a write changes (an edit from
+        outside a charm is checked against the input it lands in).
+        """
+        self._check_open()
+        route = [address]
+        self._write_target(address, route)
+        return route
+
+    def write_checked(self, address: Address, value: JSONValue, check: Callable[[], None]) -> None:
+        """:meth:`write`, then ``check()``, which may read the result through this
+        transaction; if it raises, the write is undone before the error propagates.
+
+        Why undo rather than rely on the abort: a caller may catch the error and
+        go on, and then commit; what the check refused must not be committed.
+        """
+        writes, writer, noop = dict(self._writes), self.writer, set(self._noop_spaces)
+        self.write(address, value)
+        try:
+            check()
+        except BaseException:
+            self._writes, self.writer, self._noop_spaces = writes, writer, noop
+            self._targets = None
+            raise
+
+    def _write_target(
+        self, address: Address, route: list[Address] | None = None
+    ) -> tuple[Address, JSONValue]:
+        """Where a write lands, and the current value of the document it lands in.
+
+        ``route`` (if given) gets the location in each document the write enters
+        after following a link (see :meth:`write_route`).
+        """
         space, id = address.space, address.id
         doc = value = self.read_doc(space, id)
         remaining: Path = address.path
@@ -457,6 +492,8 @@ class Transaction:
                     remaining = (*target.path, *remaining[i:])
                     walked = []
                     i = 0
+                    if route is not None:
+                        route.append(Address(space, id, remaining))
                     continue
             if i == len(remaining):
                 return Address(space, id, tuple(walked)), doc

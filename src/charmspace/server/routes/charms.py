@@ -16,6 +16,7 @@ from charmspace.errors import (
 from charmspace.facade import Runtime
 from charmspace.identity import parse_did
 from charmspace.patterns.charms import Charm, refuse_unfollowable_link
+from charmspace.patterns.edits import checked_write
 from charmspace.patterns.markers import NAME, UI
 from charmspace.runtime import Stream
 from charmspace.runtime.address import Address, is_stream_marker, link_to
@@ -200,7 +201,11 @@ async def set_cell(
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> CellWritten:
-    """Set the value at ``path`` in the charm's result (needs WRITE; derived cells refuse: 409)."""
+    """Set the value at ``path`` in the charm's result (needs WRITE; derived cells refuse: 409).
+
+    A value of the wrong type for the charm's input it lands in is refused (400,
+    nothing written): see :mod:`charmspace.patterns.edits`.
+    """
     segments = cell_path(path)
     if not segments:
         raise SchemaError((), "name a cell inside the result; the result itself is not editable")
@@ -212,7 +217,7 @@ async def set_cell(
     tx = Transaction(runtime, principal, meta={"edit": "api"})
     try:
         require_result_name(tx, id, address)
-        tx.write(address, to_json(body.value))
+        checked_write(runtime.charms, tx, address, to_json(body.value))
         result = await tx.commit_to(runtime.store)
     except BaseException:
         if tx.state == "open":
