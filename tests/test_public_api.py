@@ -54,6 +54,7 @@ EXPECTED = [
     "SpaceNotFoundError",
     "StorageError",
     "StorageIOError",
+    "StoragePathError",
     "StoragePermissionError",
     "StorageURLError",
     "Stream",

@@ -16,6 +16,7 @@
     │   ├── SpaceExistsError           space
     │   ├── StorageURLError            url, reason
     │   ├── StoragePermissionError     path, reason (the data is fine; access is not)
+    │   ├── StoragePathError           path, reason (no directory can be there: change it)
     │   ├── DiskFullError              path
     │   ├── StorageIOError             path, reason (busy, I/O error: retry)
     │   ├── CorruptStorageError        space, path, reason
@@ -267,6 +268,24 @@ class StoragePermissionError(StorageError):
             f"Permission denied for {path}: {reason}. The data is not damaged; give this "
             "process read and write access to the storage directory and its files (or run "
             "as the user who owns them), then retry."
+        )
+
+
+class StoragePathError(StorageError):
+    """The storage's path cannot hold it: a parent that does not exist or is a file, say.
+
+    Apart from :class:`StorageIOError` on purpose: that one may pass, so it
+    says to retry; this one stays until the path (or what is at it) changes.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"Cannot use {path}: {reason}; nothing was written. Change the path to a "
+            "directory this process may create and write (not below a file, nor in a "
+            "system directory such as /proc), or create it first with `mkdir -p` as a user "
+            "who may, then open the storage again."
         )
 
 
