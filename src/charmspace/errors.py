@@ -129,9 +129,12 @@ class AuthorizationError(StorageError):
         what = f" to {action}" if action else ""
         super().__init__(
             f"{principal} is not allowed{what} in space {space}: it needs {needed}. "
-            f"Ask the space's owner to grant {needed} to {principal}; or, if the space "
-            "is yours, act as the identity that owns it (`charmspace --identity FILE`, "
-            "Runtime(identity=...), or the local user's key file that both use by default)."
+            f"Act as an identity that has {needed} there, or have the space's owner grant "
+            f"it: the owner runs `charmspace --space {space} space acl set {principal} "
+            f"{needed}`, or in Python storage.set_acl(space, owner, principal, "
+            f"Capability.{needed}). If the space is yours, act as the identity that owns it "
+            "(`charmspace --identity FILE`, Runtime(identity=...), or the local user's key "
+            "file that both use by default)."
         )
 
 
