@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from charmspace.errors import StoragePathError, StorageURLError
+from charmspace.errors import StorageError, StoragePathError, StorageURLError
 from charmspace.identity import Identity
 from charmspace.storage import open_storage
 
@@ -74,3 +74,17 @@ def test_a_runtime_in_proc_says_to_change_the_path() -> None:
         Runtime("sqlite:///proc/charmspace-test-y")
     assert "retry" not in str(err.value)
     assert "/proc/charmspace-test-y" in str(err.value)
+
+
+def test_a_closed_sqlite_storage_says_to_open_it_again(tmp_path: Path) -> None:
+    """Regression: a call after close() said only "The storage in X is closed."."""
+    owner = Identity.from_passphrase("open test").did
+    storage = open_storage(f"sqlite://{tmp_path}/closed")
+    storage.create_space(owner, owner)
+    storage.close()
+    with pytest.raises(StorageError) as err:
+        storage.head(owner, owner)
+    assert str(err.value) == (
+        f"The storage in {tmp_path}/closed is closed, so it cannot be read or written; "
+        "nothing was done. Open it again (open_storage(url), or a new Runtime on it) to go on."
+    )

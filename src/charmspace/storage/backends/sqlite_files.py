@@ -91,6 +91,14 @@ def sqlite_error(
     return StorageIOError(str(path), f"SQLite reported: {text}")
 
 
+def closed_error(directory: Path) -> StorageError:
+    """What a call on a closed SQLite storage raises: said plainly, with what to do."""
+    return StorageError(
+        f"The storage in {directory} is closed, so it cannot be read or written; nothing "
+        "was done. Open it again (open_storage(url), or a new Runtime on it) to go on."
+    )
+
+
 _WRONG_PATH = frozenset(
     {errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
 )
