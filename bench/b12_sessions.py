@@ -13,7 +13,7 @@ Two ways of keeping the file, alternated round by round in one process:
   server did before it wrote the file behind (:func:`write_as_before`, that
   code as it was: Python's streaming JSON encoder, one list per session);
 - ``behind``: the server's way now, written behind by its writer task
-  (:mod:`charmspace.server.write_behind`), at most once a second, in a thread,
+  (:mod:`charmspace.write_behind`), at most once a second, in a thread,
   encoded in pieces.
 
 Reported for each (medians over rounds): logins done per second; the time
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+from charmspace import write_behind
 from charmspace.identity import Identity
 from charmspace.private_json import write_private_text
-from charmspace.server import write_behind
 from charmspace.server.sessions import SessionStore
 
 from .stats import percentile

@@ -55,6 +55,7 @@ EXPECTED = [
     "SpaceNotFoundError",
     "StorageError",
     "StorageIOError",
+    "StoragePathError",
     "StoragePermissionError",
     "StorageURLError",
     "Stream",

@@ -16,6 +16,7 @@
     │   ├── SpaceExistsError           space
     │   ├── StorageURLError            url, reason
     │   ├── StoragePermissionError     path, reason (the data is fine; access is not)
+    │   ├── StoragePathError           path, reason (no directory can be there: change it)
     │   ├── DiskFullError              path
     │   ├── StorageIOError             path, reason (busy, I/O error: retry)
     │   ├── CorruptStorageError        space, path, reason
@@ -129,9 +130,12 @@ class AuthorizationError(StorageError):
         what = f" to {action}" if action else ""
         super().__init__(
             f"{principal} is not allowed{what} in space {space}: it needs {needed}. "
-            f"Ask the space's owner to grant {needed} to {principal}; or, if the space "
-            "is yours, act as the identity that owns it (`charmspace --identity FILE`, "
-            "Runtime(identity=...), or the local user's key file that both use by default)."
+            f"Act as an identity that has {needed} there, or have the space's owner grant "
+            f"it: the owner runs `charmspace --space {space} space acl set {principal} "
+            f"{needed}`, or in Python storage.set_acl(space, owner, principal, "
+            f"Capability.{needed}). If the space is yours, act as the identity that owns it "
+            "(`charmspace --identity FILE`, Runtime(identity=...), or the local user's key "
+            "file that both use by default)."
         )
 
 
@@ -268,6 +272,24 @@ class StoragePermissionError(StorageError):
             f"Permission denied for {path}: {reason}. The data is not damaged; give this "
             "process read and write access to the storage directory and its files (or run "
             "as the user who owns them), then retry."
+        )
+
+
+class StoragePathError(StorageError):
+    """The storage's path cannot hold it: a parent that does not exist or is a file, say.
+
+    Apart from :class:`StorageIOError` on purpose: that one may pass, so it
+    says to retry; this one stays until the path (or what is at it) changes.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"Cannot use {path}: {reason}; nothing was written. Change the path to a "
+            "directory this process may create and write (not below a file, nor in a "
+            "system directory such as /proc), or create it first with `mkdir -p` as a user "
+            "who may, then open the storage again."
         )
 
 

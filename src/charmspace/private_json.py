@@ -5,7 +5,7 @@ space: browser sessions, Google sign-ins in progress. Each is one small file,
 replaced whole (written to a temporary file, then renamed), so a crash leaves
 the old contents or the new, never half of them: on every change, or for the
 sessions file, which a flood of logins changes often, at most once a second,
-off the event loop (:mod:`charmspace.server.write_behind`).
+off the event loop (:mod:`charmspace.write_behind`).
 
 Why a failure only logs: what these files keep is a convenience across a
 restart (a browser stays logged in, a sign-in can finish). A server that cannot
@@ -50,7 +50,7 @@ def write_private_text(path: Path, text: str) -> None:
 
     For a caller that encodes the JSON itself and reports failures itself (the
     sessions file encodes in pieces and logs once per outage, not once per write:
-    :mod:`charmspace.server.write_behind`). Never two at once on one ``path``:
+    :mod:`charmspace.write_behind`). Never two at once on one ``path``:
     they share the temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)

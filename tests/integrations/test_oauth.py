@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from charmspace import write_behind
 from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
 from charmspace.integrations.google.oauth import GoogleOAuth, GoogleSettings, skew_seconds
@@ -94,6 +96,37 @@ def test_a_sign_in_in_progress_survives_a_new_client_and_the_file_holds_no_state
     with pytest.raises(IntegrationError) as spent:
         after.take_login(used)
     assert spent.value.reason == "unknown_state"
+
+
+async def test_a_flood_of_sign_in_starts_is_written_behind_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: each sign-in start rewrote the whole sign-ins file on the event
+    loop, so a flood of them stalled every request; now, while a server runs, they
+    are written behind (in a worker thread, coalesced) and a clean stop writes the last."""
+    path = tmp_path / "google-sign-ins.json"
+    writers: list[threading.Thread] = []
+    write = write_behind.write_private_text
+
+    def recorded(at: Path, text: str) -> None:
+        writers.append(threading.current_thread())
+        write(at, text)
+
+    monkeypatch.setattr(write_behind, "write_private_text", recorded)
+    settings = GoogleSettings(client_id="id", client_secret="secret")
+    clock = FakeClock()
+    oauth = GoogleOAuth(settings, clock=clock, logins_path=path)
+    oauth.start_writing()
+    states = [
+        _state_of(oauth.start_login(AUTH_CELL, ALICE.did, [], "http://x/callback"))
+        for _ in range(50)
+    ]
+    assert writers == []  # fifty starts, and not one write on the loop
+    await oauth.stop_writing()
+    assert writers and threading.current_thread() not in writers
+    assert len(writers) <= 2  # coalesced: the first start's write, then the rest at once
+    after = GoogleOAuth(settings, clock=clock, logins_path=path)
+    assert all(after.take_login(state).principal == ALICE.did for state in states)
 
 
 def test_an_unreadable_sign_ins_file_is_ignored(tmp_path: Path) -> None:

@@ -412,6 +412,28 @@ async def test_a_closed_runtime_refuses_new_work_alike_on_every_backend(runtime:
         assert error.value.action == action
 
 
+async def test_a_closed_runtime_refuses_reads_alike_on_every_backend(runtime: Runtime) -> None:
+    """Regression: after ``close()``, reads on SQLite raised "The storage in X is
+    closed." with nothing to do, and in memory they still answered."""
+    charm = await runtime.charms.create(counter, inputs={"value": 1})
+    value = charm["value"]
+    await runtime.close()
+    reads: list[tuple[str, Callable[[], object]]] = [
+        ("list charms", lambda: runtime.charms.list()),
+        ("list favorites", lambda: runtime.favorites().list()),
+        (f"read {value.address}", value.get),
+        (f"read {value.address}", value.sample),
+        (f"read {value.address}", lambda: charm["value"].get()),
+        (f"read {charm.result.address}", charm.get),
+    ]
+    for action, read in reads:
+        with pytest.raises(RuntimeClosedError) as error:
+            read()
+        assert error.value.action == action
+        assert str(error.value).startswith("The runtime is closed")
+        assert "Open a new Runtime on the same storage" in str(error.value)
+
+
 async def test_a_name_the_result_lacks_is_refused_with_the_names_it_has(runtime: Runtime) -> None:
     """Regression: ``charm["vaule"]`` was a cell that read None, and an edit through it
     added the typo to the charm's result."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
-from charmspace.client import APIError, AsyncClient, Client
+from charmspace.client import APIError, AsyncClient, Client, ServerUnreachableError
 from charmspace.client.ops import APIURLError
-from charmspace.errors import NotJSONError
+from charmspace.errors import CharmspaceError, NotJSONError
 from charmspace.identity import Identity
-from real_server import ServerProcess
+from real_server import ServerProcess, free_port
 
 
 def _story_sync(url: str, me: Identity) -> dict[str, Any]:
@@ -95,3 +96,33 @@ def test_a_value_that_is_not_json_is_refused_before_it_is_sent(value: Any, where
             client.stream(me.did, "of:x", "adjust").call({"tags": value})
         with pytest.raises(NotJSONError):
             client.cell(me.did, "of:x", "value").set({"tags": value})
+
+
+def test_no_server_answering_is_our_error_naming_the_url_and_what_to_do() -> None:
+    """Regression: with no server running, Client and AsyncClient raised httpx's
+    ConnectError, outside charmspace's errors, saying nothing about what to do."""
+    me = Identity.from_passphrase("no server")
+    url = f"http://127.0.0.1:{free_port()}"
+
+    async def from_async() -> list[BaseException]:
+        raised: list[BaseException] = []
+        async with AsyncClient(url, me) as client:
+            with pytest.raises(ServerUnreachableError) as refused:
+                await client.meta()
+            raised.append(refused.value)
+            with pytest.raises(ServerUnreachableError) as refused:
+                async for _ in client.cell(me.did, "of:x", "value").watch():
+                    pass
+            raised.append(refused.value)
+        return raised
+
+    with Client(url, me) as client, pytest.raises(ServerUnreachableError) as refused:
+        client.charms.list(me.did)
+    for error in [refused.value, *asyncio.run(from_async())]:
+        assert isinstance(error, CharmspaceError)
+        assert isinstance(error, httpx.ConnectError)  # code written for httpx still works
+        assert error.url == url
+        assert str(error).startswith(f"No charmspace server answers at {url} (")
+        assert "Start it with `charmspace serve`" in str(error)
+        assert "--api-url" in str(error)
+        assert error.__cause__ is not None  # httpx's (or the socket's) own error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,35 @@ def test_an_unsafe_local_key_file_stops_the_server_in_one_line(tmp_path: Path) -
     assert done.returncode == 2, done.stderr
     assert f"Run `chmod 600 {key}`" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_server_that_fails_to_start_leaves_the_disk_as_it_found_it(tmp_path: Path) -> None:
+    """Regression: a bad --storage left an empty data directory holding serve.lock."""
+    bad = ("--storage", "postgres://db/charms")
+    done = serve_with(tmp_path, "--data", "new/data", *bad)
+    assert done.returncode == 2, done.stderr
+    assert not (tmp_path / "new").exists()  # both directories it made are gone again
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    done = serve_with(tmp_path, "--data", "kept", *bad)
+    assert done.returncode == 2, done.stderr
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # no serve.lock left
+
+
+def test_a_taken_port_leaves_no_data_directory_behind(tmp_path: Path) -> None:
+    """A failure inside uvicorn's start (the port is taken, exit status 3) cleans up too."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CHARMSPACE_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "charmspace", "serve", "--port", str(port), "--data", "d",
+             "--storage", "memory://", "--identity", str(tmp_path / "me.pem")],
+            cwd=tmp_path, env={**clean, "HOME": str(tmp_path)},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert not (tmp_path / "d" / "serve.lock").exists()

@@ -96,6 +96,31 @@ async def test_a_refused_subscription_gets_an_error_and_no_value(
         assert (await frame(ws))["error"]["type"] == "BadRequestError"  # and no value for 7
 
 
+async def test_a_name_the_result_lacks_is_refused_but_shell_names_read_null(
+    server: ServerProcess, alice: AsyncClient
+) -> None:
+    """Regression: subscribing to a misspelt cell name ("vaule") was accepted and
+    streamed null, where the HTTP cell routes answer 404. The shell's ``$``-names
+    (``$NAME``, ``$UI``) stay allowed, and read null on a charm without them."""
+    charm = (await alice.charms.create("counter"))["id"]
+    me = Identity.from_passphrase("alice")
+    async with socket_to(server, signed_upgrade(me)) as ws:
+        await ws.send(subscribe("typo", alice.did, charm, "vaule"))
+        refused = await frame(ws)
+        assert (refused["op"], refused["id"], refused["status"]) == ("error", "typo", 404)
+        assert refused["error"]["type"] == "UnknownCellError"
+        assert "value" in refused["error"]["names"]
+        assert "has no 'vaule' in its result" in refused["error"]["message"]
+
+        await ws.send(subscribe("absent", alice.did, charm, "$NOT_A_NAME_IT_HAS"))
+        absent = await frame(ws)
+        assert (absent["op"], absent["id"], absent["value"]) == ("value", "absent", None)
+        await ws.send(subscribe("name", alice.did, charm, "$NAME"))
+        named = await frame(ws)
+        assert (named["op"], named["id"]) == ("value", "name")
+        assert isinstance(named["value"], str)
+
+
 async def log_in(server: ServerProcess, identity: Identity) -> str:
     """A browser session for ``identity``: its session cookie's value."""
     async with httpx.AsyncClient(base_url=server.url) as http:

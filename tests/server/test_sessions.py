@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from in_process import BASE, InProcess
 
+from charmspace import write_behind
 from charmspace.client import AsyncClient
 from charmspace.identity import Identity
-from charmspace.server import write_behind
 from charmspace.server.errors import ServerBusyError
 from charmspace.server.sessions import (
     CHALLENGE_TTL,

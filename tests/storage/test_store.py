@@ -88,6 +88,24 @@ def test_a_new_space_is_closed_to_strangers(
     assert storage.space(space, owner).acl == {}
 
 
+def test_a_refused_access_check_says_what_was_refused_and_how_to_be_let_in(
+    storage: Storage, space: SpaceDID, owner: DID, alice: DID
+) -> None:
+    """Regression: storage.space() refused a stranger "to read the ACL", and said only
+    to ask the owner, without naming how the owner grants it."""
+    with pytest.raises(AuthorizationError) as err:
+        storage.space(space, alice)
+    message = str(err.value)
+    assert "the ACL" not in message
+    assert f"not allowed to read its owner and grants in space {space}" in message
+    assert f"`charmspace --space {space} space acl set {alice} READ`" in message
+    assert "storage.set_acl(space, owner, principal, Capability.READ)" in message
+    assert "Act as an identity that has READ there" in message
+
+    storage.set_acl(space, owner, alice, Capability.READ)  # what the message says to do
+    assert storage.space(space, alice).owner == owner
+
+
 def test_the_owner_reads_and_writes(storage: Storage, space: SpaceDID, owner: DID) -> None:
     assert write(storage, space, owner, x={"n": 1}) == 1
     rev = storage.read(space, X, owner)

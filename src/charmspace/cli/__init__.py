@@ -33,7 +33,7 @@ from charmspace.cli.context import (
     stderr,
     table,
 )
-from charmspace.client.ops import DEFAULT_URL, APIURLError
+from charmspace.client.ops import DEFAULT_URL, APIURLError, ServerUnreachableError
 from charmspace.errors import CharmspaceError
 
 
@@ -48,6 +48,9 @@ class _ReportingGroup(TyperGroup):
         except APIURLError as error:  # a usage error, found only once a command needs the URL
             stderr().print(Text(f"Error: {error}", style="red"))
             raise typer.Exit(2) from None
+        except ServerUnreachableError as error:  # said as the command's user needs it
+            stderr().print(Text(f"Error: {_unreachable(ctx, error)}", style="red"))
+            raise typer.Exit(1) from None
         except CharmspaceError as error:
             stderr().print(Text(f"Error: {error}", style="red"))
             raise typer.Exit(1) from None

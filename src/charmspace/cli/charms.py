@@ -25,7 +25,7 @@ from charmspace.cli.context import (
     stderr,
     table,
 )
-from charmspace.client import APIError, AsyncClient
+from charmspace.client import APIError, AsyncClient, ServerUnreachableError
 from charmspace.types import PathSegment
 
 app = group(
@@ -291,7 +291,7 @@ def watch(
         asyncio.run(_watch(opts, id, path_of(path)))
     except KeyboardInterrupt:  # Ctrl-C is how a watch ends
         pass
-    except ConnectionRefusedError:
+    except ServerUnreachableError:
         fail(NOT_RUNNING.format(url=opts.url))
     except TimeoutError:
         fail(f"The server at {opts.url} did not answer the watch in time.")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from charmspace.client.asynchronous import AsyncClient
 from charmspace.client.auth import SignedAuth
-from charmspace.client.ops import APIError
+from charmspace.client.ops import APIError, ServerUnreachableError
 from charmspace.client.retry import Retry
 from charmspace.client.sync import Client
 
-__all__ = ["APIError", "AsyncClient", "Client", "Retry", "SignedAuth"]
+__all__ = ["APIError", "AsyncClient", "Client", "Retry", "ServerUnreachableError", "SignedAuth"]

@@ -27,7 +27,8 @@ class AsyncClient(Calls[Answer]):
 
     ``await client.charms.create("counter")``, ``await client.cell(space, id, "value").get()``,
     ``await client.stream(space, id, "increment").call({})``: the runtime's vocabulary,
-    over HTTP. Errors the server returns raise :class:`~charmspace.client.APIError`.
+    over HTTP. Errors the server returns raise :class:`~charmspace.client.APIError`;
+    with no server at ``base_url``, :class:`~charmspace.client.ServerUnreachableError`.
 
     A request the server refuses as busy (429) is signed again and resent after
     its ``Retry-After``, as ``retry`` allows (by default 3 more tries, 30 s of
@@ -58,7 +59,10 @@ class AsyncClient(Calls[Answer]):
         """Send ``op`` and return its answer, read; a 429 is tried again (see ``retry``)."""
         tries, waited = 0, 0.0
         while True:
-            response = await self.http.send(op.request(self.http))  # signed anew: a fresh nonce
+            try:
+                response = await self.http.send(op.request(self.http))  # signed anew: a fresh nonce
+            except httpx.ConnectError as error:
+                raise ops.unreachable(self.http.base_url, error) from error
             after = response.headers.get("retry-after")
             delay = self.retry.delay(response.status_code, after, tries, waited)
             if delay is None:

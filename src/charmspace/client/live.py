@@ -19,7 +19,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from charmspace.client.ops import APIError, answer
+from charmspace.client.ops import APIError, answer, unreachable
 from charmspace.client.retry import BUSY, DEFAULT_RETRY, Retry, gave_up
 from charmspace.identity import Identity
 from charmspace.signing import sign_request
@@ -51,7 +51,12 @@ async def watch(
     """
     url = httpx.URL(base_url)
     ws_url = url.copy_with(scheme="wss" if url.scheme == "https" else "ws", raw_path=PATH.encode())
-    ws = await _connect(str(ws_url), identity, retry)
+    try:
+        ws = await _connect(str(ws_url), identity, retry)
+    except TimeoutError:  # a server that is there but slow: not "no server"
+        raise
+    except OSError as refused:  # refused, or a host name that does not resolve
+        raise unreachable(url, refused) from refused
     async with ws:
         frame = {"op": "subscribe", "id": 1, "space": space, "charm": id, "path": list(path)}
         await ws.send(json.dumps(frame))

@@ -78,6 +78,38 @@ class APIError(CharmspaceError):
         super().__init__(f"{message} ({type}, HTTP {status})")
 
 
+class ServerUnreachableError(CharmspaceError, httpx.ConnectError):
+    """No server accepted a connection at ``url``: the request was not sent, so nothing was done.
+
+    Raised in place of httpx's ``ConnectError`` (kept as ``__cause__``), so callers
+    catch one tree of errors and learn what to do. Also an ``httpx.ConnectError``:
+    code written to catch that still works.
+    """
+
+    def __init__(self, url: str, reason: str, *, request: httpx.Request | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        httpx.ConnectError.__init__(
+            self,
+            f"No charmspace server answers at {url} ({reason}); nothing was sent. Is the "
+            "server running? Start it with `charmspace serve`, or give the address it "
+            "listens on (Client(base_url=...), or --api-url for the charmspace command).",
+            request=request,
+        )
+
+
+def unreachable(url: httpx.URL | str, error: Exception) -> ServerUnreachableError:
+    """The :class:`ServerUnreachableError` for ``error``, httpx's or the socket's, at ``url``."""
+    request = None
+    if isinstance(error, httpx.RequestError):
+        try:
+            request = error.request
+        except RuntimeError:  # httpx raises this when the error has no request
+            request = None
+    reason = str(error) or type(error).__name__
+    return ServerUnreachableError(str(url).rstrip("/"), reason, request=request)
+
+
 def _as_is(answer: Any) -> Any:
     return answer
 

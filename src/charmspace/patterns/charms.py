@@ -411,6 +411,7 @@ class Charms:
         Read as ``principal`` (default: whom the calling code acts for), who
         needs READ on the space.
         """
+        self.runtime.check_open("list charms")
         space = space or self.runtime.principal
         if not self.runtime.storage.has_space(space):
             return []

@@ -31,6 +31,7 @@ class Favorites:
 
     def list(self) -> list[dict[str, Any]]:
         """The favorites, oldest first: ``{id, space, name, tags, charm}`` each."""
+        self.runtime.check_open("list favorites")
         if not self.runtime.storage.has_space(self.user):
             return []
         value = Transaction(self.runtime, self.user).read(self.address, deep=False)

@@ -254,6 +254,8 @@ class Runtime:
 
     def read(self, address: Address, principal: DID | None = None) -> JSONValue:
         """The latest committed value at ``address`` (links resolved)."""
+        if self._closed:  # the action is spelled out only when it is refused
+            raise RuntimeClosedError(f"read {address}")
         return Transaction(self, principal or self.acting()).read(address)
 
     def unit(self, space: SpaceDID, name: str, *, id: EntityId | None = None) -> Unit:

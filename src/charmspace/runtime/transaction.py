@@ -31,6 +31,7 @@ from charmspace.errors import (
     LimitExceededError,
     LinkError,
     ReadOnlyCellError,
+    RuntimeClosedError,
     SpaceNotFoundError,
     TransactionClosedError,
     WriteIsolationError,
@@ -131,6 +132,12 @@ class Transaction:
         rerun_on_conflict: bool = False,
         confine: SpaceDID | None = None,
     ) -> None:
+        # Once per transaction, not per read: every read outside a handler (a
+        # cell's get(), charms.list()) opens one, so a closed runtime refuses them
+        # alike on every backend (memory would still answer; SQLite's files are
+        # closed), while reads inside a handler's transaction cost nothing more.
+        if runtime.closed:
+            raise RuntimeClosedError("read or write its spaces")
         self.runtime = runtime
         self.confine = confine
         self.home = home

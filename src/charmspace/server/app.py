@@ -95,10 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         patterns.start(app, runtime)
         # Written behind, off the loop (a login only marks it stale); the last state on the way out.
         app.state.sessions.start_writing()
+        app.state.google_oauth.start_writing()  # the same for Google sign-ins in progress
         try:
             yield
         finally:
             await app.state.sessions.stop_writing()
+            await app.state.google_oauth.stop_writing()
             await patterns.stop()
             await runtime.close()
             withdraw()

@@ -50,6 +50,7 @@ from charmspace.server.deps import (
     shown,
 )
 from charmspace.server.errors import BadRequestError, error_body, status_of
+from charmspace.server.routes.charms import require_result_name
 from charmspace.server.view_protocol import ViewProtocol
 from charmspace.storage import Capability
 from charmspace.storage.model import Change
@@ -219,8 +220,13 @@ class Connection:
         charm = charm_id(charm)
         require(self.runtime, space, self.principal, Capability.READ, "read a cell")
         require_charm(self.runtime, space, charm, self.principal)
-        self.unsubscribe(id)
         address = docs_of(space, charm)[2].key(*path)
+        if not (path and isinstance(path[0], str) and path[0].startswith("$")):
+            # As the HTTP cell routes: a misspelt name is refused, not watched as null.
+            # ``$``-names (``$NAME``, ``$UI``) are the shell's to ask of any charm, and a
+            # charm need not have them: those still read null when absent.
+            require_result_name(Transaction(self.runtime, self.principal), charm, address)
+        self.unsubscribe(id)
         seq = self.runtime.storage.head(space, self.principal)
         value = self._read(address)
         subscription = Subscription(id, space, address, value)

@@ -31,7 +31,7 @@ one), so a restart does not log browsers out: an open page reconnects and
 carries on. The file holds a SHA-256 of each session id, never
 the id itself, so reading it does not let anyone act as a logged-in browser.
 
-The file is written behind the changes (:mod:`charmspace.server.write_behind`),
+The file is written behind the changes (:mod:`charmspace.write_behind`),
 not on each one: a login or logout marks it stale, and a worker thread writes
 it at most once every ``WRITE_INTERVAL`` seconds. Written on each change, on
 the event loop, it made a flood of logins stall every other request: the whole
@@ -63,9 +63,9 @@ from charmspace.identity import parse_did, verify
 from charmspace.private_json import load_private_json
 from charmspace.server.errors import AuthenticationError, ServerBusyError
 from charmspace.server.tally import Tally
-from charmspace.server.write_behind import WriteBehind
 from charmspace.signing import b64decode, session_message
 from charmspace.types import DID
+from charmspace.write_behind import WriteBehind
 
 CHALLENGE_TTL = 120.0
 SESSION_TTL = 12 * 3600.0

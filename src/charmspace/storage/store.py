@@ -201,7 +201,7 @@ class Storage:
 
     def space(self, space: SpaceDID, principal: DID) -> SpaceRecord:
         """The space's owner and ACL (needs READ)."""
-        return self._check(space, principal, Capability.READ, "read the ACL")
+        return self._check(space, principal, Capability.READ, "read its owner and grants")
 
     def spaces(self, principal: DID) -> list[SpaceRecord]:
         """The spaces ``principal`` can read (one that cannot be opened is logged and skipped)."""

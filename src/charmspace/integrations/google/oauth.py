@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import secrets
 import warnings
@@ -33,11 +34,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charmspace.errors import IntegrationError
 from charmspace.integrations.secret_file import read_secret_file
-from charmspace.private_json import load_private_json, save_private_json
+from charmspace.private_json import load_private_json
 from charmspace.runtime.address import Address
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.secrets import SECRET
 from charmspace.types import DID
+from charmspace.write_behind import WriteBehind
 
 with warnings.catch_warnings():
     # Authlib 1.9 says its httpx client prefers the newer httpx2 package, and installs
@@ -182,6 +184,12 @@ class GoogleOAuth:
     not break them: Google sends the browser back to whichever process answers
     then. The file is keyed by a SHA-256 of each state, never the state itself,
     so reading it is not enough to finish someone's sign-in.
+
+    Between :meth:`start_writing` and :meth:`stop_writing` (the server's
+    lifespan) the file is written behind the changes, at most once a second in
+    a worker thread (:mod:`charmspace.write_behind`), so a flood of sign-in
+    starts does not stall the event loop with one rewrite each; a clean stop
+    writes the last state. Outside them, each change is written at once.
     """
 
     def __init__(
@@ -195,10 +203,13 @@ class GoogleOAuth:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
-        self._logins_path = logins_path
         self._logins: dict[str, LoginRecord] = {}  # sha256(state) -> record
+        self._file: WriteBehind[dict[str, LoginRecord]] | None = None
         if logins_path is not None:
             self._logins = self._load_logins(logins_path)
+            self._file = WriteBehind(
+                logins_path, lambda: dict(self._logins), _render_logins, what="Google sign-ins"
+            )
         self._inflight: dict[str, asyncio.Task[TokenInfo]] = {}
         self._answers: dict[str, tuple[float, TokenInfo]] = {}
         self.redirect_uri: str | None = None
@@ -281,9 +292,20 @@ class GoogleOAuth:
         return {digest: record for digest, record in logins.items() if record.expires > now}
 
     def _save_logins(self) -> None:
-        if self._logins_path is not None:
-            kept = _KEPT_LOGINS.dump_python(self._logins, mode="json")
-            save_private_json(self._logins_path, kept, what="Google sign-ins")
+        if self._file is not None:
+            self._file.changed()
+            if not self._file.running:  # no task writes behind (not in a server): now
+                self._file.flush()
+
+    def start_writing(self) -> None:
+        """Write the sign-ins file behind the changes, from a task of the running loop."""
+        if self._file is not None:
+            self._file.start()
+
+    async def stop_writing(self) -> None:
+        """Write the sign-ins file's last state; then each change is written at once again."""
+        if self._file is not None:
+            await self._file.stop()
 
     async def finish_login(self, record: LoginRecord, code: str) -> Auth:
         """Exchange ``code`` (with the record's verifier) and read who signed in: a whole Auth."""
@@ -436,6 +458,11 @@ class GoogleOAuth:
             log.warning("revoking at Google failed: HTTP %s", response.status_code)
             return False
         return True
+
+
+def _render_logins(logins: dict[str, LoginRecord]) -> str:
+    """The sign-ins file's text (in a worker thread: the records never change)."""
+    return json.dumps(_KEPT_LOGINS.dump_python(logins, mode="json"))
 
 
 def _digest(state: str) -> str:

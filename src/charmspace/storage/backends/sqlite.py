@@ -57,6 +57,7 @@ from charmspace.errors import (
 from charmspace.identity import is_did, parse_did
 from charmspace.storage.backends.base import Check
 from charmspace.storage.backends.sqlite_files import (
+    closed_error,
     create_private,
     os_error,
     rollback,
@@ -390,7 +391,7 @@ class SQLiteBackend:
         while True:
             with self._lock:
                 if self._closed:
-                    raise StorageError(f"The storage in {self.directory} is closed.")
+                    raise closed_error(self.directory)
                 conn = self._conns.get(space)
                 if conn is not None and conn.closed:  # its file was deleted: look again
                     del self._conns[space]
@@ -515,7 +516,7 @@ class SQLiteBackend:
         """The directory's leases (``leases.sqlite``), opened on first use."""
         with self._lock:
             if self._closed:
-                raise StorageError(f"The storage in {self.directory} is closed.")
+                raise closed_error(self.directory)
             if self._leases is None:
                 from charmspace.storage.backends.sqlite_leases import SQLiteLeases
 
@@ -530,7 +531,7 @@ class SQLiteBackend:
         parse_did(space)
         with self._lock:
             if self._closed:
-                raise StorageError(f"The storage in {self.directory} is closed.")
+                raise closed_error(self.directory)
         path = self.path(space)
         if self._exists(space):
             raise SpaceExistsError(space)

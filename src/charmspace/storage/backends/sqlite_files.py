@@ -19,6 +19,7 @@ from charmspace.errors import (
     SpaceNotFoundError,
     StorageError,
     StorageIOError,
+    StoragePathError,
     StoragePermissionError,
 )
 from charmspace.types import SpaceDID
@@ -90,10 +91,26 @@ def sqlite_error(
     return StorageIOError(str(path), f"SQLite reported: {text}")
 
 
+def closed_error(directory: Path) -> StorageError:
+    """What a call on a closed SQLite storage raises: said plainly, with what to do."""
+    return StorageError(
+        f"The storage in {directory} is closed, so it cannot be read or written; nothing "
+        "was done. Open it again (open_storage(url), or a new Runtime on it) to go on."
+    )
+
+
+_WRONG_PATH = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP}
+)
+"""What a path itself is to blame for: a parent missing or a file, a name too long."""
+
+
 def os_error(error: OSError, path: str, doing: str) -> StorageError:
     """The charmspace error for an operating-system error while trying to ``doing`` at ``path``."""
     if error.errno == errno.ENOSPC:
         return DiskFullError(path)
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoragePermissionError(path, f"cannot {doing} ({error.strerror})")
+    if error.errno in _WRONG_PATH:  # retrying cannot help: the path must change
+        return StoragePathError(path, f"cannot {doing} ({error.strerror})")
     return StorageIOError(path, f"cannot {doing} ({error.strerror})")

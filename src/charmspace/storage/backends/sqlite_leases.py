@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from charmspace.errors import CorruptStorageError, StorageError
 from charmspace.storage.backends.sqlite_files import (
+    closed_error,
     create_private,
     os_error,
     rollback,
@@ -113,7 +114,7 @@ class SQLiteLeases:
 
     def _connect(self, space: SpaceDID) -> sqlite3.Connection:
         if self._closed:
-            raise StorageError(f"The storage in {self.path.parent} is closed.")
+            raise closed_error(self.path.parent)
         if self._db is not None:
             if self._same_file():
                 return self._db

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from charmspace.server import write_behind
-from charmspace.server.write_behind import WriteBehind
+from charmspace import write_behind
+from charmspace.write_behind import WriteBehind
 
 
 class State:

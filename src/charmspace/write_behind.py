@@ -8,6 +8,10 @@ requests and WebSockets for as long as each write took (about 60 ms with
 it takes a snapshot on the loop (a dict copy: cheap), encodes it as JSON and
 writes it in a worker thread, then waits ``interval`` before it writes again,
 so any number of changes in that time costs one write of the latest state.
+The Google sign-ins in progress (:mod:`charmspace.integrations.google.oauth`)
+are kept the same way, for the same reason: a flood of sign-in starts.
+Here, beside :mod:`charmspace.private_json`, rather than in the server, so an
+integration can use it without depending on the server.
 
 The guarantees: never two writes at once (one lock, held by the writing
 thread); never an older state after a newer one (each snapshot is numbered,
@@ -75,6 +79,11 @@ class WriteBehind(Generic[S]):
     def stale(self) -> bool:
         """Whether the file misses a change (not yet written, or its write failed)."""
         return self._written < self._changes
+
+    @property
+    def running(self) -> bool:
+        """Whether a task writes behind the changes (between :meth:`start` and :meth:`stop`)."""
+        return self._task is not None
 
     def changed(self) -> None:
         """The state changed: write it soon (now, if the last write is ``interval`` old)."""
