@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from charmspace.private_json import load_private_json, save_private_json
+from charmspace.private_json import load_private_json, write_private_text
 
 
 def test_a_saved_value_reads_back_from_a_file_only_its_owner_can_read(tmp_path: Path) -> None:
@@ -16,7 +16,7 @@ def test_a_saved_value_reads_back_from_a_file_only_its_owner_can_read(tmp_path: 
     leftover.parent.mkdir()
     leftover.write_text("half written")
     leftover.chmod(0o644)
-    assert save_private_json(path, {"a": [1, "b"]}, what="things")
+    write_private_text(path, '{"a": [1, "b"]}')
     assert load_private_json(path, what="things") == {"a": [1, "b"]}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not leftover.exists()
@@ -33,7 +33,8 @@ def test_a_missing_or_unreadable_file_reads_as_nothing(
     assert "unreadable things file" in caplog.text
 
 
-def test_a_file_that_cannot_be_written_is_reported_not_raised(tmp_path: Path) -> None:
+def test_a_file_that_cannot_be_written_raises_for_its_caller_to_report(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    assert not save_private_json(blocked / "things.json", {}, what="things")
+    with pytest.raises(OSError):
+        write_private_text(blocked / "things.json", "{}")

@@ -2,9 +2,9 @@
 
 The server keeps a few things across a restart that are not documents of a
 space: browser sessions, Google sign-ins in progress. Each is one small file,
-replaced whole (written to a temporary file, then renamed), so a crash leaves
-the old contents or the new, never half of them: on every change, or for the
-sessions file, which a flood of logins changes often, at most once a second,
+replaced whole (written to a temporary file, synced, then renamed), so a crash
+or a power cut leaves the old contents or the new, never half of them. While
+the server runs, they are written behind the changes, at most once a second,
 off the event loop (:mod:`charmspace.write_behind`).
 
 Why a failure only logs: what these files keep is a convenience across a
@@ -35,23 +35,13 @@ def load_private_json(path: Path, *, what: str) -> Any:
         return None
 
 
-def save_private_json(path: Path, value: Any, *, what: str) -> bool:
-    """Replace ``path`` with ``value`` as JSON, mode 0600; False (logged) if it could not."""
-    try:
-        write_private_text(path, json.dumps(value))
-    except OSError:
-        log.warning("could not save the %s file %s: a restart forgets it", what, path)
-        return False
-    return True
-
-
 def write_private_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8), mode 0600; raises OSError if it could not.
 
-    For a caller that encodes the JSON itself and reports failures itself (the
-    sessions file encodes in pieces and logs once per outage, not once per write:
-    :mod:`charmspace.write_behind`). Never two at once on one ``path``:
-    they share the temporary file.
+    The caller encodes the JSON and reports failures (the sessions file encodes
+    in pieces and logs once per outage, not once per write:
+    :mod:`charmspace.write_behind`). Never two at once on one ``path``: they
+    share the temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
@@ -59,4 +49,6 @@ def write_private_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         os.fchmod(out.fileno(), 0o600)  # a leftover temporary file would keep its own
         out.write(text)
+        out.flush()
+        os.fsync(out.fileno())  # else a power cut after the rename can leave it empty
     os.replace(temporary, path)
