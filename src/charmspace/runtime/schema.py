@@ -47,6 +47,14 @@ def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(_pydantic_compatible(tp))
 
 
+def _schema_adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+    """:func:`_adapter`, or a :class:`SchemaError` saying ``tp`` cannot be a schema."""
+    try:
+        return _adapter(tp)
+    except (pydantic.PydanticUserError, TypeError) as e:
+        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+
+
 def _pydantic_compatible(tp: Any) -> Any:
     """``tp`` with every ``typing.TypedDict`` rebuilt as a ``typing_extensions`` one.
 
@@ -92,10 +100,7 @@ def validator_for(tp: Any) -> Validator:
     Strict about structure, lenient about nothing else: a wrong type or a missing
     required key raises :class:`~charmspace.errors.SchemaError` with the path.
     """
-    try:
-        adapter = _adapter(tp)
-    except (pydantic.PydanticUserError, TypeError) as e:
-        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+    adapter = _schema_adapter(tp)
 
     def validate(value: JSONValue) -> Any:
         try:
@@ -120,10 +125,7 @@ def event_validator_for(tp: Any) -> Validator:
     pattern's unknown inputs would be (and those are refused too). A model
     whose config says ``extra="allow"`` still accepts them.
     """
-    try:
-        adapter = _adapter(tp)
-    except (pydantic.PydanticUserError, TypeError) as e:
-        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+    adapter = _schema_adapter(tp)
     try:
         schema: Schema | None = json_schema_for(tp)
     except SchemaError:
@@ -168,10 +170,7 @@ def stored_validator_for(tp: Any) -> Validator:
     a string a ``datetime``. Unlike an event, unknown keys pass: they are
     kept, not dropped, and a value stored before may have them.
     """
-    try:
-        adapter = _adapter(tp)
-    except (pydantic.PydanticUserError, TypeError) as e:
-        raise SchemaError((), f"{tp!r} cannot be used as a schema: {e}") from None
+    adapter = _schema_adapter(tp)
 
     def validate(value: JSONValue) -> Any:
         try:
