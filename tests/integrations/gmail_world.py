@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from charmspace import Runtime
+from charmspace.backoff import Backoff
 from charmspace.errors import IntegrationError
 from charmspace.identity import Identity
-from charmspace.integrations.backoff import Backoff
 from charmspace.integrations.google.gmail import GMAIL_READONLY, GmailClient, needs_refresh
 from charmspace.integrations.google.oauth import EMPTY_AUTH, GoogleOAuth, GoogleSettings
 from charmspace.integrations.llm import LLMClient

@@ -18,7 +18,6 @@ from pydantic import SecretStr
 
 from charmspace import Runtime
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import parse_retry_after
 from charmspace.integrations.llm import LLMClient, LLMSettings, function_tool
 from charmspace.integrations.services import Services, configure
 from charmspace.patterns import llm
@@ -164,12 +163,6 @@ def test_settings_read_the_environment_and_a_private_key_file(
     os.chmod(key_file, 0o600)
     key = LLMSettings(_env_file=None).key()  # type: ignore[call-arg]
     assert key is not None and key.get_secret_value() == KEY
-
-
-def test_retry_after_as_seconds_or_a_date() -> None:
-    assert parse_retry_after("7", 0) == 7
-    assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", 40) == 60
-    assert parse_retry_after(None, 0) is None and parse_retry_after("soon", 0) is None
 
 
 def test_the_scripted_llm_answers_malformed_requests_like_openai(url: str) -> None:

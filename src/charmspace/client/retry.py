@@ -24,7 +24,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from charmspace.integrations.backoff import parse_retry_after
+from charmspace.backoff import parse_retry_after
 
 BUSY = 429
 UNSAID_WAIT = 1.0

@@ -27,8 +27,8 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from charmspace.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 from charmspace.integrations.secret_file import read_secret_file
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from charmspace.backoff import Backoff
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import Backoff
 from charmspace.integrations.google.gmail import GMAIL_BASE_URL, GmailClient
 from charmspace.integrations.llm import LLMClient, LLMSettings
 from charmspace.runtime.cell import Cell

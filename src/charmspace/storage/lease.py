@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from charmspace.backoff import Backoff
 from charmspace.errors import LeaseLostError, StorageError, StorageIOError
-from charmspace.integrations.backoff import Backoff
 from charmspace.types import DID, SpaceDID
 
 log = logging.getLogger(__name__)

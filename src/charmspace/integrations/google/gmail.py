@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
+from charmspace.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 from charmspace.errors import IntegrationError
-from charmspace.integrations.backoff import DEFAULT_BACKOFF, Backoff, parse_retry_after
 from charmspace.runtime.cell import Cell
 from charmspace.runtime.clock import Clock, SystemClock
 from charmspace.runtime.stream import Stream

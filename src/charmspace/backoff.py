@@ -1,8 +1,11 @@
 """Bounded exponential back-off with jitter, honouring ``Retry-After``.
 
-Shared by the Gmail and LLM clients: both retry 429 and 5xx answers and
+Shared by the Gmail and LLM clients (both retry 429 and 5xx answers and
 network failures a few times, waiting longer each time, never in lockstep with
-other clients (the jitter), and never sooner than the server asked.
+other clients, thanks to the jitter, and never sooner than the server asked),
+the charmspace client's 429 retries, and a lease's wait for a busy space. It
+sits below them all, beside :mod:`charmspace.values`, so that storage does
+not import the integrations to wait.
 """
 
 from __future__ import annotations
