@@ -69,6 +69,45 @@ def test_editing_a_derived_cell_is_refused_reverted_and_the_error_shown(shell: S
     screenshot(page, "charm-refused-edit")
 
 
+def test_a_value_of_the_wrong_type_is_refused_beside_the_field_and_kept_to_correct(
+    shell: Shell,
+) -> None:
+    """Regression: an emptied number field bound to an ``int`` input committed null,
+    and every later click of the charm failed."""
+    context = shell.local_user()
+    page = context.new_page()
+    charm = create(context, "tally", count=3)
+    page.goto(charm)
+    field, shown = page.locator("#count"), page.locator("#shown")
+    expect(field).to_have_value("3")
+    field.fill("")
+    field.press("Enter")
+    alert = page.locator(".cs-field-error")
+    expect(alert).to_contain_text("InputTypeError")
+    expect(alert).to_contain_text("is int")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_value("")  # what the user typed stays, to be corrected
+    expect(shown).to_have_text("3")
+    screenshot(page, "charm-refused-value")
+    page.locator("#add").click()  # the counter still works: nothing was written
+    expect(shown).to_have_text("4")
+    expect(field).to_have_value("4")
+    expect(alert).to_have_count(0)
+    field.fill("")
+    field.press("Enter")
+    expect(alert).to_contain_text("InputTypeError")
+    field.fill("41")
+    field.press("Enter")
+    expect(shown).to_have_text("41")
+    expect(alert).to_have_count(0)
+    expect(field).not_to_have_attribute("aria-invalid", "true")
+    did, id = charm.split("/")[1:3]
+    value = page.evaluate(
+        f"fetch('/api/spaces/{did}/charms/{id}').then(r => r.json()).then(b => b.result.count)"
+    )
+    assert value == 41
+
+
 def test_a_failing_event_shows_the_charm_error_in_the_page(shell: Shell) -> None:
     context = shell.local_user()
     page = context.new_page()

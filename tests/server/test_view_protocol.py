@@ -197,6 +197,33 @@ async def test_the_patch_of_a_derived_value_comes_before_the_ack_of_its_commit(
             assert all(f["commit"] >= ack["commit"] for f in before if f["type"] == "patch")
 
 
+async def test_an_edit_of_the_wrong_type_for_a_typed_input_is_nacked_and_writes_nothing(
+    server: ServerProcess, alice: AsyncClient
+) -> None:
+    """Regression: the shell's edits were written unchecked, so a field bound to an
+    ``int`` input could store "abc" or null and every later click failed."""
+    charm = (await alice.charms.create("tally"))["id"]
+    async with page(server) as tab:
+        await open_counter(tab, alice.did, charm)
+        for bad in ("abc", None):
+            refused = await tab.send("edit", view="v1", node="0.0", prop="value", value=bad)
+            nack, before = await tab.until("nack", refused)
+            assert nack["error"]["type"] == "InputTypeError"
+            assert nack["error"]["input"] == "count" and nack["error"]["wanted"] == "int"
+            assert "nothing was written" in nack["error"]["message"]
+            assert not [f for f in before if f["type"] == "patch"]
+        assert await alice.cell(alice.did, charm, "count").get() == 0
+        # The refused frame was not recorded as applied: sent again, corrected, it commits.
+        again = await tab.send("edit", id=refused, view="v1", node="0.0", prop="value", value=5)
+        ack, before = await tab.until("ack", again)
+        assert isinstance(ack["commit"], int)
+        ops = [op for f in before if f["type"] == "patch" for op in f["ops"]]
+        assert {"op": "text", "node": "0.2.0", "value": "5"} in ops
+        clicked = await tab.send("event", view="v1", node="0.1", name="click", detail={})
+        await tab.until("ack", clicked)
+    assert await alice.cell(alice.did, charm, "count").get() == 6
+
+
 async def test_a_failing_handler_is_nacked_and_the_charm_error_is_sent(
     server: ServerProcess, alice: AsyncClient
 ) -> None:

@@ -18,6 +18,11 @@ values are awaited (bounded by ``PROPAGATION_WAIT``) and theirs queued, all
 *before* the ``ack`` naming the commit, so the page never sees an acknowledged
 commit whose effect it has not been shown.
 
+An edit is checked against the types of the charm inputs it lands in
+(:func:`~charmspace.patterns.edits.checked_write`); a refused one writes
+nothing, records nothing and is answered with a ``nack`` naming the
+:class:`~charmspace.errors.InputTypeError`.
+
 A client frame id (``"<tab>:<n>"``) is recorded with the commit it causes: an
 event's in the target charm's inbox (the same record that makes a durable send
 apply once), an edit's in a small document of the space written in the edit's
@@ -42,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 from charmspace.errors import CharmspaceError, SchemaError
 from charmspace.facade import Runtime
 from charmspace.identity import is_did
+from charmspace.patterns.edits import checked_write
 from charmspace.patterns.render import UI_KEY
 from charmspace.runtime import outbox
 from charmspace.runtime.address import Address
@@ -301,7 +307,10 @@ class ViewProtocol:
                 tx.abort()
                 commit: int | None = self._head(cell.space)
             else:
-                tx.write(cell, to_json(value))
+                # Checked against the charm's input types like any edit from outside it;
+                # a refusal raises before the frame is recorded, so a corrected resend
+                # (a new frame) and even this frame again are judged afresh.
+                checked_write(self.runtime.charms, tx, cell, to_json(value))
                 kept = sorted({number, *seen}, reverse=True)[:DEDUP_WINDOW]
                 tx.write(record, {"seen": kept})
                 commit = (await tx.commit_to(self.runtime.store)).seq

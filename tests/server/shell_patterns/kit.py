@@ -44,6 +44,27 @@ def form(text: Default[Cell[str], ""], said: Default[Cell[str], ""]) -> dict[str
     }
 
 
+@handler
+def add_one(event: dict[str, object], *, count: Cell[int]) -> None:
+    count.set((count.get() or 0) + 1)
+
+
+@pattern
+def tally(count: Default[Cell[int], 0]) -> dict[str, object]:
+    """A number input bound to an ``int`` input, a "+1" button and the count as text."""
+    return {
+        NAME: computed(lambda: f"Tally: {count.get()}"),
+        UI: h(
+            "stack",
+            {},
+            h("input", {"id": "count", "type": "number", "bind_value": count}),
+            h("button", {"id": "add", "on_click": add_one.bind(count=count)}, "+1"),
+            h("text", {"id": "shown"}, count),
+        ),
+        "count": count,
+    }
+
+
 _HOSTILE = {
     "type": "vnode",
     "name": "stack",

@@ -33,6 +33,7 @@ const ATTRS = new Set([
   "datetime", "label", "low", "high", "optimum", "start", "reversed", "hidden", "loading",
 ]);
 const URL_ATTRS = new Set(["href", "src"]);
+const VALUE_REFUSALS = new Set(["InputTypeError", "SchemaError"]); // edits refused for their value
 const INPUT_TYPES = new Set(["text", "number", "email", "password", "search", "date", "time"]);
 const EVENT_NAMES = ["click", "change", "input", "submit", "keydown", "focus", "blur"];
 
@@ -273,6 +274,11 @@ function applyBound(view, entry, prop, value, commit) {
   if (commit !== null && commit < owner.acked) return; // older than our own last commit
   if (owner.inflight.size) return;
   owner.base = commit;
+  if (owner.refused && commit !== null) {
+    // A newer value of the cell (a click, another user) replaces the refused text and its message.
+    owner.refused = false;
+    clearFieldError(entry);
+  }
   setBoundValue(e, prop, value);
 }
 
@@ -309,6 +315,7 @@ function sendEdit(view, entry) {
   if (!owner || !owner.pending) return;
   clearTimeout(owner.pending);
   owner.pending = null;
+  owner.refused = false; // a new value: its own ack or nack says what became of it
   const prop = boundProp(entry);
   if (!prop) return;
   const id = nextId();
@@ -543,8 +550,14 @@ function onNack(frame) {
   const entry = view.nodes.get(who.node);
   if (who.kind === "edit" && entry && entry.owner) {
     entry.owner.inflight.delete(frame.id);
-    if (entry.owner.pending) { clearTimeout(entry.owner.pending); entry.owner.pending = null; }
-    if (entry.server) setBoundValue(entry.el, entry.server.prop, entry.server.value); // revert
+    // A value of the wrong type (an int input emptied, say) stays for the user to
+    // correct, the message beside it, and what they typed since still goes; other
+    // refusals (a derived cell) revert the field.
+    entry.owner.refused = VALUE_REFUSALS.has(frame.error && frame.error.type);
+    if (!entry.owner.refused) {
+      if (entry.owner.pending) { clearTimeout(entry.owner.pending); entry.owner.pending = null; }
+      if (entry.server) setBoundValue(entry.el, entry.server.prop, entry.server.value);
+    }
     showFieldError(entry, message(frame.error));
   } else {
     view.status.replaceChildren(el("p", { class: "cs-error", role: "alert" }, message(frame.error)));
