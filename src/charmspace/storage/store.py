@@ -334,7 +334,8 @@ class Storage:
         """
         if type(principal) is not str or not principal:
             self._require_principal(principal, space, "read")
-        self._check_id(space, id)
+        if not (type(id) is str and id.isascii() and 0 < len(id) <= self.limits.max_id_bytes):
+            self._check_id(space, id)  # _check_id's own fast path, inlined: it explains
         unsettled = self._unsettled.get(space)
         if unsettled and not pending and (id in unsettled if at is None else True):
             durable = self.durable_head(space)
@@ -427,7 +428,8 @@ class Storage:
                 on_durable(None)
             return 0
         # WRITE is checked by the backend, inside its write transaction.
-        self._require_principal(commit.principal, commit.space, "write")
+        if type(commit.principal) is not str or not commit.principal:
+            self._require_principal(commit.principal, commit.space, "write")
         prepared, history = self._prepare(commit)
         space = commit.space
         principal = commit.principal
@@ -568,13 +570,18 @@ class Storage:
             raise LimitExceededError(
                 "The number of writes in the commit", len(commit.writes), limits.max_commit_writes
             )
+        max_id = limits.max_id_bytes
+        # _check_id's fast path inlined (it is called only to explain a bad id): a
+        # commit usually reads and writes ids the runtime made
         for id in commit.reads:
-            self._check_id(space, id)
+            if not (type(id) is str and id.isascii() and 0 < len(id) <= max_id):
+                self._check_id(space, id)
         writes = []
         total = 0
         history = 0
         for id, value in commit.writes.items():
-            self._check_id(space, id)
+            if not (type(id) is str and id.isascii() and 0 < len(id) <= max_id):
+                self._check_id(space, id)
             history += len(id) + 150
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))
