@@ -341,7 +341,10 @@ class Storage:
             durable = self.durable_head(space)
             if at is None or at > durable:
                 at = durable
-        return self.backend.read(space, id, at, self._access(principal, Capability.READ))
+        check = self._checks.get((principal, Capability.READ))  # _access's usual answer
+        if check is None:
+            check = self._access(principal, Capability.READ)
+        return self.backend.read(space, id, at, check)
 
     def unsettled(self, space: SpaceDID, id: EntityId) -> bool:
         """Whether a grouped commit of ``space`` that wrote ``id`` is not durable yet.
@@ -438,13 +441,16 @@ class Storage:
         documents = bool(prepared.writes)
         settle: list[Settle] = []
         lock = self._commit_locks.get(space) or self._commit_lock(space)
+        check = self._checks.get((principal, Capability.WRITE))  # _access's usual answer
+        if check is None:
+            check = self._access(principal, Capability.WRITE)
         try:
             with lock:
                 try:
                     seq = self.backend.apply(
                         prepared,
                         defer=defer,
-                        check=self._access(principal, Capability.WRITE),
+                        check=check,
                     )
                 except (ConflictError, AuthorizationError, SpaceNotFoundError):
                     if not defer:  # the backend made the open group durable on the way

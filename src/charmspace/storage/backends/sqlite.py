@@ -297,9 +297,9 @@ def _row(conn: _Conn, w: PreparedWrite, seq: int) -> tuple[str, int, str | None,
     that is not cached replays at most about twice the document's size, and the
     whole value is encoded and written once per that many bytes of change.
     """
-    if w.deleted:
-        return (w.id, seq, None, 0, 0, 0)
     delta = w.delta
+    if delta is None and w.text is None:  # w.deleted, without the property's call
+        return (w.id, seq, None, 0, 0, 0)
     if delta is not None and conn.cache.get(w.id) is w.base:
         previous = conn.chains.get(w.id)
         if previous is not None and previous + len(delta) <= w.size:
