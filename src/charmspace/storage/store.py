@@ -334,13 +334,17 @@ class Storage:
         """
         if type(principal) is not str or not principal:
             self._require_principal(principal, space, "read")
-        self._check_id(space, id)
+        if not (type(id) is str and id.isascii() and 0 < len(id) <= self.limits.max_id_bytes):
+            self._check_id(space, id)  # _check_id's own fast path, inlined: it explains
         unsettled = self._unsettled.get(space)
         if unsettled and not pending and (id in unsettled if at is None else True):
             durable = self.durable_head(space)
             if at is None or at > durable:
                 at = durable
-        return self.backend.read(space, id, at, self._access(principal, Capability.READ))
+        check = self._checks.get((principal, Capability.READ))  # _access's usual answer
+        if check is None:
+            check = self._access(principal, Capability.READ)
+        return self.backend.read(space, id, at, check)
 
     def unsettled(self, space: SpaceDID, id: EntityId) -> bool:
         """Whether a grouped commit of ``space`` that wrote ``id`` is not durable yet.
@@ -427,7 +431,8 @@ class Storage:
                 on_durable(None)
             return 0
         # WRITE is checked by the backend, inside its write transaction.
-        self._require_principal(commit.principal, commit.space, "write")
+        if type(commit.principal) is not str or not commit.principal:
+            self._require_principal(commit.principal, commit.space, "write")
         prepared, history = self._prepare(commit)
         space = commit.space
         principal = commit.principal
@@ -436,13 +441,16 @@ class Storage:
         documents = bool(prepared.writes)
         settle: list[Settle] = []
         lock = self._commit_locks.get(space) or self._commit_lock(space)
+        check = self._checks.get((principal, Capability.WRITE))  # _access's usual answer
+        if check is None:
+            check = self._access(principal, Capability.WRITE)
         try:
             with lock:
                 try:
                     seq = self.backend.apply(
                         prepared,
                         defer=defer,
-                        check=self._access(principal, Capability.WRITE),
+                        check=check,
                     )
                 except (ConflictError, AuthorizationError, SpaceNotFoundError):
                     if not defer:  # the backend made the open group durable on the way
@@ -568,13 +576,18 @@ class Storage:
             raise LimitExceededError(
                 "The number of writes in the commit", len(commit.writes), limits.max_commit_writes
             )
+        max_id = limits.max_id_bytes
+        # _check_id's fast path inlined (it is called only to explain a bad id): a
+        # commit usually reads and writes ids the runtime made
         for id in commit.reads:
-            self._check_id(space, id)
+            if not (type(id) is str and id.isascii() and 0 < len(id) <= max_id):
+                self._check_id(space, id)
         writes = []
         total = 0
         history = 0
         for id, value in commit.writes.items():
-            self._check_id(space, id)
+            if not (type(id) is str and id.isascii() and 0 < len(id) <= max_id):
+                self._check_id(space, id)
             history += len(id) + 150
             if value is DELETE:
                 writes.append(PreparedWrite(id, None, None))

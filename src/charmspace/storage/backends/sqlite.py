@@ -297,9 +297,9 @@ def _row(conn: _Conn, w: PreparedWrite, seq: int) -> tuple[str, int, str | None,
     that is not cached replays at most about twice the document's size, and the
     whole value is encoded and written once per that many bytes of change.
     """
-    if w.deleted:
-        return (w.id, seq, None, 0, 0, 0)
     delta = w.delta
+    if delta is None and w.text is None:  # w.deleted, without the property's call
+        return (w.id, seq, None, 0, 0, 0)
     if delta is not None and conn.cache.get(w.id) is w.base:
         previous = conn.chains.get(w.id)
         if previous is not None and previous + len(delta) <= w.size:
@@ -663,7 +663,8 @@ class SQLiteBackend:
         for _ in range(3):  # as _with, spelled out: this is the hottest path there is
             conn = self._acquire(space)
             try:
-                conn.refresh()
+                if not conn.batch:  # conn.refresh(), inlined
+                    conn.sync()
                 if check is not None:
                     check(conn.record or conn.space_record())
                 if at is None:
@@ -721,7 +722,22 @@ class SQLiteBackend:
         ``check`` is called with the space's record inside the write lock, where
         no other process can change it.
         """
-        return self._with(commit.space, lambda conn: self._apply(conn, commit, check, defer))
+        space = commit.space
+        for _ in range(3):  # as _with, spelled out: every commit comes this way
+            conn = self._acquire(space)
+            try:
+                return self._apply(conn, commit, check, defer)
+            except _Gone:
+                if not conn.batch:
+                    rollback(conn.db)
+                conn.close()
+            except sqlite3.Error as error:
+                raise sqlite_error(error, space, conn.path) from error
+            except OSError as error:
+                raise os_error(error, str(conn.path), "use the space's file") from error
+            finally:
+                conn.lock.release()
+        raise SpaceNotFoundError(space)
 
     def _apply(self, conn: _Conn, commit: PreparedCommit, check: Check, defer: bool) -> int:
         cur = conn.cur
@@ -735,7 +751,7 @@ class SQLiteBackend:
                 rollback(conn.db)
                 raise
         try:
-            check(conn.space_record())
+            check(conn.record or conn.space_record())
             for id, seen in commit.reads.items():
                 actual = conn.current(id).seq
                 if actual != seen:
@@ -766,14 +782,18 @@ class SQLiteBackend:
                 if not defer:
                     self._commit_batch(conn)
                 return 0
+        rows: tuple[tuple[str, int, str | None, int, int, int], ...]
         try:
-            seq = conn.current_head() + 1
-            chains = conn.chains
-            rows = [_row(conn, w, seq) for w in writes]
-            if len(writes) == 1:
-                cur.execute(_INSERT_REVISION, rows[0][:5])
-                ids = _one_id_text(writes[0].id)
+            head = conn.head
+            seq = (head if head >= 0 else conn.current_head()) + 1
+            if len(writes) == 1:  # the usual commit: no list of rows to build
+                w = writes[0]
+                row = _row(conn, w, seq)
+                cur.execute(_INSERT_REVISION, row[:5])
+                ids = _one_id_text(w.id)
+                rows = (row,)
             else:
+                rows = tuple([_row(conn, w, seq) for w in writes])
                 cur.executemany(_INSERT_REVISION, [row[:5] for row in rows])
                 ids = dumps([w.id for w in writes])
             cur.execute(_INSERT_COMMIT, (seq, commit.principal, commit.time, ids, commit.meta_text))
@@ -782,8 +802,9 @@ class SQLiteBackend:
             raise
         conn.head = seq
         cache = conn.cache
+        chains = conn.chains
         for w, row in zip(writes, rows, strict=True):
-            if w.deleted:
+            if row[2] is None:  # deleted
                 cache[w.id] = Revision(None, seq, True)
             else:
                 cache[w.id] = Revision(w.value, seq, size=w.size)
