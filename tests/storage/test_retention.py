@@ -74,12 +74,20 @@ def test_everything_newer_than_keep_seconds_is_kept(storage_url: str) -> None:
 
 
 def test_history_never_holds_more_than_max_history_bytes(storage_url: str) -> None:
+    """A pass that sums the history's size prunes it to the budget.
+
+    The background pass is stopped: one it ran during the commits would leave
+    the test's pass short of a quarter budget written since, which by design
+    does not sum the sizes again (the history may then exceed its budget by
+    that quarter until the next sum), and the horizon would depend on timing.
+    """
     with open_storage(
         storage_url + "?keep_commits=100000&max_history_bytes=20000", service=SERVICE
     ) as storage:
         space = create_new_space(storage, OWNER)
+        storage.pruner.close()  # prune only when the test says so
         commits(storage, space, 50, size=1000)  # about 1.2 KB each with id and log
-        storage.pruner.run_once()
+        storage.pruner.prune(space)
         horizon = storage.horizon(space, OWNER)
         assert 30 <= horizon <= 40  # the newest ~16 revisions fit in 20,000 bytes
         assert storage.read(space, DOC, OWNER, at=horizon).value["i"] == horizon - 1  # type: ignore[index]
