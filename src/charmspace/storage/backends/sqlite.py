@@ -43,7 +43,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from charmspace.errors import (
     ConflictError,
@@ -408,8 +408,9 @@ class SQLiteBackend:
                 return conn
             conn.lock.release()  # evicted or deleted meanwhile: look again
 
-    def _with(self, space: SpaceDID, operation: Callable[[_Conn], T]) -> T:
-        """Run ``operation`` on the space's connection (lock held), with SQLite errors explained.
+    def _with(self, space: SpaceDID, operation: Callable[..., T], *args: Any) -> T:
+        """Run ``operation(conn, *args)`` on the space's connection (lock held), with
+        SQLite errors explained.
 
         If the connection's file turns out to be gone (another process deleted
         the space), the connection is dropped and the operation runs again on
@@ -419,7 +420,7 @@ class SQLiteBackend:
         for _ in range(3):
             conn = self._acquire(space)
             try:
-                return operation(conn)
+                return operation(conn, *args)
             except _Gone:
                 if not conn.batch:
                     rollback(conn.db)
@@ -722,22 +723,7 @@ class SQLiteBackend:
         ``check`` is called with the space's record inside the write lock, where
         no other process can change it.
         """
-        space = commit.space
-        for _ in range(3):  # as _with, spelled out: every commit comes this way
-            conn = self._acquire(space)
-            try:
-                return self._apply(conn, commit, check, defer)
-            except _Gone:
-                if not conn.batch:
-                    rollback(conn.db)
-                conn.close()
-            except sqlite3.Error as error:
-                raise sqlite_error(error, space, conn.path) from error
-            except OSError as error:
-                raise os_error(error, str(conn.path), "use the space's file") from error
-            finally:
-                conn.lock.release()
-        raise SpaceNotFoundError(space)
+        return self._with(commit.space, self._apply, commit, check, defer)
 
     def _apply(self, conn: _Conn, commit: PreparedCommit, check: Check, defer: bool) -> int:
         cur = conn.cur
