@@ -98,6 +98,18 @@ def test_a_value_that_is_not_json_is_refused_before_it_is_sent(value: Any, where
             client.cell(me.did, "of:x", "value").set({"tags": value})
 
 
+def test_an_unreachable_url_is_named_without_its_password() -> None:
+    port = free_port()
+    url = f"http://bob:s3cret@127.0.0.1:{port}"
+    with (
+        Client(url, Identity.generate()) as client,
+        pytest.raises(ServerUnreachableError) as refused,
+    ):
+        client.meta()
+    assert refused.value.url == f"http://127.0.0.1:{port}"
+    assert "s3cret" not in str(refused.value)
+
+
 def test_no_server_answering_is_our_error_naming_the_url_and_what_to_do() -> None:
     """Regression: with no server running, Client and AsyncClient raised httpx's
     ConnectError, outside charmspace's errors, saying nothing about what to do."""

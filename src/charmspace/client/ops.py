@@ -107,7 +107,10 @@ def unreachable(url: httpx.URL | str, error: Exception) -> ServerUnreachableErro
         except RuntimeError:  # httpx raises this when the error has no request
             request = None
     reason = str(error) or type(error).__name__
-    return ServerUnreachableError(str(url).rstrip("/"), reason, request=request)
+    shown = httpx.URL(str(url))
+    if shown.userinfo:  # a password in the URL is not repeated in a message or a log
+        shown = shown.copy_with(userinfo=b"")
+    return ServerUnreachableError(str(shown).rstrip("/"), reason, request=request)
 
 
 def _as_is(answer: Any) -> Any:
